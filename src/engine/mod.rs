@@ -1,0 +1,2 @@
+//! The headless engine: model loading, our own forward pass, the KV cache.
+pub mod protocol;
