@@ -1,2 +1,3 @@
 //! The headless engine: model loading, our own forward pass, the KV cache.
 pub mod protocol;
+pub mod fetch;
