@@ -129,3 +129,10 @@ pub enum Event {
     Calibrated { run_id: RunId, sensitivity: Vec<LayerSensitivity>, seconds: f64 },
     Error { run_id: Option<RunId>, message: String },
 }
+
+/// The client's end of the engine thread: send commands, receive events.
+/// The real engine (`engine::worker::spawn`) and test fakes both hand one out.
+pub struct EngineHandle {
+    pub commands: std::sync::mpsc::Sender<Command>,
+    pub events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+}
