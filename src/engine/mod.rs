@@ -2,3 +2,4 @@
 pub mod protocol;
 pub mod fetch;
 pub mod gguf_tokenizer;
+pub mod chat;
