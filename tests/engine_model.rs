@@ -4,7 +4,6 @@
 mod common;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
-use candle_transformers::models::quantized_llama;
 use depthkv::engine::model::Logits;
 use depthkv::engine::protocol::GenParams;
 use depthkv::engine::PrefillOptions;
@@ -18,38 +17,6 @@ fn answers_capital_of_france() {
     let out = engine.generate(pre.cache, &pre.first_logits, &params, &mut |_| true).unwrap();
     let text = engine.decode(&out);
     assert!(text.contains("Paris"), "answer was {text:?}");
-}
-
-/// Our logits at every prompt position against the stock model fed one token
-/// at a time. Both use the same Q4_1 weights and the same Q8 activation
-/// quantisation inside QMatMul; they differ only in the order of floating
-/// point sums (batched vs one-by-one attention, GQA layout), so the logits
-/// agree to within float32 rounding accumulated over 30 layers.
-#[test]
-fn logits_match_stock_quantized_llama() {
-    let engine = common::default_engine();
-    let path = common::default_model_path();
-    let mut f = std::fs::File::open(&path).unwrap();
-    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-    let mut stock = quantized_llama::ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
-    let tokens = engine
-        .encode("def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n# The Eiffel tower is in", false)
-        .unwrap();
-    let mut cache = engine.model.new_cache().unwrap();
-    let ours = engine.model.forward(&mut cache, &tokens, Logits::All).unwrap();
-    let mut max_diff = 0f32;
-    for (i, &t) in tokens.iter().enumerate() {
-        let input = Tensor::new(&[t], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        let theirs = stock.forward(&input, i).unwrap().squeeze(0).unwrap();
-        let mine = ours.i(i).unwrap();
-        let a = mine.argmax(D::Minus1).unwrap().to_scalar::<u32>().unwrap();
-        let b = theirs.argmax(D::Minus1).unwrap().to_scalar::<u32>().unwrap();
-        assert_eq!(a, b, "argmax differs at position {i}");
-        let d = (mine - theirs).unwrap().abs().unwrap().max(D::Minus1).unwrap().to_scalar::<f32>().unwrap();
-        max_diff = max_diff.max(d);
-    }
-    eprintln!("max |logit difference| over {} positions: {max_diff}", tokens.len());
-    assert!(max_diff < 2e-2, "max abs logit difference {max_diff}");
 }
 
 /// A cache that keeps every slot, gathered into new buffers, decodes with

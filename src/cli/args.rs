@@ -18,6 +18,11 @@ pub struct ModelArgs {
     /// Activation and KV dtype on the GPU: f32, f16 or bf16 (the CPU always uses f32).
     #[arg(long)]
     pub dtype: Option<String>,
+    /// GGUF weights: `dense` dequantizes once at load (exact weights), `quantized` keeps
+    /// candle's quantized matmul (less memory, 8-bit activations), `auto` picks dense
+    /// when the dense model fits in 4 GiB.
+    #[arg(long, default_value = "auto")]
+    pub weights: String,
 }
 
 impl ModelArgs {
@@ -30,7 +35,7 @@ impl ModelArgs {
             Some("bf16") => Some(candle_core::DType::BF16),
             Some(other) => anyhow::bail!("unknown dtype `{other}`: use f32, f16 or bf16"),
         };
-        Ok(LoadOptions { model: self.model.clone(), device, dtype })
+        Ok(LoadOptions { model: self.model.clone(), device, dtype, weights: self.weights.parse()? })
     }
 
     /// Loads the model, logging progress to stderr.

@@ -10,7 +10,7 @@ use super::protocol::{GenParams, ModelInfo};
 use super::sampler::Sampler;
 use super::source::{self, HubSettings, ModelSource};
 use super::tokenizer::{self, TextCodec};
-use super::weights;
+use super::weights::{self, WeightMode};
 use candle_core::{DType, Tensor};
 
 /// How to load a model.
@@ -21,6 +21,8 @@ pub struct LoadOptions {
     pub device: DeviceChoice,
     /// Activation/cache dtype on GPUs (CPU always uses f32).
     pub dtype: Option<DType>,
+    /// GGUF only: dequantize the weights or keep them quantized.
+    pub weights: WeightMode,
 }
 
 /// Prefill settings.
@@ -58,30 +60,32 @@ pub struct Engine {
 impl Engine {
     pub fn load(opts: &LoadOptions, log: &mut dyn FnMut(&str)) -> Result<Engine> {
         let source = source::resolve(opts.model.as_deref(), &HubSettings::from_env(), log)?;
-        Self::load_source(source, opts.device, opts.dtype)
+        Self::load_source(source, opts)
     }
 
-    pub fn load_source(source: ModelSource, choice: DeviceChoice, dtype: Option<DType>) -> Result<Engine> {
-        let dev = device::open(choice)?;
-        let act = device::activation_dtype(&dev, dtype);
-        let (config, weights, codec) = match &source {
+    pub fn load_source(source: ModelSource, opts: &LoadOptions) -> Result<Engine> {
+        let dev = device::open(opts.device)?;
+        let act = device::activation_dtype(&dev, opts.dtype);
+        let (config, weights, codec, act, quantized) = match &source {
             // The tokenizer is checked before the weights are read, so a
             // missing tokenizer fails fast.
             ModelSource::Gguf(path) => {
                 let mut g = weights::open_gguf(path)?;
                 let codec = tokenizer::for_gguf(path, &g.content)?;
-                let w = weights::load_gguf(&mut g, &dev)?;
-                (g.config, w, codec)
+                let dense = g.dequantizes(opts.weights, act).then_some(act);
+                let w = weights::load_gguf(&mut g, &dev, dense)?;
+                // Quantized matmuls compute in f32.
+                (g.config, w, codec, dense.unwrap_or(DType::F32), dense.is_none())
             }
             ModelSource::Safetensors(dir) => {
                 let (config, tied) = weights::read_hf_config(dir)?;
                 let codec = tokenizer::for_folder(dir)?;
                 let w = weights::load_safetensors(dir, &config, tied, act, &dev)?;
-                (config, w, codec)
+                (config, w, codec, act, false)
             }
         };
         let model = Model::new(config, weights, act, &dev)?;
-        let info = model_info(&model.config, &source, &dev, act);
+        let info = model_info(&model.config, &source, &dev, act, quantized);
         Ok(Engine { model, codec, info, source })
     }
 
@@ -206,7 +210,7 @@ impl Decoder {
     }
 }
 
-fn model_info(c: &ModelConfig, source: &ModelSource, dev: &candle_core::Device, dtype: DType) -> ModelInfo {
+fn model_info(c: &ModelConfig, source: &ModelSource, dev: &candle_core::Device, dtype: DType, quantized: bool) -> ModelInfo {
     let name = source
         .path()
         .file_name()
@@ -221,7 +225,10 @@ fn model_info(c: &ModelConfig, source: &ModelSource, dev: &candle_core::Device, 
         head_dim: c.head_dim,
         max_context: c.max_context,
         device: device::describe(dev),
-        dtype: format!("{dtype:?}").to_lowercase(),
+        dtype: match quantized {
+            true => format!("{} (q-matmul)", format!("{dtype:?}").to_lowercase()),
+            false => format!("{dtype:?}").to_lowercase(),
+        },
         kv_bytes_per_token_layer: 2 * c.n_kv_heads * c.head_dim * dtype.size_in_bytes(),
     }
 }

@@ -75,8 +75,52 @@ pub fn open_gguf(path: &Path) -> Result<GgufFile> {
     Ok(GgufFile { path: path.to_path_buf(), config, content, file })
 }
 
-/// Reads the weights of an opened GGUF file onto `device`.
-pub fn load_gguf(g: &mut GgufFile, device: &Device) -> Result<Weights> {
+/// How GGUF weights are used for matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightMode {
+    /// Dequantize when the dense model fits comfortably in memory, else keep quantized.
+    #[default]
+    Auto,
+    /// Keep the quantized blocks (candle's QMatMul quantizes activations to 8 bits).
+    Quantized,
+    /// Dequantize once at load into the activation dtype: exact weights, no
+    /// activation quantization. On the default model this is what makes its
+    /// greedy answers match the reference implementation.
+    Dequantized,
+}
+
+impl std::str::FromStr for WeightMode {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "quantized" | "quant" => Ok(Self::Quantized),
+            "dequantized" | "dense" => Ok(Self::Dequantized),
+            other => Err(EngineError::BadConfig(format!("unknown weight mode `{other}`: use auto, quantized or dense"))),
+        }
+    }
+}
+
+/// Dense weights above this size stay quantized under `WeightMode::Auto`.
+const AUTO_DENSE_LIMIT_BYTES: usize = 4 << 30;
+
+impl GgufFile {
+    /// Whether `mode` means dequantizing this file's weights to `dtype`.
+    pub fn dequantizes(&self, mode: WeightMode, dtype: DType) -> bool {
+        match mode {
+            WeightMode::Quantized => false,
+            WeightMode::Dequantized => true,
+            WeightMode::Auto => {
+                let params: usize = self.content.tensor_infos.values().map(|t| t.shape.elem_count()).sum();
+                params * dtype.size_in_bytes() <= AUTO_DENSE_LIMIT_BYTES
+            }
+        }
+    }
+}
+
+/// Reads the weights of an opened GGUF file onto `device`; projections are
+/// dequantized to `dense` when it is given.
+pub fn load_gguf(g: &mut GgufFile, device: &Device, dense: Option<DType>) -> Result<Weights> {
     let GgufFile { path, config, content, file } = g;
     let bad = |reason: String| EngineError::BadGguf { path: path.clone(), reason };
     let mut tensor = |name: &str| {
@@ -84,20 +128,27 @@ pub fn load_gguf(g: &mut GgufFile, device: &Device) -> Result<Weights> {
             .tensor(file, name, device)
             .map_err(|e| bad(format!("tensor {name}: {e}")))
     };
+    let act = dense.unwrap_or(DType::F32);
+    let matmul = |q: candle_core::quantized::QTensor| -> Result<QMatMul> {
+        Ok(match dense {
+            Some(dt) => QMatMul::Tensor(q.dequantize(device)?.to_dtype(dt)?),
+            None => QMatMul::from_qtensor(q)?,
+        })
+    };
     let embed_q = tensor("token_embd.weight")?;
-    let embed = embed_q.dequantize(device)?;
-    let norm = tensor("output_norm.weight")?.dequantize(device)?;
+    let embed = embed_q.dequantize(device)?.to_dtype(act)?;
+    let norm = tensor("output_norm.weight")?.dequantize(device)?.to_dtype(act)?;
     let lm_head_q = match content.tensor_infos.contains_key("output.weight") {
         true => tensor("output.weight")?,
         false => embed_q,
     };
-    let lm_head = Linear { weight: QMatMul::from_qtensor(lm_head_q)?, bias: None };
+    let lm_head = Linear { weight: matmul(lm_head_q)?, bias: None };
     let mut layers = Vec::with_capacity(config.n_layers);
     for i in 0..config.n_layers {
         let mut lin = |name: &str, bias: bool| -> Result<Linear> {
-            let weight = QMatMul::from_qtensor(tensor(&format!("blk.{i}.{name}.weight"))?)?;
+            let weight = matmul(tensor(&format!("blk.{i}.{name}.weight"))?)?;
             let bias = match bias {
-                true => Some(tensor(&format!("blk.{i}.{name}.bias"))?.dequantize(device)?),
+                true => Some(tensor(&format!("blk.{i}.{name}.bias"))?.dequantize(device)?.to_dtype(act)?),
                 false => None,
             };
             Ok(Linear { weight, bias })
@@ -105,8 +156,8 @@ pub fn load_gguf(g: &mut GgufFile, device: &Device) -> Result<Weights> {
         let b = config.qkv_bias;
         let (q, k, v, o) = (lin("attn_q", b)?, lin("attn_k", b)?, lin("attn_v", b)?, lin("attn_output", false)?);
         let (gate, up, down) = (lin("ffn_gate", false)?, lin("ffn_up", false)?, lin("ffn_down", false)?);
-        let attn_norm = tensor(&format!("blk.{i}.attn_norm.weight"))?.dequantize(device)?;
-        let ffn_norm = tensor(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(device)?;
+        let attn_norm = tensor(&format!("blk.{i}.attn_norm.weight"))?.dequantize(device)?.to_dtype(act)?;
+        let ffn_norm = tensor(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(device)?.to_dtype(act)?;
         layers.push(LayerWeights { attn_norm, q, k, v, o, ffn_norm, gate, up, down });
     }
     Ok(Weights { embed, layers, norm, lm_head })

@@ -3,7 +3,7 @@
 
 use depthkv::engine::device::DeviceChoice;
 use depthkv::engine::source::ModelSource;
-use depthkv::engine::{fetch, Engine};
+use depthkv::engine::{fetch, Engine, LoadOptions};
 use std::path::PathBuf;
 
 pub fn default_model_path() -> PathBuf {
@@ -11,5 +11,5 @@ pub fn default_model_path() -> PathBuf {
 }
 
 pub fn default_engine() -> Engine {
-    Engine::load_source(ModelSource::Gguf(default_model_path()), DeviceChoice::Cpu, None).expect("load default model")
+    Engine::load_source(ModelSource::Gguf(default_model_path()), &LoadOptions { device: DeviceChoice::Cpu, ..Default::default() }).expect("load default model")
 }
