@@ -217,6 +217,15 @@ pub fn allocate(
     }
 
     let mut lower = limits.min;
+    // Tie-break order for rounding: the strategy's raw preference (none once
+    // mix = 1 has made DepthKV purely uniform).
+    let priority: Vec<f64> = match strategy {
+        Strategy::DepthKv {
+            sensitivity, mix, ..
+        } if *mix < 1.0 => sensitivity.clone(),
+        Strategy::Manual { fractions } => fractions.clone(),
+        _ => vec![0.0; n_layers],
+    };
     let weights = match strategy {
         Strategy::Uniform => vec![1.0; n_layers],
         Strategy::Pyramid { beta } => pyramid_weights(*beta, n_layers)?,
@@ -253,7 +262,7 @@ pub fn allocate(
     let lo = vec![lower; n_layers];
     let hi = vec![limits.max; n_layers];
     let targets = water_fill(&weights, &lo, &hi, total);
-    Ok(round_to_total(&targets, &lo, &hi, total))
+    Ok(round_to_total(&targets, &lo, &hi, total, &priority))
 }
 
 /// Per-layer kept fraction of the prompt (`budget / L`); an empty prompt loses
@@ -413,6 +422,20 @@ fn manual_weights(fractions: &[f64], n: usize) -> Result<Vec<f64>, PruneError> {
 /// is spread evenly over them (so a feasible total is always met).
 fn water_fill(w: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<f64> {
     let n = w.len();
+    // Relative to the largest weight, anything below 1e-200 is treated as zero
+    // so every kink (bound / weight) below stays finite.
+    let wmax = w.iter().cloned().fold(0.0f64, f64::max);
+    let w: Vec<f64> = w
+        .iter()
+        .map(|&v| {
+            let r = if wmax > 0.0 { v / wmax } else { 0.0 };
+            if r >= 1e-200 {
+                r
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let (pos, zero): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| w[i] > 0.0);
     let mut x: Vec<f64> = lo.iter().map(|&v| v as f64).collect();
     let zero_lo: usize = zero.iter().map(|&i| lo[i]).sum();
@@ -433,73 +456,80 @@ fn water_fill(w: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<f64> {
         }
         return x;
     }
+    let t = target as f64;
+    let pos_lo: f64 = pos.iter().map(|&i| lo[i] as f64).sum();
+    if t <= pos_lo {
+        return x;
+    }
+    // filled(lambda) = sum clamp(lambda * w_i, lo_i, hi_i) is piecewise linear
+    // with kinks at lo_i / w_i and hi_i / w_i. Walk the kinks to the first one
+    // that reaches the target; between it and the previous kink the set of
+    // unclamped layers is fixed, and they share what the clamped ones leave
+    // exactly by weight. This is the fixed point of iterative water-filling,
+    // found without iterating (and without float bisection on a huge range).
     let filled = |lambda: f64| -> f64 {
         pos.iter()
             .map(|&i| (lambda * w[i]).clamp(lo[i] as f64, hi[i] as f64))
             .sum()
     };
-    // Bisection for lambda: filled() is continuous and non-decreasing.
-    let mut a = 0.0f64;
-    let mut b = pos
+    let mut kinks: Vec<f64> = pos
         .iter()
-        .map(|&i| hi[i] as f64 / w[i])
-        .fold(0.0f64, f64::max);
-    let t = target as f64;
-    for _ in 0..200 {
-        let m = 0.5 * (a + b);
-        if m <= a || m >= b {
+        .flat_map(|&i| [lo[i] as f64 / w[i], hi[i] as f64 / w[i]])
+        .collect();
+    kinks.sort_by(f64::total_cmp);
+    kinks.dedup();
+    let mut prev = 0.0f64;
+    let mut next = None;
+    for &k in &kinks {
+        if k <= prev {
+            continue;
+        }
+        if filled(k) >= t {
+            next = Some(k);
             break;
         }
-        if filled(m) < t {
-            a = m;
+        prev = k;
+    }
+    let Some(next) = next else {
+        for &i in &pos {
+            x[i] = hi[i] as f64;
+        }
+        return x;
+    };
+    let mut rest = t;
+    let mut wsum = 0.0;
+    let mut free = Vec::new();
+    for &i in &pos {
+        let (klo, khi) = (lo[i] as f64 / w[i], hi[i] as f64 / w[i]);
+        if khi <= prev {
+            x[i] = hi[i] as f64;
+            rest -= x[i];
+        } else if klo >= next {
+            rest -= x[i]; // already lo
         } else {
-            b = m;
+            free.push(i);
+            wsum += w[i];
         }
     }
-    let lambda = 0.5 * (a + b);
-    // Iterate to a stable split: layers whose share fits strictly inside
-    // their bounds share what the clamped ones leave, exactly by weight.
-    let mut free: Vec<bool> = pos
-        .iter()
-        .map(|&i| {
-            let v = lambda * w[i];
-            v > lo[i] as f64 && v < hi[i] as f64
-        })
-        .collect();
-    for _ in 0..=n {
-        let mut rest = t;
-        let mut wsum = 0.0;
-        for (k, &i) in pos.iter().enumerate() {
-            if free[k] {
-                wsum += w[i];
-            } else {
-                rest -= (lambda * w[i]).clamp(lo[i] as f64, hi[i] as f64);
-            }
-        }
-        let mut changed = false;
-        for (k, &i) in pos.iter().enumerate() {
-            let v = if free[k] && wsum > 0.0 {
-                rest * w[i] / wsum
-            } else {
-                (lambda * w[i]).clamp(lo[i] as f64, hi[i] as f64)
-            };
-            let c = v.clamp(lo[i] as f64, hi[i] as f64);
-            if free[k] && c != v {
-                free[k] = false;
-                changed = true;
-            }
-            x[i] = c;
-        }
-        if !changed {
-            break;
-        }
+    for &i in &free {
+        x[i] = (rest * w[i] / wsum).clamp(lo[i] as f64, hi[i] as f64);
     }
     x
 }
 
 /// Largest-remainder rounding of `x` (with `lo <= x <= hi`) to integers that
-/// sum exactly to `total`. Ties go to the lower layer index.
-fn round_to_total(x: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<usize> {
+/// sum exactly to `total`.
+///
+/// Equal remainders go to the higher `priority` (the strategy's own ranking,
+/// e.g. sensitivity, so float noise never lets a less sensitive layer win),
+/// then to the lower layer index.
+fn round_to_total(
+    x: &[f64],
+    lo: &[usize],
+    hi: &[usize],
+    total: usize,
+    priority: &[f64],
+) -> Vec<usize> {
     let n = x.len();
     let mut out = vec![0usize; n];
     let mut frac = vec![0.0f64; n];
@@ -515,7 +545,12 @@ fn round_to_total(x: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<us
     let sum: usize = out.iter().sum();
     if sum < total {
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| frac[b].total_cmp(&frac[a]).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| {
+            frac[b]
+                .total_cmp(&frac[a])
+                .then(priority[b].total_cmp(&priority[a]))
+                .then(a.cmp(&b))
+        });
         let mut need = total - sum;
         while need > 0 {
             let mut moved = false;
@@ -535,7 +570,12 @@ fn round_to_total(x: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<us
         }
     } else if sum > total {
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| frac[a].total_cmp(&frac[b]).then(b.cmp(&a)));
+        order.sort_by(|&a, &b| {
+            frac[a]
+                .total_cmp(&frac[b])
+                .then(priority[a].total_cmp(&priority[b]))
+                .then(b.cmp(&a))
+        });
         let mut extra = sum - total;
         while extra > 0 {
             let mut moved = false;
@@ -745,6 +785,44 @@ mod tests {
         .unwrap();
         assert!(cold[2] > hot[2]);
         assert!(hot.iter().all(|&v| (90..=110).contains(&v)), "{hot:?}");
+    }
+
+    #[test]
+    fn rounding_ties_favour_the_more_sensitive_layer() {
+        // At T = 0.01 the two small weights vanish next to the mixed-in uniform
+        // part, so their targets are float-equal; sensitivity breaks the tie.
+        let b = allocate(
+            &dk(
+                vec![0.0, 0.0, 0.5, 1.0],
+                DepthRule::Softmax { temperature: 0.01 },
+                0.5,
+                0.0,
+            ),
+            4,
+            29,
+            lim(0, 100),
+        )
+        .unwrap();
+        assert!(b[2] >= b[0] && b[2] >= b[1], "{b:?}");
+        assert_eq!(b.iter().sum::<usize>(), 29);
+    }
+
+    #[test]
+    fn extreme_weights_still_sum_exactly() {
+        let tiny = Strategy::Manual {
+            fractions: vec![1e-310, 1.0, 1e-300],
+        };
+        assert_eq!(allocate(&tiny, 3, 50, lim(5, 40)).unwrap(), vec![5, 40, 5]);
+        let b = allocate(&tiny, 3, 100, lim(5, 40)).unwrap();
+        assert_eq!(b.iter().sum::<usize>(), 100);
+        assert_eq!(b[1], 40);
+        let sharp = dk(
+            vec![0.1, 0.5, 1.0],
+            DepthRule::Softmax { temperature: 1e-6 },
+            0.0,
+            0.0,
+        );
+        assert_eq!(allocate(&sharp, 3, 60, lim(2, 50)).unwrap(), vec![5, 5, 50]);
     }
 
     #[test]
