@@ -327,11 +327,11 @@ mod tests {
             seed in any::<u64>(),
         ) {
             let p = permutation_test_equal_layers(&rows, 50, seed);
-            prop_assert!(p >= 1.0 / 51.0 && p <= 1.0);
+            prop_assert!((1.0 / 51.0..=1.0).contains(&p));
             let a: Vec<f64> = rows.iter().map(|r| r[0]).collect();
             let b: Vec<f64> = rows.iter().map(|r| r[1]).collect();
             let (_, p2) = paired_permutation_test(&a, &b, 50, seed);
-            prop_assert!(p2 >= 1.0 / 51.0 && p2 <= 1.0);
+            prop_assert!((1.0 / 51.0..=1.0).contains(&p2));
         }
 
         #[test]
