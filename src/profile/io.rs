@@ -469,6 +469,28 @@ mod tests {
         ));
     }
 
+    /// The fenced ```json blocks of the format document, in order.
+    fn doc_json_blocks() -> Vec<Value> {
+        let doc = include_str!("../../docs/profile-format.md");
+        doc.split("```json\n")
+            .skip(1)
+            .map(|rest| serde_json::from_str(&rest[..rest.find("```").unwrap()]).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn documented_example_is_valid_and_export_matches() {
+        let blocks = doc_json_blocks();
+        assert_eq!(blocks.len(), 2);
+        let profile = parse(&blocks[0].to_string(), Path::new("doc")).unwrap();
+        assert_eq!(profile.model.n_layers, 4);
+        assert!((profile.mean_kept_fraction() - profile.global_budget).abs() < 1e-12);
+        assert!(profile.calibration.is_some() && profile.sensitivity.is_some());
+        assert_eq!(export_kvpress(&profile), blocks[1]);
+        // Every documented field name round-trips: nothing is dropped.
+        assert_eq!(serde_json::to_value(&profile).unwrap(), blocks[0]);
+    }
+
     #[test]
     fn temp_sibling_is_in_same_dir_and_unique() {
         let dir = TempDir::new("sib");
