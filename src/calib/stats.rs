@@ -63,7 +63,8 @@ pub fn bootstrap_mean_ci(samples: &[f64], n_boot: usize, level: f64, seed: u64) 
 /// independently. Returns `(b + 1) / (n_perm + 1)`.
 ///
 /// With fewer than two layers or no prompts there is nothing to compare and
-/// the result is 1.
+/// the result is 1. If any measurement is NaN or infinite the result is NaN
+/// (a broken measurement must not read as a significant one).
 ///
 /// # Panics
 /// If the rows do not all have the same length.
@@ -79,6 +80,9 @@ pub fn permutation_test_equal_layers(matrix: &[Vec<f64>], n_perm: usize, seed: u
     }
     if n_layers < 2 || matrix.is_empty() {
         return 1.0;
+    }
+    if matrix.iter().flatten().any(|v| !v.is_finite()) {
+        return f64::NAN;
     }
     let mut sums = vec![0.0; n_layers];
     for row in matrix {
@@ -115,7 +119,8 @@ pub fn permutation_test_equal_layers(matrix: &[Vec<f64>], n_perm: usize, seed: u
 /// `b` counts random sign flips of the differences whose mean is at least as
 /// far from zero as the observed mean.
 ///
-/// With no pairs the mean difference is NaN and p is 1.
+/// With no pairs the mean difference is NaN and p is 1. If any difference is
+/// NaN or infinite, p is NaN.
 ///
 /// # Panics
 /// If `a` and `b` differ in length.
@@ -133,6 +138,9 @@ pub fn paired_permutation_test(a: &[f64], b: &[f64], n_perm: usize, seed: u64) -
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let n = diffs.len() as f64;
     let mean_diff = diffs.iter().sum::<f64>() / n;
+    if diffs.iter().any(|d| !d.is_finite()) {
+        return (mean_diff, f64::NAN);
+    }
     let threshold = mean_diff.abs() * (1.0 - TIE_EPS);
 
     let mut rng = StdRng::seed_from_u64(seed);
@@ -267,6 +275,17 @@ mod tests {
         );
         // Zero permutations: (0 + 1) / (0 + 1).
         assert_eq!(permutation_test_equal_layers(&[vec![0.0, 9.0]], 0, 0), 1.0);
+    }
+
+    #[test]
+    fn non_finite_measurements_give_nan_p() {
+        let mut matrix: Vec<Vec<f64>> = (0..5).map(|p| noise(700 + p, 4)).collect();
+        matrix[2][1] = f64::NAN;
+        assert!(permutation_test_equal_layers(&matrix, 99, 0).is_nan());
+        matrix[2][1] = f64::INFINITY;
+        assert!(permutation_test_equal_layers(&matrix, 99, 0).is_nan());
+        let (d, p) = paired_permutation_test(&[1.0, f64::NAN], &[0.0, 0.0], 99, 0);
+        assert!(d.is_nan() && p.is_nan());
     }
 
     #[test]
