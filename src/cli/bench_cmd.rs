@@ -52,6 +52,33 @@ pub struct BenchArgs {
     /// Write the JSON here as well as printing it.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Draw decode tokens/s vs context (ours full, pruned, stock) to a .png or .svg.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// Decode tokens/s vs context, one line per engine configuration.
+fn plot_decode(rows: &[Value], title: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut push = |name: String, x: f64, y: Option<f64>| {
+        let Some(y) = y else { return };
+        match series.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, pts)) => pts.push((x, y)),
+            None => series.push((name, vec![(x, y)])),
+        }
+    };
+    for r in rows {
+        let Some(x) = r["context"].as_f64() else { continue };
+        push("ours, full cache".into(), x, r["ours"]["decode_tps"]["median"].as_f64());
+        push("ours, quantized matmul".into(), x, r["ours_quantized"]["decode_tps"]["median"].as_f64());
+        push("candle stock quantized_llama".into(), x, r["stock"]["decode_tps"]["median"].as_f64());
+        for p in r["pruned"].as_array().into_iter().flatten() {
+            let name = format!("ours, {} {}", p["strategy"].as_str().unwrap_or("?"), p["budget"]);
+            push(name, x, p["decode_tps"]["median"].as_f64());
+        }
+    }
+    crate::eval::plot::plot_lines(title, "context (tokens)", "decode tokens/s", &series, path)?;
+    Ok(())
 }
 
 /// A haystack prompt of exactly `n` tokens from the project's task generator.
@@ -218,6 +245,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     println!("{text}");
     if let Some(p) = &a.json {
         crate::profile::io::write_atomic(p, text.as_bytes(), true)?;
+    }
+    if let Some(p) = &a.plot {
+        let title = format!("decode speed, {} on {}", engine.info.name, engine.info.device);
+        plot_decode(out["contexts"].as_array().map(Vec::as_slice).unwrap_or_default(), &title, p)?;
     }
     Ok(())
 }
