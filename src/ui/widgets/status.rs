@@ -20,7 +20,9 @@ fn job_name(job: Job) -> &'static str {
 
 /// "▕████▌    ▏" of `width` cells.
 pub fn gauge(done: usize, total: usize, width: usize) -> String {
-    let eighths = (done.min(total) * width * 8).checked_div(total).unwrap_or(0);
+    let eighths = (done.min(total) * width * 8)
+        .checked_div(total)
+        .unwrap_or(0);
     let mut s = String::from("▕");
     for c in 0..width {
         let e = eighths.saturating_sub(c * 8).min(8);
