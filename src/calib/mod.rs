@@ -1,1 +1,3 @@
 //! See lib.rs for the module map.
+
+pub mod stats;

@@ -1,1 +1,23 @@
-//! See lib.rs for the module map.
+//! Which tokens each layer keeps, and how one global KV budget is split across layers.
+//!
+//! Pure Rust over host data (plain `Vec<f32>` / `usize`): the engine extracts
+//! scores from its tensors and hands them in, so this module stays testable
+//! without a model.
+//!
+//! - [`allocate`]: split `total_slots(budget, L, N)` across layers by strategy
+//!   (uniform, PyramidKV, DepthKV sensitivity, manual).
+//! - [`rebalance`]: hand-edit one layer while the total stays fixed.
+//! - [`select_layer`]: pick the kept positions inside one layer.
+
+mod allocate;
+mod error;
+mod rebalance;
+mod select;
+
+pub use allocate::{
+    allocate, budgets_from_fractions, feasible_total, kept_fractions, parse_strategy_name,
+    total_slots, DepthRule, LayerLimits, Strategy, StrategyKind, PYRAMID_BETA,
+};
+pub use error::PruneError;
+pub use rebalance::rebalance;
+pub use select::{pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig};

@@ -1,0 +1,81 @@
+//! `depthkv generate`: stream a completion, with the full or a pruned cache.
+
+use super::args::ModelArgs;
+use crate::engine::protocol::GenParams;
+use crate::engine::PrefillOptions;
+use clap::Args;
+use std::io::Write;
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt text.
+    #[arg(long, short)]
+    pub prompt: String,
+    /// Send the prompt as is, without the model's chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Most new tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    pub max_new: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Nucleus sampling threshold (with --temperature > 0).
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Seed for sampling: the same seed gives the same text.
+    #[arg(long, default_value_t = 299792458)]
+    pub seed: u64,
+    /// Print one JSON object at the end instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
+    let engine = a.model.load()?;
+    let chat = !a.raw && engine.codec.has_chat();
+    let tokens = engine.encode(&a.prompt, chat)?;
+    let pre = engine.prefill(&tokens, PrefillOptions::default())?;
+    let params = GenParams { max_new_tokens: a.max_new, temperature: a.temperature, top_p: a.top_p, seed: a.seed };
+    let start = std::time::Instant::now();
+    let mut shown = 0usize;
+    let mut ids = Vec::new();
+    let out = engine.generate(pre.cache.clone(), &pre.first_logits, &params, &mut |t| {
+        ids.push(t);
+        if !a.json {
+            // Decode the whole tail so multi-byte characters split over tokens print whole.
+            let text = engine.decode(&ids);
+            if text.len() > shown && text.is_char_boundary(shown) {
+                print!("{}", &text[shown..]);
+                let _ = std::io::stdout().flush();
+                shown = text.len();
+            }
+        }
+        true
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    let text = engine.decode(&out);
+    if a.json {
+        let v = serde_json::json!({
+            "prompt_tokens": tokens.len(),
+            "new_tokens": out.len(),
+            "text": text,
+            "prefill_seconds": pre.seconds,
+            "decode_tokens_per_second": out.len() as f64 / secs.max(1e-9),
+            "kv_bytes": pre.cache.bytes(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens, prefill {:.2}s; {} new tokens at {:.1} tok/s]",
+            tokens.len(),
+            pre.seconds,
+            out.len(),
+            out.len() as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}

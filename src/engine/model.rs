@@ -1,0 +1,272 @@
+//! Our forward pass over an external KV cache (Llama family and Qwen2).
+//!
+//! One function serves prefill chunks, teacher-forced extensions and single
+//! token decode: `n` new tokens attend to every cached slot plus, causally, to
+//! each other. During prefill it can also record the attention statistics that
+//! token selection needs, without ever building a prompt × prompt matrix.
+
+use super::cache::KvCache;
+use super::config::{ModelConfig, RopeStyle};
+use super::error::{EngineError, Result};
+use super::weights::Weights;
+use candle_core::{DType, Device, Tensor, D};
+
+/// Which positions' logits a forward returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    Last,
+    All,
+}
+
+/// Attention statistics of one prefill, per layer and KV head, over prompt positions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttentionStats {
+    /// Attention from the last `window` prompt tokens, summed over those
+    /// queries and the head's query group: `[layer][kv_head][pos]`.
+    pub window: Vec<Vec<Vec<f32>>>,
+    /// Attention each position received from every prompt query (H2O).
+    pub accumulated: Vec<Vec<Vec<f32>>>,
+    /// L2 norm of each cached key.
+    pub key_norms: Vec<Vec<Vec<f32>>>,
+    pub window_len: usize,
+}
+
+/// What to record while a chunk runs: the prompt length and window size.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    prompt_len: usize,
+    window: usize,
+}
+
+pub struct Model {
+    pub config: ModelConfig,
+    weights: Weights,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+    dtype: DType,
+}
+
+impl Model {
+    pub fn new(config: ModelConfig, weights: Weights, dtype: DType, device: &Device) -> Result<Self> {
+        let half = config.head_dim / 2;
+        let inv: Vec<f32> = (0..half)
+            .map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f32 / config.head_dim as f32))
+            .collect();
+        let inv = Tensor::new(inv, device)?.reshape((1, half))?;
+        let pos = Tensor::arange(0u32, config.max_context as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((config.max_context, 1))?;
+        let angles = pos.matmul(&inv)?;
+        let cos = angles.cos()?.to_dtype(dtype)?;
+        let sin = angles.sin()?.to_dtype(dtype)?;
+        Ok(Self { config, weights, cos, sin, device: device.clone(), dtype })
+    }
+
+    /// The weights, for reference implementations in tests and tools.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn new_cache(&self) -> Result<KvCache> {
+        let c = &self.config;
+        KvCache::new(c.n_layers, c.n_kv_heads, c.head_dim, self.dtype, &self.device)
+    }
+
+    /// Feeds `tokens` at positions `cache.next_pos()..`, appending to the cache.
+    /// Returns logits `[n, vocab]` (All) or `[1, vocab]` (Last), in f32.
+    pub fn forward(&self, cache: &mut KvCache, tokens: &[u32], logits: Logits) -> Result<Tensor> {
+        self.forward_inner(cache, tokens, logits, None, None)
+    }
+
+    /// Prefills a whole prompt in chunks of at most `chunk` tokens, recording
+    /// attention statistics for the last `window` tokens. Returns the cache,
+    /// the statistics and the logits of the last position.
+    pub fn prefill(&self, tokens: &[u32], chunk: usize, window: usize) -> Result<(KvCache, AttentionStats, Tensor)> {
+        self.prefill_with(tokens, chunk, window, &mut |_, _| true)
+    }
+
+    /// As `prefill`, calling `progress(done, total)` after each chunk; a
+    /// `false` return cancels.
+    pub fn prefill_with(
+        &self,
+        tokens: &[u32],
+        chunk: usize,
+        window: usize,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(KvCache, AttentionStats, Tensor)> {
+        let l = tokens.len();
+        if l == 0 {
+            return Err(EngineError::EmptyPrompt);
+        }
+        if l > self.config.max_context {
+            return Err(EngineError::PromptTooLong { tokens: l, context: self.config.max_context });
+        }
+        let window = window.clamp(1, l);
+        let chunk = chunk.max(window);
+        let c = &self.config;
+        let zeros = || vec![vec![vec![0f32; l]; c.n_kv_heads]; c.n_layers];
+        let mut stats = AttentionStats { window: zeros(), accumulated: zeros(), key_norms: Vec::new(), window_len: window };
+        let mut cache = self.new_cache()?;
+        // Chunk boundaries are laid out so the last chunk holds the whole window.
+        let mut bounds = Vec::new();
+        let mut end = l;
+        while end > 0 {
+            let start = end.saturating_sub(chunk);
+            bounds.push((start, end));
+            end = start;
+        }
+        bounds.reverse();
+        let record = Record { prompt_len: l, window };
+        let mut last = None;
+        for &(s, e) in &bounds {
+            let out = self.forward_inner(&mut cache, &tokens[s..e], Logits::Last, Some(record), Some(&mut stats))?;
+            last = Some(out);
+            if !progress(e, l) {
+                return Err(EngineError::Cancelled);
+            }
+        }
+        stats.key_norms = cache
+            .layers()
+            .iter()
+            .map(|layer| -> Result<Vec<Vec<f32>>> {
+                let (k, _) = layer.kv()?;
+                let norms = k.to_dtype(DType::F32)?.sqr()?.sum(D::Minus1)?.sqrt()?.squeeze(0)?;
+                Ok(norms.to_vec2::<f32>()?)
+            })
+            .collect::<Result<_>>()?;
+        Ok((cache, stats, last.expect("at least one chunk")))
+    }
+
+    fn forward_inner(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        logits: Logits,
+        record: Option<Record>,
+        mut stats: Option<&mut AttentionStats>,
+    ) -> Result<Tensor> {
+        let n = tokens.len();
+        let pos = cache.next_pos();
+        if n == 0 {
+            return Err(EngineError::EmptyPrompt);
+        }
+        if pos + n > self.config.max_context {
+            return Err(EngineError::PromptTooLong { tokens: pos + n, context: self.config.max_context });
+        }
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.weights.embed.index_select(&ids, 0)?.unsqueeze(0)?;
+        let cos = self.cos.narrow(0, pos, n)?;
+        let sin = self.sin.narrow(0, pos, n)?;
+        for (li, lw) in self.weights.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &lw.attn_norm, self.config.rms_eps as f32)?;
+            let layer_stats = stats.as_deref_mut().map(|s| (li, s));
+            let attn = self.attention(cache, li, &h, &cos, &sin, pos, record, layer_stats)?;
+            x = (x + attn)?;
+            let h = candle_nn::ops::rms_norm(&x, &lw.ffn_norm, self.config.rms_eps as f32)?;
+            let g = lw.gate.forward(&h)?;
+            let u = lw.up.forward(&h)?;
+            let m = lw.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
+            x = (x + m)?;
+        }
+        cache.advance(n);
+        let x = match logits {
+            Logits::Last => x.narrow(1, n - 1, 1)?,
+            Logits::All => x,
+        };
+        let x = candle_nn::ops::rms_norm(&x, &self.weights.norm, self.config.rms_eps as f32)?;
+        Ok(self.weights.lm_head.forward(&x)?.squeeze(0)?.to_dtype(DType::F32)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        cache: &mut KvCache,
+        layer: usize,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        pos: usize,
+        record: Option<Record>,
+        stats: Option<(usize, &mut AttentionStats)>,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let lw = &self.weights.layers[layer];
+        let n = x.dim(1)?;
+        let (hq, hkv, d, g) = (c.n_heads, c.n_kv_heads, c.head_dim, c.group_size());
+        let q = lw.q.forward(x)?.reshape((1, n, hq, d))?.transpose(1, 2)?.contiguous()?;
+        let k = lw.k.forward(x)?.reshape((1, n, hkv, d))?.transpose(1, 2)?.contiguous()?;
+        let v = lw.v.forward(x)?.reshape((1, n, hkv, d))?.transpose(1, 2)?;
+        let (q, k) = match c.rope_style {
+            RopeStyle::Interleaved => (
+                candle_nn::rotary_emb::rope_i(&q, cos, sin)?,
+                candle_nn::rotary_emb::rope_i(&k, cos, sin)?,
+            ),
+            RopeStyle::Halves => (
+                candle_nn::rotary_emb::rope(&q, cos, sin)?,
+                candle_nn::rotary_emb::rope(&k, cos, sin)?,
+            ),
+        };
+        let lc = cache.layer_mut(layer);
+        let old = lc.len();
+        lc.append(&k, &v, pos)?;
+        let (k_all, v_all) = lc.kv()?;
+        let t = old + n;
+        // Grouped-query attention without repeating K/V: the query heads of
+        // one KV head are stacked as rows of one matrix.
+        let q = q.reshape((1, hkv, g * n, d))?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let mut att = (q.matmul(&k_all.t()?)? * scale)?;
+        if n > 1 {
+            att = att.reshape((hkv, g, n, t))?.broadcast_add(&self.causal_mask(n, old)?)?.reshape((1, hkv, g * n, t))?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        if let (Some(rec), Some((li, stats))) = (record, stats) {
+            self.record(&att, li, stats, rec, pos, n, t)?;
+        }
+        let y = att.matmul(&v_all)?; // [1, hkv, g*n, d]
+        let y = y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?;
+        Ok(lw.o.forward(&y)?)
+    }
+
+    /// Additive mask `[n, old + n]`: old slots visible, new ones causal.
+    fn causal_mask(&self, n: usize, old: usize) -> Result<Tensor> {
+        let t = old + n;
+        let mask: Vec<f32> = (0..n)
+            .flat_map(|i| (0..t).map(move |j| if j <= old + i { 0.0 } else { f32::NEG_INFINITY }))
+            .collect();
+        Ok(Tensor::from_vec(mask, (n, t), &self.device)?.to_dtype(self.dtype)?)
+    }
+
+    /// Adds this chunk's attention to the per-head statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn record(&self, att: &Tensor, li: usize, stats: &mut AttentionStats, rec: Record, pos: usize, n: usize, t: usize) -> Result<()> {
+        let (hkv, g) = (self.config.n_kv_heads, self.config.group_size());
+        let att = att.reshape((hkv, g, n, t))?.to_dtype(DType::F32)?;
+        let acc = att.sum(1)?.sum(1)?.to_vec2::<f32>()?;
+        for (h, row) in acc.iter().enumerate() {
+            for (dst, src) in stats.accumulated[li][h].iter_mut().zip(row) {
+                *dst += src;
+            }
+        }
+        let win_start = rec.prompt_len - rec.window;
+        if pos + n > win_start {
+            let first = win_start.saturating_sub(pos);
+            let win = att.narrow(2, first, n - first)?.sum(1)?.sum(1)?.to_vec2::<f32>()?;
+            for (h, row) in win.iter().enumerate() {
+                for (dst, src) in stats.window[li][h].iter_mut().zip(row) {
+                    *dst += src;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared by the integration tests: the real default model, installed on demand.
+#![allow(dead_code)]
+
+use depthkv::engine::device::DeviceChoice;
+use depthkv::engine::source::ModelSource;
+use depthkv::engine::{fetch, Engine, LoadOptions};
+use std::path::PathBuf;
+
+pub fn default_model_path() -> PathBuf {
+    fetch::ensure_default_model(&mut |m| eprintln!("{m}")).expect("the default model could not be installed")
+}
+
+pub fn default_engine() -> Engine {
+    Engine::load_source(ModelSource::Gguf(default_model_path()), &LoadOptions { device: DeviceChoice::Cpu, ..Default::default() }).expect("load default model")
+}
