@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossterm::event::KeyCode;
 use depthkv::engine::protocol::{Event, Job, Pane};
 use depthkv::ui::fake::{self, Harness, DEMO_OUTPUTS, DEMO_PROMPT};
-use depthkv::ui::prune::StrategyKind;
+use depthkv::prune::StrategyKind;
 use depthkv::ui::TuiOptions;
 
 const LAYERS: usize = 24;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEventKind};
 use depthkv::engine::protocol::{Command, Event, LayerSensitivity, Pane};
+use depthkv::prune::{self, StrategyKind};
 use depthkv::ui::app::{Action, Focus, ImportedProfile, Overlay, DEBOUNCE};
 use depthkv::ui::fake::{self, Harness, Rng, DEMO_OUTPUTS, DEMO_PROMPT};
-use depthkv::ui::prune::{self, StrategyKind};
 use depthkv::ui::widgets::bars;
 use depthkv::ui::TuiOptions;
 
@@ -597,4 +597,76 @@ async fn event_loop_end_to_end() {
         !app.panes[0].tokens.is_empty(),
         "tokens streamed into the Full pane"
     );
+}
+
+#[test]
+fn export_then_import_round_trips_the_split() {
+    let dir = std::env::temp_dir().join(format!("depthkv-ui-profiles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut h = loaded((200, 50));
+    h.app.profiles_dir = dir.clone();
+    h.app.sensitivity = Some(fake::sensitivity(LAYERS));
+    h.press(KeyCode::Char('d'));
+    for _ in 0..2 {
+        h.press(KeyCode::Down);
+    }
+    h.press_with(KeyCode::Right, KeyModifiers::SHIFT);
+    let saved = h.app.budgets.custom.clone();
+    h.press(KeyCode::Char('e'));
+    h.press(KeyCode::Enter);
+    let file = dir.join("qwen2.5-0.5b-instruct-depthkv-30.json");
+    assert!(file.is_file(), "{:?}", h.app.messages.last());
+    assert!(h
+        .app
+        .current_message()
+        .unwrap()
+        .text
+        .contains("profile saved"));
+    let p = depthkv::profile::load(&file).unwrap();
+    assert_eq!(p.strategy, "manual");
+    assert_eq!(p.model.n_layers, LAYERS);
+    assert!(p.sensitivity.is_some());
+
+    // Exporting again to the same name refuses to overwrite.
+    h.press(KeyCode::Char('e'));
+    h.press(KeyCode::Enter);
+    assert!(h
+        .app
+        .current_message()
+        .unwrap()
+        .text
+        .contains("already exists"));
+
+    // Reset, then import: the split comes back.
+    h.press(KeyCode::Char('u'));
+    assert_ne!(h.app.budgets.custom, saved);
+    h.press(KeyCode::Char('i'));
+    h.press_with(KeyCode::Char('u'), KeyModifiers::CONTROL);
+    for c in file.display().to_string().chars() {
+        h.press(KeyCode::Char(c));
+    }
+    h.press(KeyCode::Enter);
+    let text = &h
+        .app
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.text.contains("imported"))
+        .unwrap()
+        .text;
+    assert!(text.contains("qwen2.5-0.5b-instruct-depthkv-30"), "{text}");
+    assert_eq!(h.app.budgets.custom, saved);
+    check_budgets(&h, "after import");
+
+    // A profile for another model shape is refused with the mismatch.
+    let mut other = p.clone();
+    other.model.n_kv_heads = 8;
+    let other_path = dir.join("other.json");
+    depthkv::profile::save(&other, &other_path, true).unwrap();
+    h.act(Action::ProfileImported(depthkv::ui::profile_io::import(
+        &other_path,
+        h.app.model.as_ref(),
+    )));
+    assert!(h.app.current_message().unwrap().text.contains("n_kv_heads"));
+    std::fs::remove_dir_all(&dir).ok();
 }

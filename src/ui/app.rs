@@ -17,10 +17,10 @@ use super::budget::{Budgets, Shape};
 use super::editor::{EditOutcome, LineEditor};
 use super::keys::{KeyAction, Keymap};
 use super::layout::{self, ScreenLayout};
-use super::prune::{DepthRule, StrategyKind, PYRAMID_BETA};
 use super::run::TuiOptions;
 use super::theme::Theme;
 use super::widgets::{bars, heatmap, panes, tokens};
+use crate::prune::{DepthRule, StrategyKind, PYRAMID_BETA};
 
 /// Budget edits are sent to the engine this long after the last change.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);

@@ -2,7 +2,7 @@
 //! the uniform split it is compared with, locks, and where the custom split
 //! came from. All arithmetic goes through `prune` so the total stays exact.
 
-use super::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
+use crate::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
 
 /// Attention sinks + observation window the selector always keeps; the
 /// per-layer minimum is `min(SINKS + WINDOW, L)`.
@@ -127,10 +127,7 @@ impl Budgets {
         let same = n_layers == self.n_layers && prompt_len == self.prompt_len;
         self.n_layers = n_layers;
         self.prompt_len = prompt_len;
-        self.limits = LayerLimits {
-            min: (SINKS + WINDOW).min(prompt_len),
-            max: prompt_len,
-        };
+        self.limits = LayerLimits::new(SINKS, WINDOW, prompt_len);
         if !same {
             self.locked = vec![false; n_layers];
             if let Shape::Fractions(f) = &self.shape {

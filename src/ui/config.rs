@@ -17,11 +17,10 @@ pub fn config_dir() -> Option<PathBuf> {
         .map(|d| d.config_dir().to_path_buf())
 }
 
-/// Default folder for exported profiles (`<data dir>/profiles`).
+/// Default folder for exported profiles: `crate::profile::profiles_dir()`
+/// (`$DEPTHKV_HOME/profiles` or `<data dir>/profiles`).
 pub fn default_profiles_dir() -> PathBuf {
-    directories::ProjectDirs::from("org", "depthkv", "depthkv")
-        .map(|d| d.data_dir().join("profiles"))
-        .unwrap_or_else(|| PathBuf::from("profiles"))
+    crate::profile::profiles_dir()
 }
 
 /// One key or a list of keys.

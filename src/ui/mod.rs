@@ -21,10 +21,6 @@ pub mod text;
 pub mod theme;
 pub mod widgets;
 
-pub mod prune_shim;
-/// Budget arithmetic (re-exported so the UI has one import path).
-pub use prune_shim as prune;
-
 pub use app::{update, Action, App, Effect};
 pub use render::render;
 pub use run::{run_tui, TuiOptions};

@@ -28,9 +28,9 @@ use super::app::{update, Action, App, Effect};
 use super::config::{self, KeysFile};
 use super::keys::Keymap;
 use super::profile_io;
-use super::prune::StrategyKind;
 use super::render::render;
 use super::theme::Theme;
+use crate::prune::StrategyKind;
 
 /// Render/debounce tick.
 pub const TICK: Duration = Duration::from_millis(50);
