@@ -1027,7 +1027,11 @@ impl App {
             }
             self.bars_scroll = self.bars_scroll.min(n.saturating_sub(rows));
         }
-        if let Some(r) = l.tokens {
+        // Wrapping is linear in the text: only when something can change.
+        if let Some(r) = l
+            .tokens
+            .filter(|_| self.follow_cursor || self.token_scroll > 0)
+        {
             let wrapped = tokens::wrap(r, self);
             let rows = tokens::text_rows(r);
             if self.follow_cursor {
@@ -1044,7 +1048,7 @@ impl App {
                 .token_scroll
                 .min(wrapped.lines.len().saturating_sub(rows));
         }
-        if let Some(r) = l.panes {
+        if let Some(r) = l.panes.filter(|_| self.pane_scroll > 0) {
             let max = panes::max_scroll(r, self);
             self.pane_scroll = self.pane_scroll.min(max);
         }
@@ -1105,6 +1109,17 @@ pub fn keep_share(occ: &Occupancy) -> Vec<Vec<f32>> {
 /// The state machine. Returns the work the run loop must do.
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     let mut fx = Vec::new();
+    // Streaming events and ticks cannot move the selection or the prompt.
+    let layout_may_change = !matches!(
+        action,
+        Action::Tick(_)
+            | Action::Engine(
+                Event::Token { .. }
+                    | Event::Occupancy { .. }
+                    | Event::PaneDone { .. }
+                    | Event::Progress { .. }
+            )
+    );
     match action {
         Action::Start => app.send_prompt(&mut fx),
         Action::Tick(now) => {
@@ -1129,6 +1144,8 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::ProfileExported(Err(e)) => app.message(Level::Error, format!("export failed: {e}")),
         Action::ProfileImported(r) => app.on_profile_imported(r),
     }
-    app.keep_visible();
+    if layout_may_change || !fx.is_empty() {
+        app.keep_visible();
+    }
     fx
 }
