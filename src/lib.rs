@@ -8,6 +8,7 @@
 //! - `ui`: the terminal workbench.
 //! - `cli`: the command-line front end.
 
+pub mod bench;
 pub mod calib;
 pub mod cli;
 pub mod engine;

@@ -1,3 +1,4 @@
 //! See lib.rs for the module map.
 
 pub mod stats;
+pub mod sensitivity;

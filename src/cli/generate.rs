@@ -1,8 +1,10 @@
 //! `depthkv generate`: stream a completion, with the full or a pruned cache.
 
 use super::args::ModelArgs;
+use super::strategy::{check_budget, AllocArgs, SelectArgs};
 use crate::engine::protocol::GenParams;
 use crate::engine::PrefillOptions;
+use crate::prune::apply;
 use clap::Args;
 use std::io::Write;
 
@@ -28,21 +30,44 @@ pub struct GenerateArgs {
     /// Seed for sampling: the same seed gives the same text.
     #[arg(long, default_value_t = 299792458)]
     pub seed: u64,
+    /// Fraction of the prompt's KV cache kept, summed over layers (1 = no pruning).
+    #[arg(long, default_value_t = 1.0)]
+    pub budget: f64,
+    /// How the budget is split across layers: uniform, pyramid, depthkv,
+    /// depthkv-softmax, depthkv-rank or manual (a profile's fractions).
+    #[arg(long, default_value = "depthkv")]
+    pub strategy: String,
+    #[command(flatten)]
+    pub alloc: AllocArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Print one JSON object at the end instead of streaming text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
+    let budget = check_budget(a.budget)?;
+    let select = a.select.config()?;
     let engine = a.model.load()?;
+    let strategy = if budget < 1.0 { Some(a.alloc.strategy(&a.strategy, &engine)?) } else { None };
     let chat = !a.raw && engine.codec.has_chat();
     let tokens = engine.encode(&a.prompt, chat)?;
-    let pre = engine.prefill(&tokens, PrefillOptions::default())?;
+    let pre = engine.prefill(&tokens, PrefillOptions { window: select.window, ..Default::default() })?;
+    let full_bytes = pre.cache.bytes();
+    let (cache, budgets) = match &strategy {
+        None => (pre.cache.clone(), vec![tokens.len(); engine.config().n_layers]),
+        Some(s) => {
+            let budgets = apply::budgets_for(s, budget, tokens.len(), engine.config().n_layers, &select)?;
+            (apply::prune(&pre, &budgets, &select, a.max_new)?.0, budgets)
+        }
+    };
+    let kv_bytes = cache.bytes();
     let params = GenParams { max_new_tokens: a.max_new, temperature: a.temperature, top_p: a.top_p, seed: a.seed };
     let start = std::time::Instant::now();
     let mut shown = 0usize;
     let mut ids = Vec::new();
-    let out = engine.generate(pre.cache.clone(), &pre.first_logits, &params, &mut |t| {
+    let out = engine.generate(cache, &pre.first_logits, &params, &mut |t| {
         ids.push(t);
         if !a.json {
             // Decode the whole tail so multi-byte characters split over tokens print whole.
@@ -64,17 +89,21 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             "text": text,
             "prefill_seconds": pre.seconds,
             "decode_tokens_per_second": out.len() as f64 / secs.max(1e-9),
-            "kv_bytes": pre.cache.bytes(),
+            "kv_bytes": kv_bytes,
+            "kv_bytes_full": full_bytes,
+            "layer_budgets": budgets,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!();
         eprintln!(
-            "[{} prompt tokens, prefill {:.2}s; {} new tokens at {:.1} tok/s]",
+            "[{} prompt tokens, prefill {:.2}s; {} new tokens at {:.1} tok/s; KV {:.2} of {:.2} MiB]",
             tokens.len(),
             pre.seconds,
             out.len(),
-            out.len() as f64 / secs.max(1e-9)
+            out.len() as f64 / secs.max(1e-9),
+            kv_bytes as f64 / 1048576.0,
+            full_bytes as f64 / 1048576.0
         );
     }
     Ok(())

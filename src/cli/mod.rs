@@ -2,8 +2,15 @@
 //! engine directly; `depthkv` with no subcommand opens the TUI.
 
 mod args;
+mod bench_cmd;
+mod calibrate;
+mod eval_cmd;
 mod fetch_model;
 mod generate;
+mod profile_cmd;
+mod progress;
+pub mod strategy;
+mod tasks_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +34,18 @@ pub struct Cli {
 pub enum Cmd {
     /// Generate text for a prompt, streaming tokens, optionally with a pruned KV cache.
     Generate(generate::GenerateArgs),
+    /// Measure each layer's sensitivity to pruning and write a profile.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Compare full, uniform, pyramid and depthkv at several budgets on a prompt set.
+    Eval(eval_cmd::EvalArgs),
+    /// Generate long-context task prompts.
+    #[command(subcommand)]
+    Tasks(tasks_cmd::TasksCmd),
+    /// Inspect or export profiles.
+    #[command(subcommand)]
+    Profile(profile_cmd::ProfileCmd),
+    /// Measure prefill/decode speed and memory: ours vs candle's stock model, full vs pruned.
+    Bench(bench_cmd::BenchArgs),
     /// Install the default model (SmolLM2-135M-Instruct, GGUF Q4_1) into the data directory.
     FetchModel,
 }
@@ -35,6 +54,11 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Cmd::Generate(a)) => generate::run(a),
+        Some(Cmd::Calibrate(a)) => calibrate::run(a),
+        Some(Cmd::Eval(a)) => eval_cmd::run(a),
+        Some(Cmd::Tasks(c)) => tasks_cmd::run(c),
+        Some(Cmd::Profile(c)) => profile_cmd::run(c),
+        Some(Cmd::Bench(a)) => bench_cmd::run(a),
         Some(Cmd::FetchModel) => fetch_model::run(),
         None => anyhow::bail!("the TUI is not built yet; try `depthkv generate --prompt ...`"),
     }

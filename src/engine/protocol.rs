@@ -94,13 +94,8 @@ pub enum Job {
     Calibrate,
 }
 
-/// Per-layer sensitivity with a bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LayerSensitivity {
-    pub mean: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-}
+/// Per-layer sensitivity with a bootstrap interval (the profile format's type).
+pub use crate::profile::LayerSensitivity;
 
 /// Requests a client sends to the engine thread.
 #[derive(Debug, Clone, PartialEq)]

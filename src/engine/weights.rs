@@ -15,6 +15,15 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// Bytes of weight (and bias) a forward reads.
+    pub fn bytes(&self) -> usize {
+        let w = match &self.weight {
+            QMatMul::QTensor(q) => q.storage_size_in_bytes(),
+            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.elem_count() * t.dtype().size_in_bytes(),
+        };
+        w + self.bias.as_ref().map_or(0, |b| b.elem_count() * b.dtype().size_in_bytes())
+    }
+
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let y = xs.apply(&self.weight)?;
         match &self.bias {
@@ -43,6 +52,18 @@ pub struct Weights {
     pub layers: Vec<LayerWeights>,
     pub norm: Tensor,
     pub lm_head: Linear,
+}
+
+impl Weights {
+    /// Bytes of weights one decode step reads (every projection and the output head).
+    pub fn decode_bytes(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|x| x.bytes()).sum::<usize>())
+            .sum();
+        layers + self.lm_head.bytes()
+    }
 }
 
 /// An opened GGUF file: its metadata and config, weights not yet read.

@@ -7,8 +7,10 @@
 //! - `plot`: PNG/SVG line charts (quality vs budget, and general lines).
 
 pub mod plot;
+pub mod scoring;
 pub mod prompts;
 pub mod report;
+pub mod runner;
 pub mod tasks;
 
 pub use self::plot::{

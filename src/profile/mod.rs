@@ -8,6 +8,7 @@
 pub mod fingerprint;
 pub mod format;
 pub mod io;
+pub mod model;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;

@@ -10,6 +10,7 @@
 //! - [`select_layer`]: pick the kept positions inside one layer.
 
 mod allocate;
+pub mod apply;
 mod error;
 mod rebalance;
 mod select;

@@ -1,0 +1,97 @@
+//! Benchmarks that print figures: our engine (full and pruned cache) against
+//! candle-transformers' stock `quantized_llama` on the same GGUF and device.
+//! Every figure is the median of several repetitions after a warm-up.
+
+pub mod stock;
+
+use crate::engine::cache::KvCache;
+use crate::engine::error::Result;
+use crate::engine::model::Logits;
+use crate::engine::{Engine, PrefillOptions};
+use crate::prune::{apply, SelectConfig, Strategy};
+use candle_core::{Device, Tensor, D};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Median, min and max of repeated measurements.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stat {
+    pub fn of(mut xs: Vec<f64>) -> Stat {
+        xs.sort_by(f64::total_cmp);
+        let n = xs.len();
+        let median = if n == 0 { f64::NAN } else if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
+        Stat { median, min: xs.first().copied().unwrap_or(f64::NAN), max: xs.last().copied().unwrap_or(f64::NAN) }
+    }
+}
+
+/// Runs `f` once to warm up, then `reps` times; returns the per-run values.
+pub fn repeat(reps: usize, mut f: impl FnMut() -> Result<f64>) -> Result<Stat> {
+    f()?;
+    let mut xs = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        xs.push(f()?);
+    }
+    Ok(Stat::of(xs))
+}
+
+/// Waits for queued GPU work so wall-clock timings are honest.
+pub fn sync(device: &Device) -> Result<()> {
+    device.synchronize()?;
+    Ok(())
+}
+
+/// Greedy decode of exactly `n` tokens (no EOS stop), reading each sampled id
+/// back to the host as a real decode loop does. Returns tokens per second.
+pub fn decode_tps(engine: &Engine, cache: &KvCache, first: &Tensor, n: usize) -> Result<f64> {
+    let mut cache = cache.clone();
+    let dev = engine.model.device().clone();
+    sync(&dev)?;
+    let start = Instant::now();
+    let mut tok = first.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0];
+    for _ in 0..n {
+        let logits = engine.model.forward(&mut cache, &[tok], Logits::Last)?;
+        tok = logits.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?[0];
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Prefill throughput in tokens per second.
+pub fn prefill_tps(engine: &Engine, tokens: &[u32], opts: PrefillOptions) -> Result<f64> {
+    sync(engine.model.device())?;
+    let start = Instant::now();
+    let pre = engine.prefill(tokens, opts)?;
+    pre.first_logits.to_vec2::<f32>()?;
+    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A pruned copy of a prefill at `budget` under `strategy`.
+pub fn pruned_cache(
+    engine: &Engine,
+    pre: &crate::engine::Prefilled,
+    strategy: &Strategy,
+    budget: f64,
+    select: &SelectConfig,
+    reserve: usize,
+) -> Result<KvCache> {
+    let l = pre.tokens.len();
+    let budgets = apply::budgets_for(strategy, budget, l, engine.config().n_layers, select)
+        .map_err(|e| crate::engine::error::EngineError::BadSelection(e.to_string()))?;
+    Ok(apply::prune(pre, &budgets, select, reserve)?.0)
+}
+
+/// Device memory in use, in bytes (CUDA only).
+pub fn device_memory_used(device: &Device) -> Option<usize> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(_) = device {
+        let (free, total) = candle_core::cuda_backend::cudarc::driver::result::mem_get_info().ok()?;
+        return Some(total - free);
+    }
+    let _ = device;
+    None
+}

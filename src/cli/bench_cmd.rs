@@ -1,0 +1,223 @@
+//! `depthkv bench`: speed and memory, ours vs candle's stock model, full vs pruned.
+
+use super::args::ModelArgs;
+use super::strategy::{AllocArgs, SelectArgs};
+use crate::bench::{self, stock, Stat};
+use crate::calib::sensitivity::{calibrate, CalibConfig};
+use crate::engine::source::ModelSource;
+use crate::engine::weights::WeightMode;
+use crate::engine::{Engine, PrefillOptions};
+use crate::eval::prompts::PromptItem;
+use crate::eval::tasks::{generate_tasks, TaskKind, TaskParams};
+use crate::prune::Strategy;
+use clap::Args;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Context lengths (prompt + decoded tokens).
+    #[arg(long, value_delimiter = ',', default_value = "512,2048,4096,8192")]
+    pub contexts: Vec<usize>,
+    /// Tokens decoded per measurement.
+    #[arg(long, default_value_t = 32)]
+    pub decode_tokens: usize,
+    /// Repetitions after one warm-up; the median is reported with min and max.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Pruned budgets measured (uniform and depthkv each).
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.4")]
+    pub budgets: Vec<f64>,
+    /// Skip candle's stock quantized_llama.
+    #[arg(long)]
+    pub no_stock: bool,
+    /// Also measure our engine with quantized matmuls (like-for-like with stock).
+    #[arg(long)]
+    pub with_quantized: bool,
+    /// Measure calibration wall time: all layers × N prompts of --calib-context tokens (0 = skip).
+    #[arg(long, default_value_t = 0)]
+    pub calib_prompts: usize,
+    #[arg(long, default_value_t = 4096)]
+    pub calib_context: usize,
+    /// Memory bandwidth of the device in GB/s for the decode bound (default: H100 SXM 3350 on CUDA).
+    #[arg(long)]
+    pub bandwidth_gbs: Option<f64>,
+    #[command(flatten)]
+    pub alloc: AllocArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Write the JSON here as well as printing it.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// A haystack prompt of exactly `n` tokens from the project's task generator.
+fn prompt_tokens(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
+    let params = TaskParams { kinds: vec![TaskKind::Passkey], lengths: vec![n + 64], depths: vec![0.5], count: 1, seed: 3 };
+    let count = |t: &str| engine.codec.encode_prompt(t, false).map(|v| v.len()).unwrap_or(t.len() / 4);
+    let item = generate_tasks(&params, &count)?.remove(0);
+    let mut ids = engine.codec.encode_prompt(&item.prompt, false)?;
+    while ids.len() < n {
+        ids.extend_from_within(..ids.len().min(n - ids.len()));
+    }
+    ids.truncate(n);
+    Ok(ids)
+}
+
+fn stat(s: Stat) -> Value {
+    json!({"median": s.median, "min": s.min, "max": s.max})
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let select = a.select.config()?;
+    let engine = a.model.load()?;
+    let dev = engine.model.device().clone();
+    let depthkv = a.alloc.strategy("depthkv", &engine)?;
+    let n = a.decode_tokens;
+    let opts = PrefillOptions { window: select.window, ..Default::default() };
+    let quantized = if a.with_quantized {
+        let mut o = a.model.load_options()?;
+        o.weights = WeightMode::Quantized;
+        Some(Engine::load_source(engine.source.clone(), &o)?)
+    } else {
+        None
+    };
+    let gguf = match &engine.source {
+        ModelSource::Gguf(p) if !a.no_stock => Some(p.clone()),
+        _ => None,
+    };
+    let mut stock_model = match &gguf {
+        Some(p) => Some(stock::load(p, &dev)?),
+        None => None,
+    };
+    let mut rows = Vec::new();
+    let mut last_pre = None;
+    for &ctx in &a.contexts {
+        if ctx > engine.config().max_context || ctx <= n + select.window + select.sinks {
+            rows.push(json!({"context": ctx, "skipped": format!("context must be in ({}, {}]", n + select.window + select.sinks, engine.config().max_context)}));
+            continue;
+        }
+        let prompt = prompt_tokens(&engine, ctx - n)?;
+        eprintln!("context {ctx}: prompt {} + {n} decoded", prompt.len());
+        let prefill = bench::repeat(a.reps, || bench::prefill_tps(&engine, &prompt, opts))?;
+        let pre = engine.prefill(&prompt, opts)?;
+        bench::sync(&dev)?;
+        let mem_before = bench::device_memory_used(&dev);
+        let decode = bench::repeat(a.reps, || bench::decode_tps(&engine, &pre.cache, &pre.first_logits, n))?;
+        let mut pruned = Vec::new();
+        for (name, strat) in [("uniform", &Strategy::Uniform), ("depthkv", &depthkv)] {
+            for &b in &a.budgets {
+                let cache = bench::pruned_cache(&engine, &pre, strat, b, &select, n + 1)?;
+                let tps = bench::repeat(a.reps, || bench::decode_tps(&engine, &cache, &pre.first_logits, n))?;
+                pruned.push(json!({"strategy": name, "budget": b, "decode_tps": stat(tps), "kv_bytes": cache.bytes(),
+                    "device_memory_bytes": bench::device_memory_used(&dev)}));
+            }
+        }
+        let q = match &quantized {
+            Some(qe) => {
+                let pre_q = qe.prefill(&prompt, opts)?;
+                let p = bench::repeat(a.reps, || bench::prefill_tps(qe, &prompt, opts))?;
+                let d = bench::repeat(a.reps, || bench::decode_tps(qe, &pre_q.cache, &pre_q.first_logits, n))?;
+                json!({"prefill_tps": stat(p), "decode_tps": stat(d)})
+            }
+            None => Value::Null,
+        };
+        let stock_row = match stock_model.as_mut() {
+            Some(_) if ctx > stock::STOCK_MAX_CONTEXT => {
+                json!({"skipped": format!("stock quantized_llama has a fixed maximum context of {} tokens", stock::STOCK_MAX_CONTEXT)})
+            }
+            Some(m) => {
+                let mut p = Vec::new();
+                let mut d = Vec::new();
+                stock::run(m, &prompt, n, &dev)?;
+                for _ in 0..a.reps.max(1) {
+                    let (pt, dt) = stock::run(m, &prompt, n, &dev)?;
+                    p.push(pt);
+                    d.push(dt);
+                }
+                m.clear_kv_cache();
+                json!({"prefill_tps": stat(Stat::of(p)), "decode_tps": stat(Stat::of(d))})
+            }
+            None => Value::Null,
+        };
+        rows.push(json!({
+            "context": ctx, "prompt_tokens": prompt.len(), "decoded_tokens": n,
+            "ours": {"prefill_tps": stat(prefill), "decode_tps": stat(decode), "kv_bytes": pre.cache.bytes(), "device_memory_bytes": mem_before},
+            "ours_quantized": q, "stock": stock_row, "pruned": pruned,
+        }));
+        last_pre = Some(pre);
+    }
+
+    // Re-run latency at the largest context: budget change -> prune -> tokens.
+    let rerun = match &last_pre {
+        Some(pre) => {
+            let mut first = Vec::new();
+            let mut all64 = Vec::new();
+            for rep in 0..=a.reps.max(1) {
+                bench::sync(&dev)?;
+                let start = Instant::now();
+                let b = 0.2 + 0.01 * rep as f64;
+                let cache = bench::pruned_cache(&engine, pre, &depthkv, b, &select, 65)?;
+                let mut dec = engine.decoder(cache, &pre.first_logits, &crate::engine::protocol::GenParams { max_new_tokens: 64, ..Default::default() });
+                // The first token comes from the prefill logits; the second is the
+                // first that reads the new cache, so it is the one timed.
+                dec.step(&engine)?;
+                dec.step(&engine)?;
+                let t_first = start.elapsed().as_secs_f64() * 1e3;
+                while dec.produced.len() < 64 {
+                    if dec.step(&engine)?.is_none() {
+                        break;
+                    }
+                }
+                let t_all = start.elapsed().as_secs_f64() * 1e3;
+                if rep > 0 {
+                    first.push(t_first);
+                    all64.push(t_all * 64.0 / dec.produced.len().max(1) as f64);
+                }
+            }
+            json!({"context": pre.tokens.len(), "strategy": "depthkv", "first_token_ms": stat(Stat::of(first)), "tokens64_ms": stat(Stat::of(all64))})
+        }
+        None => Value::Null,
+    };
+
+    let calibration = if a.calib_prompts > 0 {
+        let items: Vec<PromptItem> = (0..a.calib_prompts)
+            .map(|i| {
+                let ids = prompt_tokens(&engine, a.calib_context - 40).map(|mut v| {
+                    let shift = i * 97 % v.len().max(1);
+                    v.rotate_left(shift);
+                    v
+                })?;
+                Ok(PromptItem { id: format!("bench-{i}"), prompt: engine.decode(&ids), reference: None, answers: None, chat: Some(false) })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let cfg = CalibConfig { select, prefill: opts, chat: false, ..Default::default() };
+        let res = calibrate(&engine, &items, &cfg, &mut |_, _| true)?;
+        json!({"prompts": a.calib_prompts, "context": a.calib_context, "layers": engine.config().n_layers, "seconds": res.seconds})
+    } else {
+        Value::Null
+    };
+
+    let weight_bytes = engine.model.weights().decode_bytes();
+    let bw = a.bandwidth_gbs.or(match dev { candle_core::Device::Cpu => None, _ => Some(3350.0) });
+    let bound = bw.map(|gbs| {
+        let ctx = a.contexts.iter().copied().filter(|&c| c <= engine.config().max_context).max().unwrap_or(0);
+        let kv = ctx * engine.config().n_layers * engine.info.kv_bytes_per_token_layer;
+        let tps = gbs * 1e9 / (weight_bytes + kv) as f64;
+        json!({"context": ctx, "weight_bytes": weight_bytes, "kv_bytes": kv, "bandwidth_gbs": gbs, "bound_decode_tps": tps})
+    });
+    let out = json!({
+        "model": engine.info.name, "device": engine.info.device, "dtype": engine.info.dtype,
+        "reps": a.reps, "contexts": rows, "rerun": rerun, "calibration": calibration,
+        "decode_bandwidth_bound": bound, "weight_bytes_per_decode_step": weight_bytes,
+    });
+    let text = serde_json::to_string_pretty(&out)?;
+    println!("{text}");
+    if let Some(p) = &a.json {
+        crate::profile::io::write_atomic(p, text.as_bytes(), true)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The evaluation harness: every method at every budget on every prompt,
+//! from one prefill per prompt, with paired significance tests.
+
+use crate::calib::stats;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::protocol::GenParams;
+use crate::engine::{Engine, PrefillOptions};
+use crate::eval::prompts::PromptItem;
+use crate::eval::report::{Comparison, EvalReport, MethodResult};
+use crate::eval::scoring::{self, Quality, Scored};
+use crate::prune::{apply, SelectConfig, Strategy};
+
+/// A named way of splitting the budget across layers.
+#[derive(Debug, Clone)]
+pub struct Method {
+    pub name: String,
+    pub strategy: Strategy,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    pub budgets: Vec<f64>,
+    /// Compared methods; `full` (no pruning) is always measured as well.
+    pub methods: Vec<Method>,
+    /// Greedy full-cache tokens scored when a prompt has no reference.
+    pub continuation_tokens: usize,
+    /// Tokens generated to check `answers`.
+    pub answer_tokens: usize,
+    pub select: SelectConfig,
+    pub prefill: PrefillOptions,
+    pub chat: bool,
+    pub permutations: usize,
+    pub seed: u64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            budgets: vec![0.1, 0.2, 0.4],
+            methods: Vec::new(),
+            continuation_tokens: 32,
+            answer_tokens: 24,
+            select: SelectConfig::default(),
+            prefill: PrefillOptions::default(),
+            chat: true,
+            permutations: 5000,
+            seed: 11,
+        }
+    }
+}
+
+/// One method at one budget on one prompt.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    quality: Quality,
+    /// Reference NLL, only when the prompt carried a reference text.
+    nll_reference: Option<f64>,
+    correct: Option<bool>,
+    kv_bytes: usize,
+}
+
+/// Whether generated text contains one of the accepted answers (case-insensitive).
+pub fn is_correct(text: &str, answers: &[String]) -> bool {
+    let t = text.to_lowercase();
+    answers.iter().any(|a| t.contains(&a.to_lowercase()))
+}
+
+fn answer(engine: &Engine, s: &Scored, item: &PromptItem, cache: &crate::engine::cache::KvCache, n: usize) -> Result<Option<bool>> {
+    let Some(answers) = item.answers.as_ref().filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    let params = GenParams { max_new_tokens: n, ..Default::default() };
+    let out = engine.generate(cache.clone(), &s.pre.first_logits, &params, &mut |_| true)?;
+    Ok(Some(is_correct(&engine.decode(&out), answers)))
+}
+
+fn sample(engine: &Engine, s: &Scored, item: &PromptItem, cache: &crate::engine::cache::KvCache, cfg: &EvalConfig) -> Result<Sample> {
+    let quality = s.quality(engine, cache)?;
+    Ok(Sample {
+        quality,
+        nll_reference: s.is_reference.then_some(quality.nll),
+        correct: answer(engine, s, item, cache, cfg.answer_tokens)?,
+        kv_bytes: cache.bytes(),
+    })
+}
+
+/// Runs the evaluation. `progress(done, total)` after each prompt; false cancels.
+pub fn evaluate(
+    engine: &Engine,
+    prompts: &[PromptItem],
+    cfg: &EvalConfig,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<EvalReport> {
+    if prompts.is_empty() {
+        return Err(EngineError::EmptyPrompt);
+    }
+    let n_layers = engine.config().n_layers;
+    // samples[method][budget][prompt]; method 0 is the full cache (one budget).
+    let mut full = Vec::new();
+    let mut pruned = vec![vec![Vec::new(); cfg.budgets.len()]; cfg.methods.len()];
+    for (pi, item) in prompts.iter().enumerate() {
+        let s = scoring::prepare(engine, item, cfg.chat, cfg.continuation_tokens, cfg.prefill)?;
+        let l = s.pre.tokens.len();
+        full.push(sample(engine, &s, item, &s.pre.cache, cfg)?);
+        for (mi, m) in cfg.methods.iter().enumerate() {
+            for (bi, &b) in cfg.budgets.iter().enumerate() {
+                let budgets = apply::budgets_for(&m.strategy, b, l, n_layers, &cfg.select)
+                    .map_err(|e| EngineError::BadSelection(format!("{}: {e}", m.name)))?;
+                let (cache, _) = apply::prune(&s.pre, &budgets, &cfg.select, s.continuation.len())?;
+                pruned[mi][bi].push(sample(engine, &s, item, &cache, cfg)?);
+            }
+        }
+        if !progress(pi + 1, prompts.len()) {
+            return Err(EngineError::Cancelled);
+        }
+    }
+    let mut report = EvalReport::default();
+    report.results.push(summarize("full", 1.0, &full));
+    for (m, per_budget) in cfg.methods.iter().zip(&pruned) {
+        for (&b, samples) in cfg.budgets.iter().zip(per_budget) {
+            report.results.push(summarize(&m.name, b, samples));
+        }
+    }
+    report.comparisons = compare_to_depthkv(cfg, &pruned);
+    Ok(report)
+}
+
+fn summarize(method: &str, budget: f64, samples: &[Sample]) -> MethodResult {
+    let n = samples.len() as f64;
+    let mean = |f: &dyn Fn(&Sample) -> f64| samples.iter().map(f).sum::<f64>() / n;
+    let refs: Vec<f64> = samples.iter().filter_map(|s| s.nll_reference).collect();
+    let answered: Vec<bool> = samples.iter().filter_map(|s| s.correct).collect();
+    MethodResult {
+        method: method.to_string(),
+        budget,
+        kl_to_full: mean(&|s| s.quality.kl),
+        top1_agreement: mean(&|s| s.quality.top1),
+        nll_reference: (!refs.is_empty()).then(|| stats::mean(&refs)),
+        accuracy: (!answered.is_empty()).then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64),
+        kv_bytes: mean(&|s| s.kv_bytes as f64).round() as u64,
+        n_prompts: samples.len(),
+    }
+}
+
+/// Paired tests of `depthkv` against every other method, per budget, on KL
+/// to full and top-1 agreement.
+fn compare_to_depthkv(cfg: &EvalConfig, pruned: &[Vec<Vec<Sample>>]) -> Vec<Comparison> {
+    let Some(d) = cfg.methods.iter().position(|m| m.name == "depthkv") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (bi, &b) in cfg.budgets.iter().enumerate() {
+        for (oi, other) in cfg.methods.iter().enumerate().filter(|(i, _)| *i != d) {
+            let metrics: [(&str, fn(&Sample) -> f64); 2] =
+                [("kl_to_full", |s| s.quality.kl), ("top1_agreement", |s| s.quality.top1)];
+            for (name, f) in metrics {
+                let a: Vec<f64> = pruned[d][bi].iter().map(f).collect();
+                let o: Vec<f64> = pruned[oi][bi].iter().map(f).collect();
+                let (mean_diff, p_value) = stats::paired_permutation_test(&a, &o, cfg.permutations, cfg.seed);
+                out.push(Comparison { a: "depthkv".into(), b: other.name.clone(), budget: b, metric: name.into(), mean_diff, p_value });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,59 @@
+//! From per-layer budgets to a pruned cache: score-based selection inside each
+//! layer, then a physical gather of the kept slots. The bridge between the
+//! pure policies of this module and the engine's tensors.
+
+use super::{allocate, feasible_total, select_layer, total_slots, LayerLimits, LayerStats, SelectConfig, Strategy};
+use crate::engine::cache::KvCache;
+use crate::engine::error::Result as EngineResult;
+use crate::engine::protocol::Occupancy;
+use crate::engine::Prefilled;
+
+/// Per-layer limits for a prompt under a selection config.
+pub fn limits(cfg: &SelectConfig, prompt_len: usize) -> LayerLimits {
+    LayerLimits::new(cfg.sinks, cfg.window, prompt_len)
+}
+
+/// Budgets (tokens per layer) for a strategy at a global budget fraction.
+/// The total is clamped to what the per-layer limits allow.
+pub fn budgets_for(
+    strategy: &Strategy,
+    budget: f64,
+    prompt_len: usize,
+    n_layers: usize,
+    cfg: &SelectConfig,
+) -> Result<Vec<usize>, super::PruneError> {
+    let lim = limits(cfg, prompt_len);
+    let total = feasible_total(total_slots(budget, prompt_len, n_layers), n_layers, lim);
+    allocate(strategy, n_layers, total, lim)
+}
+
+/// Kept positions `[layer][kv_head]` for these budgets.
+pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<Vec<u32>>> {
+    let l = pre.tokens.len();
+    let s = &pre.stats;
+    budgets
+        .iter()
+        .enumerate()
+        .map(|(li, &keep)| {
+            let stats = LayerStats {
+                window_attention: &s.window[li],
+                accumulated: &s.accumulated[li],
+                key_norms: &s.key_norms[li],
+            };
+            select_layer(cfg, &stats, l, keep)
+        })
+        .collect()
+}
+
+/// The prefill cache pruned to `budgets`, with room for `reserve` new tokens,
+/// and the occupancy it leaves. Layers that keep everything share the
+/// prefill buffers (no copy) until they append.
+pub fn prune(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig, reserve: usize) -> EngineResult<(KvCache, Occupancy)> {
+    let l = pre.tokens.len();
+    let kept = plan(pre, budgets, cfg);
+    // In the prefill cache a slot's index is its position.
+    let keep: Vec<Option<Vec<Vec<u32>>>> =
+        kept.iter().map(|heads| if heads.iter().all(|h| h.len() >= l) { None } else { Some(heads.clone()) }).collect();
+    let cache = pre.cache.pruned(&keep, reserve)?;
+    Ok((cache, Occupancy { prompt_len: l, kept }))
+}
