@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crossterm::event::KeyCode;
 use depthkv::engine::protocol::{Event, Job, Pane};
-use depthkv::ui::fake::{self, Harness, DEMO_OUTPUTS, DEMO_PROMPT};
 use depthkv::prune::StrategyKind;
+use depthkv::ui::fake::{self, Harness, DEMO_OUTPUTS, DEMO_PROMPT};
 use depthkv::ui::TuiOptions;
 
 const LAYERS: usize = 24;

@@ -3,14 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::protocol::{self, ModelInfo};
+use crate::engine::protocol::ModelInfo;
 use crate::profile::{self, ModelFingerprint, Profile, ProfileError};
 use crate::prune;
 
 use super::app::{App, ImportedProfile};
 
-/// What the engine tells us about the model, as a profile fingerprint. The
-/// protocol carries no weights hash or hub revision, so those stay empty.
+/// What the engine tells us about the model, as a profile fingerprint.
+/// `ModelInfo` carries no weights hash or hub revision, so those stay empty:
+/// imports check the model's shape, and only warn that weights were not compared.
 pub fn fingerprint(model: &ModelInfo) -> ModelFingerprint {
     ModelFingerprint {
         architecture: model.architecture.clone(),
@@ -22,26 +23,6 @@ pub fn fingerprint(model: &ModelInfo) -> ModelFingerprint {
         revision: None,
         name: model.name.clone(),
     }
-}
-
-fn to_profile_sens(s: &[protocol::LayerSensitivity]) -> Vec<profile::LayerSensitivity> {
-    s.iter()
-        .map(|x| profile::LayerSensitivity {
-            mean: x.mean,
-            ci_low: x.ci_low,
-            ci_high: x.ci_high,
-        })
-        .collect()
-}
-
-fn from_profile_sens(s: &[profile::LayerSensitivity]) -> Vec<protocol::LayerSensitivity> {
-    s.iter()
-        .map(|x| protocol::LayerSensitivity {
-            mean: x.mean,
-            ci_low: x.ci_low,
-            ci_high: x.ci_high,
-        })
-        .collect()
 }
 
 /// The profile the current custom split corresponds to.
@@ -59,7 +40,7 @@ pub fn current_profile(app: &App) -> Result<Profile, String> {
         b.effective_fraction(),
         fractions,
     );
-    p.sensitivity = app.sensitivity.as_deref().map(to_profile_sens);
+    p.sensitivity = app.sensitivity.clone();
     let mut notes = format!("exported from the depthkv TUI ({}", b.label());
     if let Some(name) = &app.profile_name {
         notes.push_str(&format!(", from profile {name}"));
@@ -111,7 +92,7 @@ pub fn import(path: &Path, model: Option<&ModelInfo>) -> Result<ImportedProfile,
         path: path.to_path_buf(),
         global_budget: p.global_budget,
         fractions: p.kept_fractions,
-        sensitivity: p.sensitivity.as_deref().map(from_profile_sens),
+        sensitivity: p.sensitivity,
         warnings,
     })
 }
