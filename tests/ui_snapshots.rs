@@ -181,3 +181,38 @@ fn high_contrast_theme_heatmap() {
     h.press(KeyCode::Char('2'));
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }
+
+#[test]
+fn light_theme_main_screen_120x32() {
+    let theme = depthkv::ui::theme::Theme::builtin("light").unwrap();
+    let mut h = Harness::with_theme(&options(), (120, 32), theme);
+    let snap = h.load(LAYERS, DEMO_PROMPT);
+    let (run, uniform, custom) = h.engine.last_run().unwrap();
+    h.emit_all([
+        Event::Occupancy {
+            run_id: run,
+            pane: Pane::Uniform,
+            occupancy: fake::occupancy(&snap, &uniform),
+        },
+        Event::Occupancy {
+            run_id: run,
+            pane: Pane::Custom,
+            occupancy: fake::occupancy(&snap, &custom),
+        },
+    ]);
+    h.advance(Duration::from_millis(250));
+    h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..12));
+    h.emit_all(fake::token_events(
+        run,
+        Pane::Uniform,
+        DEMO_OUTPUTS[1],
+        0..12,
+    ));
+    h.emit_all(fake::token_events(
+        run,
+        Pane::Custom,
+        DEMO_OUTPUTS[2],
+        0..12,
+    ));
+    insta::assert_snapshot!(format!("{:?}", h.draw()));
+}

@@ -354,7 +354,10 @@ fn calibrate_sends_the_prompt_and_applies_depthkv() {
             ablation_keep,
         } => {
             assert_eq!(prompts, &vec![DEMO_PROMPT.to_string()]);
-            assert!((ablation_keep - h.app.budgets.effective_fraction()).abs() < 1e-12);
+            assert!(
+                (ablation_keep - 0.4).abs() < 1e-12,
+                "the paper's 60% pruning, as the CLI"
+            );
             *run_id
         }
         other => panic!("expected Calibrate, got {other:?}"),

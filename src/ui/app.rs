@@ -219,6 +219,8 @@ pub struct App {
     pub sensitivity: Option<Vec<LayerSensitivity>>,
     pub profile_name: Option<String>,
     pub profiles_dir: PathBuf,
+    /// Fraction the ablated layer keeps during calibration (`c`).
+    pub ablation_keep: f64,
 
     next_id: RunId,
     /// Newest decode run requested; events of any other run are dropped.
@@ -325,6 +327,7 @@ impl App {
             sensitivity,
             profile_name: opts.profile_name.clone(),
             profiles_dir,
+            ablation_keep: crate::calib::sensitivity::CalibConfig::default().ablation_keep,
             next_id: 1,
             run_id: None,
             run_started: None,
@@ -815,11 +818,7 @@ impl App {
                 } else {
                     let id = self.fresh_id();
                     self.calib_id = Some(id);
-                    let keep = if self.budgets.is_ready() {
-                        self.budgets.effective_fraction()
-                    } else {
-                        self.budgets.global
-                    };
+                    let keep = self.ablation_keep;
                     self.progress.retain(|p| p.job != Job::Calibrate);
                     self.progress.push(Progress {
                         job: Job::Calibrate,
@@ -833,7 +832,10 @@ impl App {
                     }));
                     self.message(
                         Level::Info,
-                        format!("calibrating at keep {:.0}%…", keep * 100.0),
+                        format!(
+                            "calibrating: each layer alone pruned to keep {:.0}%…",
+                            keep * 100.0
+                        ),
                     );
                 }
             }
