@@ -10,15 +10,17 @@ use crate::engine::error::{EngineError, Result};
 use crate::engine::protocol::LayerSensitivity;
 use crate::engine::{Engine, PrefillOptions};
 use crate::eval::prompts::PromptItem;
-use crate::eval::scoring;
+use crate::eval::scoring::{self, Continuation};
 use crate::prune::{apply, SelectConfig};
 
 #[derive(Debug, Clone)]
 pub struct CalibConfig {
     /// Fraction of tokens the ablated layer keeps (0.4 = the paper's 60% pruning).
     pub ablation_keep: f64,
-    /// Greedy tokens scored when a prompt has no reference.
+    /// Greedy tokens scored when a prompt has no reference (or references are ignored).
     pub continuation_tokens: usize,
+    /// Score a prompt's `reference` text when it has one.
+    pub use_reference: bool,
     pub select: SelectConfig,
     pub prefill: PrefillOptions,
     /// Apply the chat template to prompts that do not say.
@@ -33,6 +35,7 @@ impl Default for CalibConfig {
         Self {
             ablation_keep: 0.4,
             continuation_tokens: 32,
+            use_reference: true,
             select: SelectConfig::default(),
             prefill: PrefillOptions::default(),
             chat: true,
@@ -72,7 +75,8 @@ pub fn calibrate(
     let total = prompts.len() * n_layers;
     let (mut kl, mut nll_delta) = (Vec::new(), Vec::new());
     for (pi, item) in prompts.iter().enumerate() {
-        let scored = scoring::prepare(engine, item, cfg.chat, cfg.continuation_tokens, cfg.prefill)?;
+        let on = if cfg.use_reference { Continuation::ReferenceFirst } else { Continuation::Greedy };
+        let scored = scoring::prepare(engine, item, cfg.chat, cfg.continuation_tokens, on, cfg.prefill)?;
         let l = scored.pre.tokens.len();
         let full_nll = scoring::compare(&scored.full_logprobs, &scored.full_logprobs, &scored.continuation)?.nll;
         let lim = apply::limits(&cfg.select, l);

@@ -37,6 +37,9 @@ pub struct CalibrateArgs {
     pub alloc: AllocArgs,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Score the full cache's greedy continuation even where a prompt has a reference.
+    #[arg(long)]
+    pub ignore_reference: bool,
     /// Send prompts without the chat template unless a line says `"chat": true`.
     #[arg(long)]
     pub raw: bool,
@@ -66,6 +69,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let cfg = CalibConfig {
         ablation_keep: a.ablation_keep,
         continuation_tokens: a.tokens,
+        use_reference: !a.ignore_reference,
         select,
         prefill: PrefillOptions { window: select.window, ..Default::default() },
         chat: !a.raw,

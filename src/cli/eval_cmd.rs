@@ -21,7 +21,8 @@ pub struct EvalArgs {
     /// Global budgets to test, comma-separated fractions.
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.4")]
     pub budgets: Vec<f64>,
-    /// Extra DepthKV variants to compare, as NAME=STRATEGY (e.g. rank=depthkv-rank).
+    /// Extra allocation variants to compare, as NAME=STRATEGY[:mix=M][:floor=F][:t=T]
+    /// (e.g. `rank=depthkv-rank`, `m2=depthkv:mix=0.2`). Repeatable or comma-separated.
     #[arg(long = "variant", value_delimiter = ',')]
     pub variants: Vec<String>,
     #[command(flatten)]
@@ -61,8 +62,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         Method { name: "depthkv".into(), strategy: a.alloc.strategy("depthkv", &engine)? },
     ];
     for v in &a.variants {
-        let (name, strat) = v.split_once('=').unwrap_or((v.as_str(), v.as_str()));
-        methods.push(Method { name: name.to_string(), strategy: a.alloc.strategy(strat, &engine)? });
+        methods.push(variant(v, &a.alloc, &engine)?);
     }
     let cfg = EvalConfig {
         budgets: a.budgets.clone(),
@@ -86,4 +86,23 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Parses `NAME=STRATEGY[:mix=M][:floor=F][:t=T]` into a method.
+fn variant(spec: &str, base: &AllocArgs, engine: &crate::engine::Engine) -> anyhow::Result<Method> {
+    let (name, rest) = spec.split_once('=').unwrap_or((spec, spec));
+    let mut parts = rest.split(':');
+    let strat = parts.next().unwrap_or_default();
+    let mut alloc = base.clone();
+    for kv in parts {
+        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("variant `{spec}`: expected key=value, got `{kv}`"))?;
+        let x: f64 = v.parse().map_err(|_| anyhow::anyhow!("variant `{spec}`: `{v}` is not a number"))?;
+        match k {
+            "mix" => alloc.mix = x,
+            "floor" => alloc.floor = x,
+            "t" => alloc.softmax_temperature = x,
+            other => anyhow::bail!("variant `{spec}`: unknown setting `{other}` (mix, floor, t)"),
+        }
+    }
+    Ok(Method { name: name.to_string(), strategy: alloc.strategy(strat, engine)? })
 }

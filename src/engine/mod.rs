@@ -15,5 +15,6 @@ pub mod sampler;
 pub mod source;
 pub mod tokenizer;
 pub mod weights;
+pub mod worker;
 
 pub use self::core::{Decoder, Engine, LoadOptions, PrefillOptions, Prefilled};

@@ -7,7 +7,7 @@ use crate::engine::protocol::GenParams;
 use crate::engine::{Engine, PrefillOptions};
 use crate::eval::prompts::PromptItem;
 use crate::eval::report::{Comparison, EvalReport, MethodResult};
-use crate::eval::scoring::{self, Quality, Scored};
+use crate::eval::scoring::{self, Continuation, Quality, Scored};
 use crate::prune::{apply, SelectConfig, Strategy};
 
 /// A named way of splitting the budget across layers.
@@ -78,7 +78,7 @@ fn sample(engine: &Engine, s: &Scored, item: &PromptItem, cache: &crate::engine:
     let quality = s.quality(engine, cache)?;
     Ok(Sample {
         quality,
-        nll_reference: s.is_reference.then_some(quality.nll),
+        nll_reference: s.reference_nll(engine, cache)?,
         correct: answer(engine, s, item, cache, cfg.answer_tokens)?,
         kv_bytes: cache.bytes(),
     })
@@ -99,7 +99,7 @@ pub fn evaluate(
     let mut full = Vec::new();
     let mut pruned = vec![vec![Vec::new(); cfg.budgets.len()]; cfg.methods.len()];
     for (pi, item) in prompts.iter().enumerate() {
-        let s = scoring::prepare(engine, item, cfg.chat, cfg.continuation_tokens, cfg.prefill)?;
+        let s = scoring::prepare(engine, item, cfg.chat, cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
         let l = s.pre.tokens.len();
         full.push(sample(engine, &s, item, &s.pre.cache, cfg)?);
         for (mi, m) in cfg.methods.iter().enumerate() {

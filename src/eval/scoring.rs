@@ -19,31 +19,52 @@ pub struct Quality {
     pub nll: f64,
 }
 
+/// Which continuation a prompt is scored on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuation {
+    /// The item's `reference` text when it has one, else greedy tokens (calibration).
+    ReferenceFirst,
+    /// Always the full cache's greedy tokens (evaluation: KL and top-1 over
+    /// what the unpruned model says; a reference is then scored separately).
+    Greedy,
+}
+
 /// A prompt ready to be scored: prefilled once, its continuation chosen and
 /// the full cache's log-probabilities over it computed.
 pub struct Scored {
     pub pre: Prefilled,
     pub continuation: Vec<u32>,
-    /// Whether the continuation is the item's own reference text.
-    pub is_reference: bool,
     pub full_logprobs: Tensor,
+    /// The item's reference tokens, when it has a reference.
+    pub reference: Option<Vec<u32>>,
 }
 
-/// Tokenizes and prefills an item; the continuation is its `reference` when
-/// given, else `n_greedy` greedy tokens of the full cache.
-pub fn prepare(engine: &Engine, item: &PromptItem, default_chat: bool, n_greedy: usize, opts: PrefillOptions) -> Result<Scored> {
+/// Tokenizes and prefills an item and picks its continuation (`n_greedy`
+/// greedy full-cache tokens unless `on` says to use the reference).
+pub fn prepare(
+    engine: &Engine,
+    item: &PromptItem,
+    default_chat: bool,
+    n_greedy: usize,
+    on: Continuation,
+    opts: PrefillOptions,
+) -> Result<Scored> {
     let chat = item.chat.unwrap_or(default_chat) && engine.codec.has_chat();
     let tokens = engine.encode(&item.prompt, chat)?;
     let pre = engine.prefill(&tokens, opts)?;
-    let (continuation, is_reference) = match item.reference.as_deref().filter(|r| !r.is_empty()) {
-        Some(r) => (engine.codec.encode_prompt(r, false)?, true),
-        None => {
+    let reference = match item.reference.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => Some(engine.codec.encode_prompt(r, false)?),
+        None => None,
+    };
+    let continuation = match (&reference, on) {
+        (Some(r), Continuation::ReferenceFirst) => r.clone(),
+        _ => {
             let params = GenParams { max_new_tokens: n_greedy, ..Default::default() };
-            (engine.generate(pre.cache.clone(), &pre.first_logits, &params, &mut |_| true)?, false)
+            engine.generate(pre.cache.clone(), &pre.first_logits, &params, &mut |_| true)?
         }
     };
     let full_logprobs = engine.teacher_force(&pre.cache, &pre.first_logits, &continuation)?;
-    Ok(Scored { pre, continuation, is_reference, full_logprobs })
+    Ok(Scored { pre, continuation, full_logprobs, reference })
 }
 
 impl Scored {
@@ -51,6 +72,13 @@ impl Scored {
     pub fn quality(&self, engine: &Engine, cache: &KvCache) -> Result<Quality> {
         let lp = engine.teacher_force(cache, &self.pre.first_logits, &self.continuation)?;
         compare(&self.full_logprobs, &lp, &self.continuation)
+    }
+
+    /// Mean NLL of the reference under `cache`, when the item has a reference.
+    pub fn reference_nll(&self, engine: &Engine, cache: &KvCache) -> Result<Option<f64>> {
+        let Some(r) = &self.reference else { return Ok(None) };
+        let lp = engine.teacher_force(cache, &self.pre.first_logits, r)?;
+        Ok(Some(compare(&lp, &lp, r)?.nll))
     }
 }
 

@@ -1,0 +1,93 @@
+//! The engine thread on the real default model: a budget change supersedes
+//! the run in flight, and the new run's tokens equal a direct headless run.
+
+mod common;
+
+use depthkv::engine::protocol::{Command, Event, GenParams, Pane};
+use depthkv::engine::{worker, PrefillOptions};
+use depthkv::prune::{apply, SelectConfig, Strategy, PYRAMID_BETA};
+
+const PROMPT: &str = "The lighthouse keeper on the island of Varn kept a log. On Monday the fog was thick, \
+on Tuesday a ship named Halcyon passed at noon, and on Wednesday the keeper painted the rail green. \
+Question: what was the name of the ship?";
+
+#[test]
+fn rerun_streams_under_newest_id_and_matches_headless() {
+    let engine = common::default_engine();
+    let select = SelectConfig::default();
+    let tokens = engine.encode(PROMPT, true).unwrap();
+    let l = tokens.len();
+    let n = engine.config().n_layers;
+    let uniform = apply::budgets_for(&Strategy::Uniform, 0.4, l, n, &select).unwrap();
+    let first = apply::budgets_for(&Strategy::Pyramid { beta: PYRAMID_BETA }, 0.4, l, n, &select).unwrap();
+    let mut second = uniform.clone();
+    second[0] = l;
+    second[n - 1] = second[n - 1] - (l - uniform[0]).min(second[n - 1] - apply::limits(&select, l).min);
+    let params = GenParams { max_new_tokens: 12, ..Default::default() };
+
+    // Direct headless reference for the second allocation.
+    let pre = engine.prefill(&tokens, PrefillOptions::default()).unwrap();
+    let (cache, _) = apply::prune(&pre, &second, &select, 13).unwrap();
+    let expected = engine.generate(cache, &pre.first_logits, &params, &mut |_| true).unwrap();
+
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let thread = std::thread::spawn(move || worker::serve(engine, select, cmd_rx, ev_tx));
+    cmd_tx.send(Command::SetPrompt { text: PROMPT.into(), chat: true }).unwrap();
+    loop {
+        match ev_rx.blocking_recv().expect("engine stopped") {
+            Event::Prefilled(p) => {
+                assert_eq!(p.pieces.len(), l);
+                break;
+            }
+            Event::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    cmd_tx.send(Command::Run { run_id: 1, uniform: uniform.clone(), custom: first, params: params.clone() }).unwrap();
+    // Let run 1 start streaming, then change the budgets.
+    loop {
+        if let Event::Token { run_id: 1, .. } = ev_rx.blocking_recv().unwrap() {
+            break;
+        }
+    }
+    cmd_tx.send(Command::Run { run_id: 2, uniform, custom: second.clone(), params }).unwrap();
+
+    let mut custom_tokens = Vec::new();
+    let mut done = 0;
+    let mut seen_run2 = false;
+    while done < 3 {
+        match ev_rx.blocking_recv().expect("engine stopped") {
+            Event::Token { run_id, pane, token_id, .. } => {
+                if run_id == 1 {
+                    assert!(!seen_run2, "a token of the superseded run arrived after the new run began");
+                    continue;
+                }
+                seen_run2 = true;
+                assert_eq!(run_id, 2);
+                if pane == Pane::Custom {
+                    custom_tokens.push(token_id);
+                }
+            }
+            Event::Occupancy { run_id: 2, pane: Pane::Custom, occupancy } => {
+                seen_run2 = true;
+                let kept: Vec<usize> = occupancy.kept.iter().map(|heads| heads[0].len()).collect();
+                assert_eq!(kept, second);
+            }
+            Event::PaneDone { run_id, pane, metrics } => {
+                if run_id == 2 {
+                    done += 1;
+                    assert!(metrics.kl_to_full >= 0.0);
+                    if pane == Pane::Full {
+                        assert_eq!(metrics.top1_agreement, 1.0);
+                    }
+                }
+            }
+            Event::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    assert_eq!(custom_tokens, expected, "re-run tokens differ from the direct headless run");
+    cmd_tx.send(Command::Shutdown).unwrap();
+    thread.join().unwrap();
+}
