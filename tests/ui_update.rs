@@ -673,3 +673,106 @@ fn export_then_import_round_trips_the_split() {
     assert!(h.app.current_message().unwrap().text.contains("n_kv_heads"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn per_layer_minimum_follows_the_engine_selection_settings() {
+    let mut opts = options();
+    opts.select.sinks = 8;
+    opts.select.window = 64;
+    let mut h = Harness::new(&opts, (200, 50));
+    h.load(LAYERS, DEMO_PROMPT);
+    assert_eq!(h.app.budgets.limits.min, 72);
+    for _ in 0..20 {
+        h.press(KeyCode::Char('-'));
+    }
+    let (_, uniform, custom) = h.engine.last_run().unwrap();
+    h.advance(DEBOUNCE * 2);
+    let (_, uniform2, custom2) = h.engine.last_run().unwrap();
+    for v in uniform
+        .iter()
+        .chain(&custom)
+        .chain(&uniform2)
+        .chain(&custom2)
+    {
+        assert!(*v >= 72);
+    }
+}
+
+/// The run loop against the real engine thread and the default model on CPU
+/// (installed on demand, so it needs the model or the network): start-up,
+/// a budget edit, calibration, quit. `cargo test --test ui_update -- --ignored`.
+#[tokio::test]
+#[ignore = "loads the real default model"]
+async fn real_engine_end_to_end() {
+    use crossterm::event::{Event as TermEvent, KeyEvent};
+    use depthkv::engine::device::DeviceChoice;
+    use depthkv::engine::{fetch, worker, LoadOptions};
+    use depthkv::prune::SelectConfig;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    let model = fetch::ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model");
+    let load = LoadOptions {
+        model: Some(model.display().to_string()),
+        device: DeviceChoice::Cpu,
+        ..Default::default()
+    };
+    let handle = worker::spawn(load, SelectConfig::default()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let input = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (e, rx))
+    }));
+    let opts = TuiOptions {
+        params: depthkv::engine::protocol::GenParams {
+            max_new_tokens: 24,
+            ..Default::default()
+        },
+        chat: true,
+        ..options()
+    };
+    let app = depthkv::ui::App::new(
+        &opts,
+        depthkv::ui::theme::Theme::default(),
+        depthkv::ui::keys::Keymap::default(),
+        "/profiles".into(),
+        std::time::Instant::now(),
+    );
+    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    let script = tokio::spawn(async move {
+        let key = |c| Ok(TermEvent::Key(KeyEvent::new(c, KeyModifiers::NONE)));
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        tx.send(key(KeyCode::Right)).unwrap();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        tx.send(key(KeyCode::Char('c'))).unwrap();
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        tx.send(key(KeyCode::Char('q'))).unwrap();
+        tx
+    });
+    let app = tokio::time::timeout(
+        Duration::from_secs(300),
+        depthkv::ui::run::event_loop(&mut term, input, handle, app),
+    )
+    .await
+    .expect("loop finishes")
+    .expect("no error");
+    let _tx = script.await.unwrap();
+    let errors: Vec<_> = app
+        .messages
+        .iter()
+        .filter(|m| m.level == depthkv::ui::app::Level::Error)
+        .map(|m| m.text.clone())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(app.budgets.is_ready());
+    assert!(
+        app.panes.iter().all(|p| !p.tokens.is_empty()),
+        "all panes streamed"
+    );
+    if let Ok(dir) = std::env::var("DEPTHKV_UI_DUMP") {
+        std::fs::write(
+            format!("{dir}/real_engine.txt"),
+            format!("{:?}", term.backend().buffer()),
+        )
+        .unwrap();
+    }
+}

@@ -323,7 +323,11 @@ impl App {
             attention: Vec::new(),
             awaiting_prefill: false,
             params: opts.params.clone(),
-            budgets: Budgets::new(opts.initial_budget, shape),
+            budgets: Budgets {
+                sinks: opts.select.sinks,
+                window: opts.select.window,
+                ..Budgets::new(opts.initial_budget, shape)
+            },
             sensitivity,
             profile_name: opts.profile_name.clone(),
             profiles_dir,

@@ -4,8 +4,8 @@
 
 use crate::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
 
-/// Attention sinks + observation window the selector always keeps; the
-/// per-layer minimum is `min(SINKS + WINDOW, L)`.
+/// Default attention sinks + observation window the selector always keeps;
+/// the per-layer minimum is `min(sinks + window, L)` (see `Budgets::sinks`).
 pub const SINKS: usize = 4;
 pub const WINDOW: usize = 32;
 
@@ -74,6 +74,11 @@ pub struct Budgets {
     pub custom: Vec<usize>,
     pub uniform: Vec<usize>,
     pub locked: Vec<bool>,
+    /// Positions the engine's selector always keeps at the start / end of
+    /// the prompt; they set the per-layer minimum. Must match the engine's
+    /// `SelectConfig`, or it refuses the budgets.
+    pub sinks: usize,
+    pub window: usize,
 }
 
 impl Budgets {
@@ -88,6 +93,8 @@ impl Budgets {
             custom: Vec::new(),
             uniform: Vec::new(),
             locked: Vec::new(),
+            sinks: SINKS,
+            window: WINDOW,
         }
     }
 
@@ -127,7 +134,7 @@ impl Budgets {
         let same = n_layers == self.n_layers && prompt_len == self.prompt_len;
         self.n_layers = n_layers;
         self.prompt_len = prompt_len;
-        self.limits = LayerLimits::new(SINKS, WINDOW, prompt_len);
+        self.limits = LayerLimits::new(self.sinks, self.window, prompt_len);
         if !same {
             self.locked = vec![false; n_layers];
             if let Shape::Fractions(f) = &self.shape {

@@ -69,7 +69,7 @@ pub fn compute(area: Rect, app: &App) -> ScreenLayout {
         Layout::horizontal([Constraint::Length(bars_w), Constraint::Fill(1)]).areas(top);
     // Heatmap: two layers per row (half blocks) + cursor and legend rows + borders.
     let want = (app.n_layers().max(16).div_ceil(2) + 4) as u16;
-    let heat_h = want.min(right.height * 60 / 100).max(6.min(right.height));
+    let heat_h = want.min(right.height * 65 / 100).max(6.min(right.height));
     let [heatmap, tokens] =
         Layout::vertical([Constraint::Length(heat_h), Constraint::Fill(1)]).areas(right);
     out.bars = Some(bars);

@@ -30,7 +30,7 @@ use super::keys::Keymap;
 use super::profile_io;
 use super::render::render;
 use super::theme::Theme;
-use crate::prune::StrategyKind;
+use crate::prune::{SelectConfig, StrategyKind};
 
 /// Render/debounce tick.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -57,6 +57,9 @@ pub struct TuiOptions {
     /// Apply the model's chat template to the prompt.
     pub chat: bool,
     pub params: GenParams,
+    /// The selection settings the engine was started with: their sinks and
+    /// window set the per-layer minimum budget (`min(sinks + window, L)`).
+    pub select: SelectConfig,
 }
 
 impl Default for TuiOptions {
@@ -71,6 +74,7 @@ impl Default for TuiOptions {
             prompt: String::new(),
             chat: false,
             params: GenParams::default(),
+            select: SelectConfig::default(),
         }
     }
 }

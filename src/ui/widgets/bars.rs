@@ -42,7 +42,7 @@ pub fn geometry(area: Rect, app: &App) -> BarsGeom {
     let label_w = (1 + 1 + digits + 2) as u16;
     let sens_w = match (app.sensitivity.is_some(), inner.width) {
         (false, _) => 0,
-        (true, w) if w >= 56 => 8,
+        (true, w) if w >= 56 => 9,
         (true, _) => 2,
     };
     let value_w = if inner.width >= 48 { 14 } else { 5 };
@@ -81,10 +81,15 @@ impl BarsGeom {
     }
 }
 
-/// Significant-digit formatting in 5 columns.
+/// About three significant digits in at most 6 columns ("0.0123" → "0.012",
+/// "0.00041" → "4.1e-4").
 pub fn fmt_sens(v: f64) -> String {
     let a = v.abs();
-    if a >= 100.0 {
+    if a == 0.0 {
+        "0".to_string()
+    } else if a < 0.01 {
+        format!("{v:.1e}")
+    } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 10.0 {
         format!("{v:.1}")
@@ -245,7 +250,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 0
             };
             let mut text = format!(" {}", LEVELS[level.min(7)]);
-            if g.sens_w >= 8 {
+            if g.sens_w >= 9 {
                 text.push(' ');
                 text.push_str(&fmt_sens(s.mean));
             }

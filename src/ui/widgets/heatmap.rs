@@ -1,6 +1,6 @@
 //! Layers × prompt positions. Positions are binned to the panel width; when
 //! there are more layers than rows, each row shows two layers with half
-//! blocks (and groups of layers beyond that).
+//! blocks, and beyond that neighbouring layers share a half row (averaged).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -23,8 +23,10 @@ pub struct HeatGeom {
     pub cols: usize,
     /// Two layer groups per text row.
     pub half: bool,
-    /// Layers per group.
-    pub group: usize,
+    /// Layer groups ("virtual rows"): layers are binned into this many
+    /// contiguous groups, like positions into columns.
+    pub groups: usize,
+    pub n_layers: usize,
     pub cursor_row: u16,
     pub legend_row: u16,
 }
@@ -47,17 +49,15 @@ pub fn geometry(area: Rect, app: &App) -> HeatGeom {
     let len = app.prompt_len();
     let cols = (map.width as usize).min(len);
     let rows = map_h as usize;
-    let (half, group) = if n <= rows {
-        (false, 1)
-    } else {
-        (true, n.div_ceil(2 * rows))
-    };
+    let half = n > rows;
+    let groups = if half { n.min(2 * rows) } else { n };
     HeatGeom {
         inner,
         map,
         cols,
         half,
-        group,
+        groups,
+        n_layers: n,
         cursor_row: inner.y + map_h,
         legend_row: inner.y + map_h + 1,
     }
@@ -92,13 +92,31 @@ impl HeatGeom {
         }
     }
 
-    fn layers_of_group(&self, g: usize, n: usize) -> std::ops::Range<usize> {
-        (g * self.group).min(n)..((g + 1) * self.group).min(n)
+    /// Layers in group `g`.
+    pub fn layers_of_group(&self, g: usize) -> std::ops::Range<usize> {
+        let (n, k) = (self.n_layers, self.groups.max(1));
+        (g * n / k).min(n)..((g + 1) * n / k).min(n)
+    }
+
+    /// Text rows in use.
+    pub fn text_rows(&self) -> usize {
+        if self.half {
+            self.groups.div_ceil(2)
+        } else {
+            self.groups
+        }
     }
 
     /// Text row showing `layer`.
     pub fn row_of(&self, layer: usize) -> usize {
-        let g = layer / self.group;
+        let k = self.groups.max(1);
+        let mut g = (layer * k / self.n_layers.max(1)).min(k - 1);
+        while g + 1 < k && self.layers_of_group(g + 1).start <= layer {
+            g += 1;
+        }
+        while g > 0 && self.layers_of_group(g).start > layer {
+            g -= 1;
+        }
         if self.half {
             g / 2
         } else {
@@ -112,7 +130,10 @@ impl HeatGeom {
             return None;
         }
         let (g, _) = self.groups_of_row((y - self.map.y) as usize);
-        let layer = (g * self.group).min(n_layers - 1);
+        if g >= self.groups {
+            return None;
+        }
+        let layer = self.layers_of_group(g).start.min(n_layers - 1);
         let x = x.max(self.map.x);
         let col = ((x - self.map.x) as usize).min(self.cols.saturating_sub(1));
         Some((layer, self.bin(col, len).start))
@@ -211,15 +232,14 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     }
 
-    let groups = n.div_ceil(g.group);
-    let text_rows = if g.half { groups.div_ceil(2) } else { groups };
+    let text_rows = g.text_rows();
     let sel_row = g.row_of(app.selected);
     for r in 0..(g.map.height as usize).min(text_rows) {
         let y = g.map.y + r as u16;
         let (top, bottom) = g.groups_of_row(r);
-        let top_layers = g.layers_of_group(top, n);
+        let top_layers = g.layers_of_group(top);
         let bottom_layers = bottom
-            .map(|b| g.layers_of_group(b, n))
+            .map(|b| g.layers_of_group(b))
             .filter(|l| !l.is_empty());
         // Label: the selected layer on its row, else the row's first layer.
         let (label, style) = if r == sel_row {
@@ -315,5 +335,60 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             spans.push(Span::styled(desc, t.dim()));
         }
         Line::from(spans).render(Rect::new(g.inner.x, g.legend_row, g.inner.width, 1), buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(n_layers: usize, rows: u16, cols: usize) -> HeatGeom {
+        let half = n_layers > rows as usize;
+        HeatGeom {
+            inner: Rect::new(0, 0, 80, rows + 2),
+            map: Rect::new(4, 0, 76, rows),
+            cols,
+            half,
+            groups: if half {
+                n_layers.min(2 * rows as usize)
+            } else {
+                n_layers
+            },
+            n_layers,
+            cursor_row: rows,
+            legend_row: rows + 1,
+        }
+    }
+
+    #[test]
+    fn every_layer_and_position_is_drawn_exactly_once() {
+        for n in [1, 7, 16, 24, 30, 32, 80] {
+            for rows in [4u16, 11, 15, 16, 40] {
+                let g = geom(n, rows, 50);
+                let mut seen = vec![0; n];
+                for k in 0..g.groups {
+                    for l in g.layers_of_group(k) {
+                        seen[l] += 1;
+                        assert_eq!(g.row_of(l), if g.half { k / 2 } else { k });
+                    }
+                }
+                assert!(seen.iter().all(|&c| c == 1), "n={n} rows={rows}");
+                assert!(g.text_rows() <= rows as usize, "n={n} rows={rows}");
+            }
+        }
+        for len in [50, 51, 282, 4000] {
+            let g = geom(24, 12, 50);
+            let mut next = 0;
+            for c in 0..g.cols {
+                let b = g.bin(c, len);
+                assert_eq!(b.start, next);
+                assert!(!b.is_empty());
+                for p in b.clone() {
+                    assert_eq!(g.col_of(p, len), c);
+                }
+                next = b.end;
+            }
+            assert_eq!(next, len);
+        }
     }
 }
