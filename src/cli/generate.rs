@@ -5,6 +5,7 @@ use super::strategy::{check_budget, AllocArgs, SelectArgs};
 use crate::engine::protocol::GenParams;
 use crate::engine::PrefillOptions;
 use crate::prune::apply;
+use anyhow::Context;
 use clap::Args;
 use std::io::Write;
 
@@ -13,8 +14,11 @@ pub struct GenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The prompt text.
-    #[arg(long, short)]
-    pub prompt: String,
+    #[arg(long, short, required_unless_present = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_file: Option<std::path::PathBuf>,
     /// Send the prompt as is, without the model's chat template.
     #[arg(long)]
     pub raw: bool,
@@ -48,11 +52,16 @@ pub struct GenerateArgs {
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let budget = check_budget(a.budget)?;
+    let prompt = match (&a.prompt, &a.prompt_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, None) => anyhow::bail!("give --prompt or --prompt-file"),
+    };
     let select = a.select.config()?;
     let engine = a.model.load()?;
     let strategy = if budget < 1.0 { Some(a.alloc.strategy(&a.strategy, &engine)?) } else { None };
     let chat = !a.raw && engine.codec.has_chat();
-    let tokens = engine.encode(&a.prompt, chat)?;
+    let tokens = engine.encode(&prompt, chat)?;
     let pre = engine.prefill(&tokens, PrefillOptions { window: select.window, ..Default::default() })?;
     let full_bytes = pre.cache.bytes();
     let (cache, budgets) = match &strategy {

@@ -221,3 +221,56 @@ impl KvCache {
         Ok(KvCache { layers, next_pos: self.next_pos, bytes_per_slot: self.bytes_per_slot })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    fn kv(vals: &[f32], heads: usize, d: usize) -> Tensor {
+        let n = vals.len() / (heads * d);
+        Tensor::from_vec(vals.to_vec(), (1, heads, n, d), &Device::Cpu).unwrap()
+    }
+
+    fn keys(c: &LayerCache) -> Vec<f32> {
+        c.kv().unwrap().0.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn clones_never_see_each_others_appends() {
+        let mut a = LayerCache::empty(2, 1, DType::F32, &Device::Cpu).unwrap();
+        a.append(&kv(&[1., 2., 3., 4.], 2, 1), &kv(&[1., 2., 3., 4.], 2, 1), 0).unwrap();
+        let mut b = a.clone();
+        a.append(&kv(&[9., 9.], 2, 1), &kv(&[9., 9.], 2, 1), 2).unwrap();
+        b.append(&kv(&[7., 7.], 2, 1), &kv(&[7., 7.], 2, 1), 2).unwrap();
+        assert_eq!(keys(&a), vec![1., 2., 9., 3., 4., 9.]);
+        assert_eq!(keys(&b), vec![1., 2., 7., 3., 4., 7.]);
+        assert_eq!(b.positions(1), &[0, 1, 2]);
+    }
+
+    #[test]
+    fn gather_keeps_per_head_slots_and_positions() {
+        let mut a = LayerCache::empty(2, 1, DType::F32, &Device::Cpu).unwrap();
+        a.append(&kv(&[10., 11., 12., 20., 21., 22.], 2, 1), &kv(&[0.; 6], 2, 1), 5).unwrap();
+        let g = a.gather(&[vec![0, 2], vec![1, 2]], 0).unwrap();
+        assert_eq!(keys(&g), vec![10., 12., 21., 22.]);
+        assert_eq!(g.positions(0), &[5, 7]);
+        assert_eq!(g.positions(1), &[6, 7]);
+        assert_eq!(g.capacity(), 2, "a gather without reserve holds exactly what it keeps");
+        assert!(a.gather(&[vec![0], vec![1, 2]], 0).is_err(), "heads must keep equal counts");
+        assert!(a.gather(&[vec![0], vec![3]], 0).is_err(), "slot out of range");
+    }
+
+    #[test]
+    fn bytes_count_live_slots() {
+        let mut c = KvCache::new(2, 3, 4, DType::F32, &Device::Cpu).unwrap();
+        let t = Tensor::zeros((1, 3, 5, 4), DType::F32, &Device::Cpu).unwrap();
+        c.layer_mut(0).append(&t, &t, 0).unwrap();
+        c.layer_mut(1).append(&t, &t, 0).unwrap();
+        assert_eq!(c.bytes(), 2 * 5 * (2 * 3 * 4 * 4));
+        let keep = vec![Some(vec![vec![0u32, 4]; 3]), None];
+        let p = c.pruned(&keep, 0).unwrap();
+        assert_eq!(p.lens(), vec![2, 5]);
+        assert_eq!(p.bytes(), 7 * (2 * 3 * 4 * 4));
+    }
+}
