@@ -1,0 +1,98 @@
+//! Profile export/import for the TUI. File I/O lives here, called by the run
+//! loop for `Effect::Export`/`Effect::Import`, never from `update`.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::protocol::ModelInfo;
+use crate::profile::{self, ModelFingerprint, Profile, ProfileError};
+use crate::prune;
+
+use super::app::{App, ImportedProfile};
+
+/// What the engine tells us about the model, as a profile fingerprint.
+/// `ModelInfo` carries no weights hash or hub revision, so those stay empty:
+/// imports check the model's shape, and only warn that weights were not compared.
+pub fn fingerprint(model: &ModelInfo) -> ModelFingerprint {
+    ModelFingerprint {
+        architecture: model.architecture.clone(),
+        n_layers: model.n_layers,
+        n_kv_heads: model.n_kv_heads,
+        head_dim: model.head_dim,
+        weights_sha256: None,
+        hub_id: None,
+        revision: None,
+        name: model.name.clone(),
+    }
+}
+
+/// The profile the current custom split corresponds to.
+pub fn current_profile(app: &App) -> Result<Profile, String> {
+    let model = app.model.as_ref().ok_or("the model is still loading")?;
+    let b = &app.budgets;
+    if !b.is_ready() {
+        return Err("no budgets yet (waiting for the prompt prefill)".into());
+    }
+    let fractions = prune::kept_fractions(&b.custom, b.prompt_len);
+    let strategy = if b.edited { "manual" } else { b.shape.name() };
+    let mut p = Profile::new(
+        fingerprint(model),
+        strategy,
+        b.effective_fraction(),
+        fractions,
+    );
+    p.sensitivity = app.sensitivity.clone();
+    let mut notes = format!("exported from the depthkv TUI ({}", b.label());
+    if let Some(name) = &app.profile_name {
+        notes.push_str(&format!(", from profile {name}"));
+    }
+    notes.push_str(&format!(
+        "; {} layers locked; prompt of {} tokens)",
+        b.locked.iter().filter(|l| **l).count(),
+        b.prompt_len
+    ));
+    p.notes = Some(notes);
+    Ok(p)
+}
+
+/// Writes the current split as a profile (refusing to overwrite); returns
+/// the path written. A path without extension gets `.json`.
+pub fn export(app: &App, path: &Path) -> Result<PathBuf, String> {
+    let p = current_profile(app)?;
+    let path = if path.extension().is_none() {
+        path.with_extension("json")
+    } else {
+        path.to_path_buf()
+    };
+    match profile::save(&p, &path, false) {
+        Ok(()) => Ok(path),
+        Err(ProfileError::Exists { path }) => Err(format!(
+            "{} already exists; choose another name (e) or delete it first",
+            path.display()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Reads a profile and checks it against the loaded model: shape mismatches
+/// are errors, label differences become warnings.
+pub fn import(path: &Path, model: Option<&ModelInfo>) -> Result<ImportedProfile, String> {
+    let model = model.ok_or("wait for the model to load before importing a profile")?;
+    let p = profile::load(path).map_err(|e| e.to_string())?;
+    let fp = fingerprint(model);
+    p.model
+        .check_compatible(&fp)
+        .map_err(|m| format!("{}: {m}", path.display()))?;
+    let warnings = p.model.soft_differences(&fp);
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.strategy.clone());
+    Ok(ImportedProfile {
+        name,
+        path: path.to_path_buf(),
+        global_budget: p.global_budget,
+        fractions: p.kept_fractions,
+        sensitivity: p.sensitivity,
+        warnings,
+    })
+}

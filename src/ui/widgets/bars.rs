@@ -1,0 +1,275 @@
+//! Layer budget bars: one row per layer with the custom budget as a bar over
+//! the prompt length, the uniform share as a dotted marker, lock state and
+//! the layer's sensitivity when known.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::{panel, put, scroll_marker, title};
+use crate::ui::app::{App, Focus};
+use crate::ui::text::group_digits;
+
+const EIGHTHS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+const LEVELS: [&str; 8] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
+
+/// Column layout of a bar row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarsGeom {
+    pub inner: Rect,
+    /// Layer rows that fit.
+    pub rows: usize,
+    pub digits: usize,
+    pub bar_x: u16,
+    pub bar_w: u16,
+    pub value_x: u16,
+    pub value_w: u16,
+    pub sens_x: u16,
+    pub sens_w: u16,
+}
+
+pub fn geometry(area: Rect, app: &App) -> BarsGeom {
+    let inner = Rect::new(
+        area.x.saturating_add(1),
+        area.y.saturating_add(1),
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+    );
+    let digits = app.n_layers().saturating_sub(1).to_string().len().max(2);
+    // "▶L07▣ "
+    let label_w = (1 + 1 + digits + 2) as u16;
+    let sens_w = match (app.sensitivity.is_some(), inner.width) {
+        (false, _) => 0,
+        (true, w) if w >= 56 => 9,
+        (true, _) => 2,
+    };
+    let value_w = if inner.width >= 48 { 14 } else { 5 };
+    let bar_w = inner
+        .width
+        .saturating_sub(label_w + value_w + sens_w)
+        .max(1);
+    let bar_x = inner.x + label_w;
+    BarsGeom {
+        inner,
+        rows: inner.height as usize,
+        digits,
+        bar_x,
+        bar_w,
+        value_x: bar_x + bar_w,
+        value_w,
+        sens_x: bar_x + bar_w + value_w,
+        sens_w,
+    }
+}
+
+impl BarsGeom {
+    /// The layer drawn on screen row `y`.
+    pub fn layer_at(&self, y: u16, scroll: usize, n_layers: usize) -> Option<usize> {
+        if y < self.inner.y || y >= self.inner.bottom() {
+            return None;
+        }
+        let layer = scroll + (y - self.inner.y) as usize;
+        (layer < n_layers).then_some(layer)
+    }
+
+    /// Budget whose bar ends at the right edge of column `x`.
+    pub fn target_at(&self, x: u16, prompt_len: usize) -> usize {
+        let cells = (x as i64 - self.bar_x as i64 + 1).clamp(0, self.bar_w as i64) as usize;
+        (cells * prompt_len + self.bar_w as usize / 2) / self.bar_w.max(1) as usize
+    }
+}
+
+/// About three significant digits in at most 6 columns ("0.0123" → "0.012",
+/// "0.00041" → "4.1e-4").
+pub fn fmt_sens(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".to_string()
+    } else if a < 0.01 {
+        format!("{v:.1e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let focused = app.focus == Focus::Budgets;
+    let b = &app.budgets;
+    let mut block = panel(title("Layer budgets", focused, t), focused, t);
+    if b.is_ready() {
+        let pending = if app.rerun_at.is_some() {
+            " · re-run pending"
+        } else {
+            ""
+        };
+        let (held, all) = (
+            group_digits(b.custom_slots()),
+            group_digits(b.prompt_len * b.n_layers),
+        );
+        let room = (area.width as usize).saturating_sub(" Layer budgets ".len() + 4);
+        let options = [
+            format!(" Σ {held} / {all} slots · {}{pending} ", b.label()),
+            format!(" Σ {held} / {all} slots · {} ", b.label()),
+            format!(" Σ {held}/{all} "),
+            format!(" Σ {held} "),
+        ];
+        if let Some(text) = super::first_fitting(&options, room) {
+            block = block.title(Line::styled(text, t.dim()).right_aligned());
+        }
+        let mut legend = vec![
+            ratatui::text::Span::styled(" ┊", Style::default().fg(t.uniform_marker)),
+            ratatui::text::Span::styled(" uniform  ", t.dim()),
+            ratatui::text::Span::styled("▣", Style::default().fg(t.locked)),
+            ratatui::text::Span::styled(" locked ", t.dim()),
+        ];
+        if app.sensitivity.is_some() {
+            legend.push(ratatui::text::Span::styled(
+                " ▂▆",
+                Style::default().fg(t.sensitivity),
+            ));
+            legend.push(ratatui::text::Span::styled(" sensitivity ", t.dim()));
+        }
+        block = block.title_bottom(Line::from(legend));
+    }
+    let g = geometry(area, app);
+    block.render(area, buf);
+    if !b.is_ready() {
+        let msg = if app.model.is_none() {
+            "waiting for the model…"
+        } else {
+            "waiting for the prompt prefill…"
+        };
+        Paragraph::new(msg).style(t.dim()).render(g.inner, buf);
+        return;
+    }
+    let n = b.n_layers;
+    let len = b.prompt_len.max(1);
+    let max_sens = app
+        .sensitivity
+        .as_ref()
+        .map(|s| s.iter().map(|x| x.mean).fold(0.0f64, f64::max))
+        .unwrap_or(0.0);
+    let uniform_col = b
+        .uniform
+        .first()
+        .map(|&u| ((u * g.bar_w as usize + len / 2) / len).clamp(1, g.bar_w as usize) - 1);
+
+    for row in 0..g.rows {
+        let layer = app.bars_scroll + row;
+        if layer >= n {
+            break;
+        }
+        let y = g.inner.y + row as u16;
+        let selected = layer == app.selected;
+        let locked = b.locked.get(layer).copied().unwrap_or(false);
+        let label_style = if selected {
+            t.selected().add_modifier(Modifier::BOLD)
+        } else {
+            t.dim()
+        };
+        let mut x = g.inner.x;
+        x += put(
+            buf,
+            x,
+            y,
+            if selected { "▶" } else { " " },
+            1,
+            Style::default().fg(t.accent),
+        );
+        x += put(
+            buf,
+            x,
+            y,
+            &format!("L{:0w$}", layer, w = g.digits),
+            g.digits as u16 + 1,
+            label_style,
+        );
+        let lock = if locked {
+            Style::default().fg(t.locked)
+        } else {
+            t.dim()
+        };
+        put(buf, x, y, if locked { "▣ " } else { "  " }, 2, lock);
+
+        // The bar, in eighths of a cell.
+        let v = b.custom[layer];
+        let eighths = (v * g.bar_w as usize * 8 + len / 2) / len;
+        let full = eighths / 8;
+        let part = eighths % 8;
+        let fill = if locked { t.locked } else { t.bar_fill };
+        for c in 0..g.bar_w as usize {
+            let (sym, style) = if c < full {
+                ("█", Style::default().fg(fill).bg(t.bar_empty))
+            } else if c == full && part > 0 {
+                (EIGHTHS[part], Style::default().fg(fill).bg(t.bar_empty))
+            } else {
+                (" ", Style::default().bg(t.bar_empty))
+            };
+            let (sym, style) = if Some(c) == uniform_col && !(c == full && part > 0) {
+                if c < full {
+                    ("┊", Style::default().fg(t.bar_empty).bg(fill))
+                } else {
+                    ("┊", Style::default().fg(t.uniform_marker).bg(t.bar_empty))
+                }
+            } else {
+                (sym, style)
+            };
+            if let Some(cell) = buf.cell_mut((g.bar_x + c as u16, y)) {
+                cell.set_symbol(sym).set_style(style);
+            }
+        }
+
+        let value = if g.value_w >= 14 {
+            format!(
+                " {:>6} {:>5.1}%",
+                group_digits(v),
+                100.0 * v as f64 / len as f64
+            )
+        } else {
+            format!(" {:>3.0}%", 100.0 * v as f64 / len as f64)
+        };
+        let vstyle = if selected { t.selected() } else { t.base() };
+        put(buf, g.value_x, y, &value, g.value_w, vstyle);
+
+        if let (Some(s), true) = (
+            app.sensitivity.as_ref().and_then(|s| s.get(layer)),
+            g.sens_w > 0,
+        ) {
+            let level = if max_sens > 0.0 {
+                (s.mean.max(0.0) / max_sens * 7.0).round() as usize
+            } else {
+                0
+            };
+            let mut text = format!(" {}", LEVELS[level.min(7)]);
+            if g.sens_w >= 9 {
+                text.push(' ');
+                text.push_str(&fmt_sens(s.mean));
+            }
+            put(
+                buf,
+                g.sens_x,
+                y,
+                &text,
+                g.sens_w,
+                Style::default().fg(t.sensitivity),
+            );
+        }
+    }
+    scroll_marker(
+        buf,
+        area,
+        app.bars_scroll,
+        g.rows,
+        n,
+        Style::default().fg(t.accent),
+    );
+}
