@@ -11,6 +11,7 @@ mod profile_cmd;
 mod progress;
 pub mod strategy;
 mod tasks_cmd;
+mod tui_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,7 @@ pub use args::ModelArgs;
 #[command(
     name = "depthkv",
     version,
+    args_conflicts_with_subcommands = true,
     about = "Layer-dependent KV-cache pruning workbench",
     long_about = "depthkv measures how much each layer of a language model suffers when its KV cache is pruned, \
 splits one fixed KV budget across layers by that sensitivity (DepthKV), and compares the result with \
@@ -28,10 +30,15 @@ uniform pruning and the full cache. With no subcommand it opens the terminal wor
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
+    /// With no subcommand: the workbench's options (see `depthkv tui --help`).
+    #[command(flatten)]
+    pub tui: tui_cmd::TuiArgs,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// Open the workbench TUI (also what `depthkv` with no subcommand does).
+    Tui(tui_cmd::TuiArgs),
     /// Generate text for a prompt, streaming tokens, optionally with a pruned KV cache.
     Generate(generate::GenerateArgs),
     /// Measure each layer's sensitivity to pruning and write a profile.
@@ -60,6 +67,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Cmd::Profile(c)) => profile_cmd::run(c),
         Some(Cmd::Bench(a)) => bench_cmd::run(a),
         Some(Cmd::FetchModel) => fetch_model::run(),
-        None => anyhow::bail!("the TUI is not built yet; try `depthkv generate --prompt ...`"),
+        Some(Cmd::Tui(a)) => tui_cmd::run(a),
+        None => tui_cmd::run(cli.tui),
     }
 }

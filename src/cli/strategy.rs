@@ -39,10 +39,10 @@ impl SelectArgs {
 #[derive(Args, Debug, Clone)]
 pub struct AllocArgs {
     /// DepthKV: weight of the uniform split blended into the sensitivity split (0..1).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = crate::prune::DEPTHKV_MIX)]
     pub mix: f64,
     /// DepthKV: smallest kept fraction any layer gets.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = crate::prune::DEPTHKV_FLOOR)]
     pub floor: f64,
     /// DepthKV softmax temperature (strategy depthkv-softmax).
     #[arg(long, default_value_t = 1.0)]

@@ -22,3 +22,10 @@ pub use allocate::{
 pub use error::PruneError;
 pub use rebalance::rebalance;
 pub use select::{pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig};
+
+/// Default DepthKV blend: share of the uniform split mixed into the
+/// sensitivity split. Pure proportional allocation starves the layers that
+/// measured ~0 sensitivity, which hurts plain continuations (see docs/results.md).
+pub const DEPTHKV_MIX: f64 = 0.5;
+/// Default DepthKV per-layer floor (kept fraction of the prompt).
+pub const DEPTHKV_FLOOR: f64 = 0.0;

@@ -9,9 +9,9 @@ use crate::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
 pub const SINKS: usize = 4;
 pub const WINDOW: usize = 32;
 
-/// DepthKV defaults used by the `d` reset (no uniform blend, no floor).
-pub const DEPTH_MIX: f64 = 0.0;
-pub const DEPTH_FLOOR: f64 = 0.0;
+/// DepthKV defaults used by the `d` reset (the same as the CLI's).
+pub const DEPTH_MIX: f64 = crate::prune::DEPTHKV_MIX;
+pub const DEPTH_FLOOR: f64 = crate::prune::DEPTHKV_FLOOR;
 
 /// Where the custom split comes from. Re-applied when the global budget or
 /// the prompt length changes.

@@ -1,0 +1,74 @@
+//! `depthkv` / `depthkv tui`: the workbench on a live engine thread.
+
+use super::args::ModelArgs;
+use super::strategy::{check_budget, read_profile, AllocArgs, SelectArgs};
+use crate::engine::protocol::GenParams;
+use crate::engine::worker;
+use crate::eval::tasks::{estimate_tokens, generate_tasks, TaskKind, TaskParams};
+use crate::prune::StrategyKind;
+use crate::ui::run::{run_tui, TuiOptions};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct TuiArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt file; default: a generated ~3K-token document with a planted fact and a question.
+    #[arg(long)]
+    pub prompt_file: Option<PathBuf>,
+    /// Global KV budget (fraction kept).
+    #[arg(long, default_value_t = 0.2)]
+    pub budget: f64,
+    /// Theme name (dark, light, high-contrast, or one in the config dir) or a TOML file.
+    #[arg(long, default_value = "dark")]
+    pub theme: String,
+    /// Tokens each pane generates.
+    #[arg(long, default_value_t = 64)]
+    pub max_new: usize,
+    /// Send the prompt without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub alloc: AllocArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// The built-in demo: a generated document with one planted pass key.
+fn demo_prompt() -> anyhow::Result<String> {
+    let params = TaskParams { kinds: vec![TaskKind::Needle], lengths: vec![3000], depths: vec![0.4], count: 1, seed: 42 };
+    Ok(generate_tasks(&params, &estimate_tokens)?.remove(0).prompt)
+}
+
+pub fn run(a: TuiArgs) -> anyhow::Result<()> {
+    let budget = check_budget(a.budget)?;
+    let select = a.select.config()?;
+    let prompt = match &a.prompt_file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        None => demo_prompt()?,
+    };
+    let profile = read_profile(a.alloc.profile.as_deref())?;
+    let profile_name = a
+        .alloc
+        .profile
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "sample profile (SmolLM2-135M)".into());
+    let opts = TuiOptions {
+        theme: a.theme.clone(),
+        initial_budget: budget,
+        initial_strategy: if profile.sensitivity.is_some() { StrategyKind::DepthKv } else { StrategyKind::Manual },
+        initial_sensitivity: profile.sensitivity.as_ref().map(|s| s.iter().map(|x| x.mean).collect()),
+        initial_fractions: Some(profile.kept_fractions.clone()),
+        profile_name: Some(profile_name),
+        prompt,
+        chat: !a.raw,
+        params: GenParams { max_new_tokens: a.max_new, ..Default::default() },
+        select,
+    };
+    let handle = worker::spawn(a.model.load_options()?, select)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(run_tui(handle, opts))
+}
