@@ -45,7 +45,11 @@ fn write_gguf(path: &Path, arch: &str, with_tokens: bool) {
     if with_tokens {
         md.push(("tokenizer.ggml.model".into(), s("gpt2")));
     }
-    let emb = QTensor::quantize(&Tensor::zeros((4, 8), candle_core::DType::F32, &Device::Cpu).unwrap(), candle_core::quantized::GgmlDType::F32).unwrap();
+    let emb = QTensor::quantize(
+        &Tensor::zeros((4, 8), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        candle_core::quantized::GgmlDType::F32,
+    )
+    .unwrap();
     let md_ref: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut f = std::fs::File::create(path).unwrap();
     gguf_file::write(&mut f, &md_ref, &[("token_embd.weight", &emb)]).unwrap();
@@ -58,7 +62,8 @@ fn bad_input_is_reported_clearly() {
         v.extend_from_slice(extra);
         v.into_iter().map(String::from).collect::<Vec<_>>()
     };
-    let run = |args: Vec<String>, needle: &str| fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+    let run =
+        |args: Vec<String>, needle: &str| fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle);
 
     run(gen("/nonexistent/model.gguf", &[]), "not found");
 
@@ -84,7 +89,18 @@ fn bad_input_is_reported_clearly() {
     let long = "lorem ipsum dolor ".repeat(4000);
     run(vec!["generate".into(), "--raw".into(), "--prompt".into(), long], "context is 8192");
     run(vec!["generate".into(), "--prompt".into(), "hi".into(), "--budget".into(), "1.5".into()], "out of range");
-    run(vec!["generate".into(), "--prompt".into(), "hi".into(), "--budget".into(), "0.5".into(), "--strategy".into(), "bogus".into()], "bogus");
+    run(
+        vec![
+            "generate".into(),
+            "--prompt".into(),
+            "hi".into(),
+            "--budget".into(),
+            "0.5".into(),
+            "--strategy".into(),
+            "bogus".into(),
+        ],
+        "bogus",
+    );
     run(vec!["generate".into(), "--prompt".into(), "hi".into(), "--scorer".into(), "nope".into()], "nope");
     run(vec!["eval".into(), "--prompts".into(), "/nonexistent.jsonl".into()], "nonexistent");
 }
@@ -132,8 +148,21 @@ fn calibrate_profile_eval_end_to_end() {
 
     let report = tmp("report.json");
     let o = depthkv(&[
-        "eval", "--prompts", q, "--profile", p, "--budgets", "0.3,0.6", "--tokens", "8", "--answer-tokens", "24",
-        "--window", "8", "--json", report.to_str().unwrap(),
+        "eval",
+        "--prompts",
+        q,
+        "--profile",
+        p,
+        "--budgets",
+        "0.3,0.6",
+        "--tokens",
+        "8",
+        "--answer-tokens",
+        "24",
+        "--window",
+        "8",
+        "--json",
+        report.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "eval failed: {}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);

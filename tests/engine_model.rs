@@ -47,7 +47,8 @@ fn keeping_every_token_is_bit_identical() {
 #[test]
 fn chunked_prefill_matches_single_chunk() {
     let engine = common::default_engine();
-    let tokens = engine.encode("The quick brown fox jumps over the lazy dog, again and again, until dusk.", false).unwrap();
+    let tokens =
+        engine.encode("The quick brown fox jumps over the lazy dog, again and again, until dusk.", false).unwrap();
     let a = engine.prefill(&tokens, PrefillOptions { chunk: 4096, window: 8 }).unwrap();
     let b = engine.prefill(&tokens, PrefillOptions { chunk: 5, window: 8 }).unwrap();
     let d = (&a.first_logits - &b.first_logits).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
@@ -77,7 +78,8 @@ fn pruned_cache_equals_masked_attention() {
             (0..cfg.n_kv_heads)
                 .map(|h| {
                     let k = (l / 2) as usize;
-                    let mut v: Vec<u32> = (0..l - 1).filter(|p| (p * 7 + li as u32 * 3 + h as u32) % 5 < 3).take(k - 1).collect();
+                    let mut v: Vec<u32> =
+                        (0..l - 1).filter(|p| (p * 7 + li as u32 * 3 + h as u32) % 5 < 3).take(k - 1).collect();
                     v.push(l - 1);
                     v
                 })
@@ -90,7 +92,15 @@ fn pruned_cache_equals_masked_attention() {
         .into_iter()
         .map(|layer| {
             let m = layer.iter().map(|h| h.len()).min().unwrap();
-            layer.into_iter().map(|mut h| { let last = *h.last().unwrap(); h.truncate(m - 1); h.push(last); h }).collect()
+            layer
+                .into_iter()
+                .map(|mut h| {
+                    let last = *h.last().unwrap();
+                    h.truncate(m - 1);
+                    h.push(last);
+                    h
+                })
+                .collect()
         })
         .collect();
     assert!(k_counts.iter().all(|&k| k > 2));

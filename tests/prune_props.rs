@@ -1,27 +1,20 @@
 //! Property tests for the budget allocator, the rebalancer and token selection.
 
 use depthkv::prune::{
-    allocate, feasible_total, rebalance, select_layer, DepthRule, LayerLimits, LayerStats,
-    PruneError, Scorer, SelectConfig, Strategy as Alloc,
+    allocate, feasible_total, rebalance, select_layer, DepthRule, LayerLimits, LayerStats, PruneError, Scorer,
+    SelectConfig, Strategy as Alloc,
 };
 use proptest::prelude::*;
 
 /// Fixed case count; no regression files (this crate keeps none).
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// Layer count, limits and a feasible total.
 fn setup() -> impl Strategy<Value = (usize, LayerLimits, usize)> {
     (1usize..40, 0usize..300, 0usize..300, any::<u64>()).prop_map(|(n, a, b, r)| {
-        let limits = LayerLimits {
-            min: a.min(b),
-            max: a.max(b),
-        };
+        let limits = LayerLimits { min: a.min(b), max: a.max(b) };
         let lo = n * limits.min;
         let hi = n * limits.max;
         let total = lo + (r as usize) % (hi - lo + 1);
@@ -48,12 +41,7 @@ fn strategy(n: usize) -> impl Strategy<Value = Alloc> {
             prop_oneof![Just(0.0), 0.0f64..=1.0],
             prop_oneof![Just(0.0), 0.0f64..0.99],
         )
-            .prop_map(|(sensitivity, rule, mix, floor)| Alloc::DepthKv {
-                sensitivity,
-                rule,
-                mix,
-                floor
-            }),
+            .prop_map(|(sensitivity, rule, mix, floor)| Alloc::DepthKv { sensitivity, rule, mix, floor }),
         prop::collection::vec(0.0f64..1.0, n).prop_map(|fractions| Alloc::Manual { fractions }),
     ]
 }
@@ -234,10 +222,7 @@ proptest! {
 /// Budgets within limits, a lock mask, a layer and a target.
 fn rebalance_case() -> impl Strategy<Value = (Vec<usize>, Vec<bool>, usize, usize, LayerLimits)> {
     (1usize..30, 0usize..200, 0usize..200).prop_flat_map(|(n, a, b)| {
-        let limits = LayerLimits {
-            min: a.min(b),
-            max: a.max(b),
-        };
+        let limits = LayerLimits { min: a.min(b), max: a.max(b) };
         (
             prop::collection::vec(limits.min..=limits.max, n),
             prop::collection::vec(prop::bool::weighted(0.25), n),
@@ -304,52 +289,27 @@ proptest! {
 }
 
 fn scorer() -> impl Strategy<Value = Scorer> {
-    prop_oneof![
-        Just(Scorer::SnapKv),
-        Just(Scorer::H2o),
-        Just(Scorer::Streaming),
-        Just(Scorer::KeyNorm),
-    ]
+    prop_oneof![Just(Scorer::SnapKv), Just(Scorer::H2o), Just(Scorer::Streaming), Just(Scorer::KeyNorm),]
 }
 
 /// Config, prompt length, per-head scores (sometimes ragged or NaN) and keep.
 fn select_case() -> impl Strategy<Value = (SelectConfig, usize, Vec<Vec<f32>>, usize)> {
-    (
-        scorer(),
-        0usize..8,
-        0usize..40,
-        0usize..10,
-        0usize..200,
-        1usize..4,
-    )
-        .prop_flat_map(|(scorer, sinks, window, kernel, len, heads)| {
-            let cfg = SelectConfig {
-                scorer,
-                sinks,
-                window,
-                kernel,
-            };
+    (scorer(), 0usize..8, 0usize..40, 0usize..10, 0usize..200, 1usize..4).prop_flat_map(
+        |(scorer, sinks, window, kernel, len, heads)| {
+            let cfg = SelectConfig { scorer, sinks, window, kernel };
             let score = prop_oneof![
                 10 => (0u8..20).prop_map(|v| v as f32 / 4.0),
                 1 => Just(f32::NAN),
             ];
             let lens = prop_oneof![10 => Just(len), 1 => 0..len + 1];
             let head = lens.prop_flat_map(move |l| prop::collection::vec(score.clone(), l));
-            (
-                Just(cfg),
-                Just(len),
-                prop::collection::vec(head, heads),
-                0..len + 20,
-            )
-        })
+            (Just(cfg), Just(len), prop::collection::vec(head, heads), 0..len + 20)
+        },
+    )
 }
 
 fn stats(scores: &[Vec<f32>]) -> LayerStats<'_> {
-    LayerStats {
-        window_attention: scores,
-        accumulated: scores,
-        key_norms: scores,
-    }
+    LayerStats { window_attention: scores, accumulated: scores, key_norms: scores }
 }
 
 proptest! {

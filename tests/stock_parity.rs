@@ -66,8 +66,10 @@ fn logits_match_stock_quantized_llama_in_both_weight_modes() {
         let e = engine(WeightMode::Quantized);
         let tokens = e.encode(PROMPT, false).unwrap();
         let mut cache = e.model.new_cache().unwrap();
-        let ours: Vec<Tensor> =
-            tokens.iter().map(|&t| e.model.forward(&mut cache, &[t], Logits::Last).unwrap().squeeze(0).unwrap()).collect();
+        let ours: Vec<Tensor> = tokens
+            .iter()
+            .map(|&t| e.model.forward(&mut cache, &[t], Logits::Last).unwrap().squeeze(0).unwrap())
+            .collect();
         compare(&ours, &stock_logits(&tokens))
     })
     .join()

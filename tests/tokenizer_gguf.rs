@@ -35,24 +35,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let reference = Tokenizer::from_file(shared_file("tokenizer.json"))
-            .expect("parse reference tokenizer.json");
-        let path = depthkv::engine::fetch::ensure_default_model(&mut |m| eprintln!("{m}"))
-            .expect("default model GGUF");
+        let reference = Tokenizer::from_file(shared_file("tokenizer.json")).expect("parse reference tokenizer.json");
+        let path = depthkv::engine::fetch::ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model GGUF");
         let mut file = std::fs::File::open(&path).expect("open GGUF");
         let content = Content::read(&mut file).expect("read GGUF metadata");
         let gguf = tokenizer_from_gguf(&content).expect("tokenizer from GGUF");
-        let chat_template = content
-            .metadata
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok())
-            .cloned();
-        Fixture {
-            gguf,
-            reference,
-            special: special_tokens(&content),
-            chat_template,
-        }
+        let chat_template = content.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
+        Fixture { gguf, reference, special: special_tokens(&content), chat_template }
     })
 }
 
@@ -93,10 +82,7 @@ const SAMPLES: &[&str] = &[
 ];
 
 fn ids(tok: &Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
-    tok.encode(text, add_special)
-        .unwrap_or_else(|e| panic!("encode {text:?}: {e}"))
-        .get_ids()
-        .to_vec()
+    tok.encode(text, add_special).unwrap_or_else(|e| panic!("encode {text:?}: {e}")).get_ids().to_vec()
 }
 
 fn assert_same_encoding(text: &str) {
@@ -104,17 +90,11 @@ fn assert_same_encoding(text: &str) {
     for add_special in [false, true] {
         let got = ids(&f.gguf, text, add_special);
         let want = ids(&f.reference, text, add_special);
-        assert_eq!(
-            got, want,
-            "ids differ for {text:?} (add_special_tokens = {add_special})"
-        );
+        assert_eq!(got, want, "ids differ for {text:?} (add_special_tokens = {add_special})");
         for skip in [false, true] {
             let got = f.gguf.decode(&want, skip).unwrap();
             let want = f.reference.decode(&want, skip).unwrap();
-            assert_eq!(
-                got, want,
-                "decode differs for {text:?} (skip_special_tokens = {skip})"
-            );
+            assert_eq!(got, want, "decode differs for {text:?} (skip_special_tokens = {skip})");
         }
     }
 }
@@ -206,9 +186,7 @@ fn random_strings_match() {
     };
     for _ in 0..500 {
         let len = (next() % 40) as usize;
-        let text: String = (0..len)
-            .map(|_| POOL[(next() % POOL.len() as u64) as usize])
-            .collect();
+        let text: String = (0..len).map(|_| POOL[(next() % POOL.len() as u64) as usize]).collect();
         assert_same_encoding(&text);
     }
 }
@@ -245,11 +223,8 @@ fn vocabulary_matches() {
     assert_eq!(f.gguf.get_vocab_size(false), 49152);
     assert_eq!(f.gguf.get_vocab(true), f.reference.get_vocab(true));
     let added = |t: &Tokenizer| {
-        let mut v: Vec<(u32, String, bool)> = t
-            .get_added_tokens_decoder()
-            .into_iter()
-            .map(|(id, tok)| (id, tok.content, tok.special))
-            .collect();
+        let mut v: Vec<(u32, String, bool)> =
+            t.get_added_tokens_decoder().into_iter().map(|(id, tok)| (id, tok.content, tok.special)).collect();
         v.sort();
         v
     };
@@ -260,10 +235,9 @@ fn vocabulary_matches() {
 #[test]
 fn bos_eos_match_config_json() {
     let f = fixture();
-    let config: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_file("config.json")).expect("read config.json"),
-    )
-    .expect("parse config.json");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared_file("config.json")).expect("read config.json"))
+            .expect("parse config.json");
     let bos = config["bos_token_id"].as_u64().map(|v| v as u32);
     let eos = config["eos_token_id"].as_u64().map(|v| v as u32);
     assert_eq!((bos, eos), (Some(1), Some(2)));

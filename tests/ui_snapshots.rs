@@ -33,36 +33,14 @@ fn mid_stream(size: (u16, u16)) -> Harness {
     let (run, uniform, custom) = h.engine.last_run().expect("a run after prefill");
     let full = vec![snap.pieces.len(); LAYERS];
     h.emit_all([
-        Event::Occupancy {
-            run_id: run,
-            pane: Pane::Full,
-            occupancy: fake::occupancy(&snap, &full),
-        },
-        Event::Occupancy {
-            run_id: run,
-            pane: Pane::Uniform,
-            occupancy: fake::occupancy(&snap, &uniform),
-        },
-        Event::Occupancy {
-            run_id: run,
-            pane: Pane::Custom,
-            occupancy: fake::occupancy(&snap, &custom),
-        },
+        Event::Occupancy { run_id: run, pane: Pane::Full, occupancy: fake::occupancy(&snap, &full) },
+        Event::Occupancy { run_id: run, pane: Pane::Uniform, occupancy: fake::occupancy(&snap, &uniform) },
+        Event::Occupancy { run_id: run, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &custom) },
     ]);
     h.advance(Duration::from_millis(400));
     h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..40));
-    h.emit_all(fake::token_events(
-        run,
-        Pane::Uniform,
-        DEMO_OUTPUTS[1],
-        0..15,
-    ));
-    h.emit_all(fake::token_events(
-        run,
-        Pane::Custom,
-        DEMO_OUTPUTS[2],
-        0..17,
-    ));
+    h.emit_all(fake::token_events(run, Pane::Uniform, DEMO_OUTPUTS[1], 0..15));
+    h.emit_all(fake::token_events(run, Pane::Custom, DEMO_OUTPUTS[2], 0..17));
     let bytes = h.app.model.as_ref().unwrap().kv_bytes_per_token_layer;
     let full_slots = snap.pieces.len() * LAYERS;
     h.emit(Event::PaneDone {
@@ -77,21 +55,14 @@ fn finish(h: &mut Harness) {
     let (run, uniform, custom) = h.engine.last_run().unwrap();
     let len = h.app.prompt_len();
     let bytes = h.app.model.as_ref().unwrap().kv_bytes_per_token_layer;
-    for (pane, text) in [
-        (Pane::Uniform, DEMO_OUTPUTS[1]),
-        (Pane::Custom, DEMO_OUTPUTS[2]),
-    ] {
+    for (pane, text) in [(Pane::Uniform, DEMO_OUTPUTS[1]), (Pane::Custom, DEMO_OUTPUTS[2])] {
         let have = h.app.panes[pane.index()].tokens.len();
         h.emit_all(fake::token_events(run, pane, text, have..200));
     }
     let slots = [len * LAYERS, uniform.iter().sum(), custom.iter().sum()];
     for pane in [Pane::Uniform, Pane::Custom] {
         let m = fake::metrics(pane, slots[pane.index()], slots[0], bytes);
-        h.emit(depthkv::engine::protocol::Event::PaneDone {
-            run_id: run,
-            pane,
-            metrics: m,
-        });
+        h.emit(depthkv::engine::protocol::Event::PaneDone { run_id: run, pane, metrics: m });
     }
 }
 
@@ -107,11 +78,7 @@ fn main_screen_200x50_mid_stream() {
     for _ in 0..30 {
         h.press(KeyCode::Right);
     }
-    h.emit(Event::Progress {
-        job: Job::Calibrate,
-        done: 3,
-        total: 8,
-    });
+    h.emit(Event::Progress { job: Job::Calibrate, done: 3, total: 8 });
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }
 
@@ -173,11 +140,7 @@ fn high_contrast_theme_heatmap() {
     let mut h = Harness::with_theme(&options(), (120, 32), theme);
     let snap = h.load(LAYERS, DEMO_PROMPT);
     let (run, _, custom) = h.engine.last_run().unwrap();
-    h.emit(Event::Occupancy {
-        run_id: run,
-        pane: Pane::Custom,
-        occupancy: fake::occupancy(&snap, &custom),
-    });
+    h.emit(Event::Occupancy { run_id: run, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &custom) });
     h.press(KeyCode::Char('2'));
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }
@@ -189,30 +152,12 @@ fn light_theme_main_screen_120x32() {
     let snap = h.load(LAYERS, DEMO_PROMPT);
     let (run, uniform, custom) = h.engine.last_run().unwrap();
     h.emit_all([
-        Event::Occupancy {
-            run_id: run,
-            pane: Pane::Uniform,
-            occupancy: fake::occupancy(&snap, &uniform),
-        },
-        Event::Occupancy {
-            run_id: run,
-            pane: Pane::Custom,
-            occupancy: fake::occupancy(&snap, &custom),
-        },
+        Event::Occupancy { run_id: run, pane: Pane::Uniform, occupancy: fake::occupancy(&snap, &uniform) },
+        Event::Occupancy { run_id: run, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &custom) },
     ]);
     h.advance(Duration::from_millis(250));
     h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..12));
-    h.emit_all(fake::token_events(
-        run,
-        Pane::Uniform,
-        DEMO_OUTPUTS[1],
-        0..12,
-    ));
-    h.emit_all(fake::token_events(
-        run,
-        Pane::Custom,
-        DEMO_OUTPUTS[2],
-        0..12,
-    ));
+    h.emit_all(fake::token_events(run, Pane::Uniform, DEMO_OUTPUTS[1], 0..12));
+    h.emit_all(fake::token_events(run, Pane::Custom, DEMO_OUTPUTS[2], 0..12));
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }

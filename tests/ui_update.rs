@@ -34,27 +34,11 @@ fn loaded(size: (u16, u16)) -> Harness {
 fn check_budgets(h: &Harness, context: &str) {
     let b = &h.app.budgets;
     assert!(b.is_ready(), "{context}: budgets not ready");
-    let total = prune::feasible_total(
-        prune::total_slots(b.global, b.prompt_len, b.n_layers),
-        b.n_layers,
-        b.limits,
-    );
-    assert_eq!(
-        b.custom.iter().sum::<usize>(),
-        total,
-        "{context}: custom sum"
-    );
-    assert_eq!(
-        b.uniform.iter().sum::<usize>(),
-        total,
-        "{context}: uniform sum"
-    );
+    let total = prune::feasible_total(prune::total_slots(b.global, b.prompt_len, b.n_layers), b.n_layers, b.limits);
+    assert_eq!(b.custom.iter().sum::<usize>(), total, "{context}: custom sum");
+    assert_eq!(b.uniform.iter().sum::<usize>(), total, "{context}: uniform sum");
     for (i, &v) in b.custom.iter().enumerate() {
-        assert!(
-            (b.limits.min..=b.limits.max).contains(&v),
-            "{context}: layer {i} = {v} outside {:?}",
-            b.limits
-        );
+        assert!((b.limits.min..=b.limits.max).contains(&v), "{context}: layer {i} = {v} outside {:?}", b.limits);
     }
 }
 
@@ -65,13 +49,7 @@ fn runs(h: &mut Harness) -> usize {
 #[test]
 fn start_sends_prompt_then_one_run_after_prefill() {
     let mut h = Harness::new(&options(), (200, 50));
-    assert_eq!(
-        h.engine.commands(),
-        &[Command::SetPrompt {
-            text: DEMO_PROMPT.to_string(),
-            chat: false
-        }]
-    );
+    assert_eq!(h.engine.commands(), &[Command::SetPrompt { text: DEMO_PROMPT.to_string(), chat: false }]);
     h.load(LAYERS, DEMO_PROMPT);
     let all = h.engine.runs();
     assert_eq!(all.len(), 1);
@@ -105,10 +83,7 @@ fn random_key_sequences_keep_the_total_exact() {
                 7 => (KeyCode::Left, KeyModifiers::SHIFT),
                 8 => (KeyCode::Right, KeyModifiers::SHIFT),
                 9 => (KeyCode::Char('l'), KeyModifiers::NONE),
-                10 => (
-                    KeyCode::Char(['u', 'p', 'd'][rng.below(3)]),
-                    KeyModifiers::NONE,
-                ),
+                10 => (KeyCode::Char(['u', 'p', 'd'][rng.below(3)]), KeyModifiers::NONE),
                 11 => (KeyCode::Char('+'), KeyModifiers::NONE),
                 12 => (KeyCode::Char('-'), KeyModifiers::NONE),
                 _ => (KeyCode::PageDown, KeyModifiers::NONE),
@@ -158,9 +133,7 @@ fn random_drags_keep_the_total_exact_and_move_the_bar() {
                 let want = g.target_at(path.last().unwrap().0, h.app.prompt_len());
                 let got = h.app.budgets.custom[layer];
                 let b = &h.app.budgets;
-                let others: Vec<usize> = (0..LAYERS)
-                    .filter(|&i| i != layer && !b.locked[i])
-                    .collect();
+                let others: Vec<usize> = (0..LAYERS).filter(|&i| i != layer && !b.locked[i]).collect();
                 let room_down: usize = others.iter().map(|&i| b.limits.max - b.custom[i]).sum();
                 let room_up: usize = others.iter().map(|&i| b.custom[i] - b.limits.min).sum();
                 let want = want.clamp(b.limits.min, b.limits.max);
@@ -179,15 +152,9 @@ fn drag_on_locked_layer_changes_nothing() {
     let g = bars::geometry(h.app.layout().bars.unwrap(), &h.app);
     h.press(KeyCode::Char('l'));
     let before = h.app.budgets.custom.clone();
-    h.drag(
-        (g.bar_x + 2, g.inner.y),
-        &[(g.bar_x + g.bar_w - 1, g.inner.y)],
-    );
+    h.drag((g.bar_x + 2, g.inner.y), &[(g.bar_x + g.bar_w - 1, g.inner.y)]);
     assert_eq!(h.app.budgets.custom, before);
-    assert!(h
-        .app
-        .current_message()
-        .is_some_and(|m| m.text.contains("locked")));
+    assert!(h.app.current_message().is_some_and(|m| m.text.contains("locked")));
 }
 
 #[test]
@@ -196,11 +163,7 @@ fn debounce_sends_exactly_one_run_after_a_burst() {
     assert_eq!(runs(&mut h), 1);
     // A burst of edits 40 ms apart: nothing is sent while it lasts.
     for i in 0..12 {
-        let key = if i % 3 == 2 {
-            KeyCode::Char('+')
-        } else {
-            KeyCode::Right
-        };
+        let key = if i % 3 == 2 { KeyCode::Char('+') } else { KeyCode::Right };
         h.press(key);
         h.advance(Duration::from_millis(40));
         assert_eq!(runs(&mut h), 1, "no run during the burst (edit {i})");
@@ -247,58 +210,22 @@ fn stale_run_events_are_dropped() {
     h.advance(DEBOUNCE * 2);
     let (new, _, _) = h.engine.last_run().unwrap();
     assert!(new > old);
-    assert!(
-        h.app.panes.iter().all(|p| p.tokens.is_empty()),
-        "panes cleared for the new run"
-    );
+    assert!(h.app.panes.iter().all(|p| p.tokens.is_empty()), "panes cleared for the new run");
     // Late events of the old run: tokens, occupancy, done, errors.
     h.emit_all(fake::token_events(old, Pane::Full, DEMO_OUTPUTS[0], 3..10));
-    h.emit_all(fake::token_events(
-        old,
-        Pane::Custom,
-        DEMO_OUTPUTS[2],
-        0..10,
-    ));
-    h.emit(Event::Occupancy {
-        run_id: old,
-        pane: Pane::Custom,
-        occupancy: fake::occupancy(&snap, &old_custom),
-    });
-    h.emit(Event::PaneDone {
-        run_id: old,
-        pane: Pane::Uniform,
-        metrics: fake::metrics(Pane::Uniform, 1, 2, 1),
-    });
-    h.emit(Event::Error {
-        run_id: Some(old),
-        message: "old failure".into(),
-    });
-    assert!(h
-        .app
-        .panes
-        .iter()
-        .all(|p| p.tokens.is_empty() && p.metrics.is_none()));
+    h.emit_all(fake::token_events(old, Pane::Custom, DEMO_OUTPUTS[2], 0..10));
+    h.emit(Event::Occupancy { run_id: old, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &old_custom) });
+    h.emit(Event::PaneDone { run_id: old, pane: Pane::Uniform, metrics: fake::metrics(Pane::Uniform, 1, 2, 1) });
+    h.emit(Event::Error { run_id: Some(old), message: "old failure".into() });
+    assert!(h.app.panes.iter().all(|p| p.tokens.is_empty() && p.metrics.is_none()));
     assert!(h.app.panes[Pane::Custom.index()].occupancy.is_none());
-    assert!(!h
-        .app
-        .messages
-        .iter()
-        .any(|m| m.text.contains("old failure")));
+    assert!(!h.app.messages.iter().any(|m| m.text.contains("old failure")));
     // Events of the new run do arrive.
     h.emit_all(fake::token_events(new, Pane::Custom, DEMO_OUTPUTS[2], 0..4));
-    let text: String = h.app.panes[Pane::Custom.index()]
-        .tokens
-        .iter()
-        .map(|t| t.1.as_str())
-        .collect();
+    let text: String = h.app.panes[Pane::Custom.index()].tokens.iter().map(|t| t.1.as_str()).collect();
     assert_eq!(text, " The locker code was");
     // Events for a run never requested are dropped too.
-    h.emit_all(fake::token_events(
-        new + 5,
-        Pane::Full,
-        DEMO_OUTPUTS[0],
-        0..4,
-    ));
+    h.emit_all(fake::token_events(new + 5, Pane::Full, DEMO_OUTPUTS[0], 0..4));
     assert!(h.app.panes[Pane::Full.index()].tokens.is_empty());
 }
 
@@ -315,25 +242,15 @@ fn new_prompt_drops_the_running_decode() {
     h.press(KeyCode::Enter);
     assert_eq!(
         h.engine.commands().last(),
-        Some(&Command::SetPrompt {
-            text: "Short new prompt about Paris.".into(),
-            chat: false
-        })
+        Some(&Command::SetPrompt { text: "Short new prompt about Paris.".into(), chat: false })
     );
     h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..5));
-    assert!(
-        h.app.panes[0].tokens.is_empty(),
-        "old run is gone once the prompt changes"
-    );
+    assert!(h.app.panes[0].tokens.is_empty(), "old run is gone once the prompt changes");
     // No run before the new prefill, even if the debounce fires.
     h.press(KeyCode::Right);
     h.advance(DEBOUNCE * 3);
     assert_eq!(runs(&mut h), 1);
-    let snap = fake::snapshot(
-        fake::split_words("Short new prompt about Paris."),
-        LAYERS,
-        2,
-    );
+    let snap = fake::snapshot(fake::split_words("Short new prompt about Paris."), LAYERS, 2);
     h.emit(Event::Prefilled(snap));
     assert_eq!(runs(&mut h), 2);
     // Six tokens < min(36, L): every layer keeps the whole prompt.
@@ -348,48 +265,27 @@ fn calibrate_sends_the_prompt_and_applies_depthkv() {
     assert!(h.app.current_message().unwrap().text.contains("calibrate"));
     h.press(KeyCode::Char('c'));
     let id = match h.engine.commands().last().unwrap() {
-        Command::Calibrate {
-            run_id,
-            prompts,
-            ablation_keep,
-        } => {
+        Command::Calibrate { run_id, prompts, ablation_keep } => {
             assert_eq!(prompts, &vec![DEMO_PROMPT.to_string()]);
-            assert!(
-                (ablation_keep - 0.4).abs() < 1e-12,
-                "the paper's 60% pruning, as the CLI"
-            );
+            assert!((ablation_keep - 0.4).abs() < 1e-12, "the paper's 60% pruning, as the CLI");
             *run_id
         }
         other => panic!("expected Calibrate, got {other:?}"),
     };
     // A second press while running sends nothing.
     h.press(KeyCode::Char('c'));
-    assert!(matches!(
-        h.engine.commands().last().unwrap(),
-        Command::Calibrate { .. }
-    ));
+    assert!(matches!(h.engine.commands().last().unwrap(), Command::Calibrate { .. }));
     let n_cmds = h.engine.commands().len();
     // A stale calibration result is ignored.
-    h.emit(Event::Calibrated {
-        run_id: id + 100,
-        sensitivity: fake::sensitivity(LAYERS),
-        seconds: 1.0,
-    });
+    h.emit(Event::Calibrated { run_id: id + 100, sensitivity: fake::sensitivity(LAYERS), seconds: 1.0 });
     assert!(h.app.sensitivity.is_none());
-    h.emit(Event::Calibrated {
-        run_id: id,
-        sensitivity: fake::sensitivity(LAYERS),
-        seconds: 2.5,
-    });
+    h.emit(Event::Calibrated { run_id: id, sensitivity: fake::sensitivity(LAYERS), seconds: 2.5 });
     assert!(h.app.sensitivity.is_some());
     assert_eq!(h.app.budgets.shape.name(), "depthkv");
     // Applying the split re-runs at once.
     assert_eq!(h.engine.commands().len(), n_cmds + 1);
     let (_, _, custom) = h.engine.last_run().unwrap();
-    assert!(
-        custom[0] > custom[LAYERS - 1],
-        "most sensitive (first) layer gets more"
-    );
+    assert!(custom[0] > custom[LAYERS - 1], "most sensitive (first) layer gets more");
     check_budgets(&h, "after calibration");
 }
 
@@ -434,12 +330,7 @@ fn global_budget_steps_on_a_five_percent_grid() {
     }
     assert!((h.app.budgets.global - 1.0).abs() < 1e-9);
     check_budgets(&h, "at 100%");
-    assert!(h
-        .app
-        .budgets
-        .custom
-        .iter()
-        .all(|&v| v == h.app.prompt_len()));
+    assert!(h.app.budgets.custom.iter().all(|&v| v == h.app.prompt_len()));
 }
 
 #[test]
@@ -465,10 +356,7 @@ fn escape_stops_generation_and_rerun_restarts() {
     assert_eq!(h.engine.commands().last(), Some(&Command::Cancel));
     let (run, _, _) = h.engine.last_run().unwrap();
     h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..3));
-    assert!(
-        h.app.panes[0].tokens.is_empty(),
-        "tokens after stop are ignored"
-    );
+    assert!(h.app.panes[0].tokens.is_empty(), "tokens after stop are ignored");
     h.press(KeyCode::Char('r'));
     assert_eq!(h.engine.last_run().unwrap().0, run + 1);
 }
@@ -479,10 +367,7 @@ fn export_and_import_go_through_effects() {
     h.press(KeyCode::Char('e'));
     match &h.app.overlay {
         Overlay::Editor { editor, .. } => {
-            assert_eq!(
-                editor.text(),
-                "/profiles/qwen2.5-0.5b-instruct-pyramid-30.json"
-            )
+            assert_eq!(editor.text(), "/profiles/qwen2.5-0.5b-instruct-pyramid-30.json")
         }
         o => panic!("{o:?}"),
     }
@@ -535,11 +420,7 @@ fn focus_and_heatmap_navigation() {
     h.press(KeyCode::End);
     assert_eq!(h.app.selected, LAYERS - 1);
     // Clicking a heatmap cell selects its layer and position.
-    h.mouse(
-        MouseEventKind::Down(MouseButton::Left),
-        g.map.x + 10,
-        g.map.y,
-    );
+    h.mouse(MouseEventKind::Down(MouseButton::Left), g.map.x + 10, g.map.y);
     assert_eq!(h.app.selected, 0);
     assert_eq!(h.app.cursor, g.bin(10, len).start);
     h.press(KeyCode::Char('h'));
@@ -564,9 +445,7 @@ async fn event_loop_end_to_end() {
 
     let handle = fake::spawn_demo(LAYERS, Duration::from_millis(1));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
-    let input = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (e, rx))
-    }));
+    let input = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }));
     let app = depthkv::ui::App::new(
         &options(),
         depthkv::ui::theme::Theme::default(),
@@ -585,21 +464,16 @@ async fn event_loop_end_to_end() {
         tx.send(key(KeyCode::Char('q'))).unwrap();
         tx
     });
-    let app = tokio::time::timeout(
-        Duration::from_secs(20),
-        depthkv::ui::run::event_loop(&mut term, input, handle, app),
-    )
-    .await
-    .expect("loop finishes")
-    .expect("no error");
+    let app =
+        tokio::time::timeout(Duration::from_secs(20), depthkv::ui::run::event_loop(&mut term, input, handle, app))
+            .await
+            .expect("loop finishes")
+            .expect("no error");
     let _tx = script.await.unwrap();
     assert!(app.quit);
     assert!(app.budgets.is_ready());
     assert!(app.run_id.unwrap() >= 2, "the edit re-ran");
-    assert!(
-        !app.panes[0].tokens.is_empty(),
-        "tokens streamed into the Full pane"
-    );
+    assert!(!app.panes[0].tokens.is_empty(), "tokens streamed into the Full pane");
 }
 
 #[test]
@@ -619,12 +493,7 @@ fn export_then_import_round_trips_the_split() {
     h.press(KeyCode::Enter);
     let file = dir.join("qwen2.5-0.5b-instruct-depthkv-30.json");
     assert!(file.is_file(), "{:?}", h.app.messages.last());
-    assert!(h
-        .app
-        .current_message()
-        .unwrap()
-        .text
-        .contains("profile saved"));
+    assert!(h.app.current_message().unwrap().text.contains("profile saved"));
     let p = depthkv::profile::load(&file).unwrap();
     assert_eq!(p.strategy, "manual");
     assert_eq!(p.model.n_layers, LAYERS);
@@ -633,12 +502,7 @@ fn export_then_import_round_trips_the_split() {
     // Exporting again to the same name refuses to overwrite.
     h.press(KeyCode::Char('e'));
     h.press(KeyCode::Enter);
-    assert!(h
-        .app
-        .current_message()
-        .unwrap()
-        .text
-        .contains("already exists"));
+    assert!(h.app.current_message().unwrap().text.contains("already exists"));
 
     // Reset, then import: the split comes back.
     h.press(KeyCode::Char('u'));
@@ -649,14 +513,7 @@ fn export_then_import_round_trips_the_split() {
         h.press(KeyCode::Char(c));
     }
     h.press(KeyCode::Enter);
-    let text = &h
-        .app
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.text.contains("imported"))
-        .unwrap()
-        .text;
+    let text = &h.app.messages.iter().rev().find(|m| m.text.contains("imported")).unwrap().text;
     assert!(text.contains("qwen2.5-0.5b-instruct-depthkv-30"), "{text}");
     assert_eq!(h.app.budgets.custom, saved);
     check_budgets(&h, "after import");
@@ -666,10 +523,7 @@ fn export_then_import_round_trips_the_split() {
     other.model.n_kv_heads = 8;
     let other_path = dir.join("other.json");
     depthkv::profile::save(&other, &other_path, true).unwrap();
-    h.act(Action::ProfileImported(depthkv::ui::profile_io::import(
-        &other_path,
-        h.app.model.as_ref(),
-    )));
+    h.act(Action::ProfileImported(depthkv::ui::profile_io::import(&other_path, h.app.model.as_ref())));
     assert!(h.app.current_message().unwrap().text.contains("n_kv_heads"));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -688,12 +542,7 @@ fn per_layer_minimum_follows_the_engine_selection_settings() {
     let (_, uniform, custom) = h.engine.last_run().unwrap();
     h.advance(DEBOUNCE * 2);
     let (_, uniform2, custom2) = h.engine.last_run().unwrap();
-    for v in uniform
-        .iter()
-        .chain(&custom)
-        .chain(&uniform2)
-        .chain(&custom2)
-    {
+    for v in uniform.iter().chain(&custom).chain(&uniform2).chain(&custom2) {
         assert!(*v >= 72);
     }
 }
@@ -712,21 +561,13 @@ async fn real_engine_end_to_end() {
     use ratatui::Terminal;
 
     let model = fetch::ensure_default_model(&mut |m| eprintln!("{m}")).expect("default model");
-    let load = LoadOptions {
-        model: Some(model.display().to_string()),
-        device: DeviceChoice::Cpu,
-        ..Default::default()
-    };
+    let load =
+        LoadOptions { model: Some(model.display().to_string()), device: DeviceChoice::Cpu, ..Default::default() };
     let handle = worker::spawn(load, SelectConfig::default()).unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
-    let input = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (e, rx))
-    }));
+    let input = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }));
     let opts = TuiOptions {
-        params: depthkv::engine::protocol::GenParams {
-            max_new_tokens: 24,
-            ..Default::default()
-        },
+        params: depthkv::engine::protocol::GenParams { max_new_tokens: 24, ..Default::default() },
         chat: true,
         ..options()
     };
@@ -748,31 +589,18 @@ async fn real_engine_end_to_end() {
         tx.send(key(KeyCode::Char('q'))).unwrap();
         tx
     });
-    let app = tokio::time::timeout(
-        Duration::from_secs(300),
-        depthkv::ui::run::event_loop(&mut term, input, handle, app),
-    )
-    .await
-    .expect("loop finishes")
-    .expect("no error");
+    let app =
+        tokio::time::timeout(Duration::from_secs(300), depthkv::ui::run::event_loop(&mut term, input, handle, app))
+            .await
+            .expect("loop finishes")
+            .expect("no error");
     let _tx = script.await.unwrap();
-    let errors: Vec<_> = app
-        .messages
-        .iter()
-        .filter(|m| m.level == depthkv::ui::app::Level::Error)
-        .map(|m| m.text.clone())
-        .collect();
+    let errors: Vec<_> =
+        app.messages.iter().filter(|m| m.level == depthkv::ui::app::Level::Error).map(|m| m.text.clone()).collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert!(app.budgets.is_ready());
-    assert!(
-        app.panes.iter().all(|p| !p.tokens.is_empty()),
-        "all panes streamed"
-    );
+    assert!(app.panes.iter().all(|p| !p.tokens.is_empty()), "all panes streamed");
     if let Ok(dir) = std::env::var("DEPTHKV_UI_DUMP") {
-        std::fs::write(
-            format!("{dir}/real_engine.txt"),
-            format!("{:?}", term.backend().buffer()),
-        )
-        .unwrap();
+        std::fs::write(format!("{dir}/real_engine.txt"), format!("{:?}", term.backend().buffer())).unwrap();
     }
 }

@@ -25,7 +25,13 @@ impl Stat {
     pub fn of(mut xs: Vec<f64>) -> Stat {
         xs.sort_by(f64::total_cmp);
         let n = xs.len();
-        let median = if n == 0 { f64::NAN } else if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
+        let median = if n == 0 {
+            f64::NAN
+        } else if n % 2 == 1 {
+            xs[n / 2]
+        } else {
+            (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+        };
         Stat { median, min: xs.first().copied().unwrap_or(f64::NAN), max: xs.last().copied().unwrap_or(f64::NAN) }
     }
 }

@@ -1,4 +1,4 @@
 //! See lib.rs for the module map.
 
-pub mod stats;
 pub mod sensitivity;
+pub mod stats;

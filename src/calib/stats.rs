@@ -26,10 +26,7 @@ const TIE_EPS: f64 = 1e-9;
 /// # Panics
 /// If `level` is not strictly between 0 and 1.
 pub fn bootstrap_mean_ci(samples: &[f64], n_boot: usize, level: f64, seed: u64) -> (f64, f64, f64) {
-    assert!(
-        level > 0.0 && level < 1.0,
-        "confidence level must be in (0, 1), got {level}"
-    );
+    assert!(level > 0.0 && level < 1.0, "confidence level must be in (0, 1), got {level}");
     let n = samples.len();
     if n == 0 {
         return (f64::NAN, f64::NAN, f64::NAN);
@@ -47,11 +44,7 @@ pub fn bootstrap_mean_ci(samples: &[f64], n_boot: usize, level: f64, seed: u64) 
         .collect();
     means.sort_by(f64::total_cmp);
     let alpha = (1.0 - level) / 2.0;
-    (
-        mean,
-        quantile_sorted(&means, alpha),
-        quantile_sorted(&means, 1.0 - alpha),
-    )
+    (mean, quantile_sorted(&means, alpha), quantile_sorted(&means, 1.0 - alpha))
 }
 
 /// Permutation test of "all layers are equally sensitive".
@@ -71,12 +64,7 @@ pub fn bootstrap_mean_ci(samples: &[f64], n_boot: usize, level: f64, seed: u64) 
 pub fn permutation_test_equal_layers(matrix: &[Vec<f64>], n_perm: usize, seed: u64) -> f64 {
     let n_layers = matrix.first().map_or(0, Vec::len);
     for (p, row) in matrix.iter().enumerate() {
-        assert_eq!(
-            row.len(),
-            n_layers,
-            "prompt {p} has {} layers, prompt 0 has {n_layers}",
-            row.len()
-        );
+        assert_eq!(row.len(), n_layers, "prompt {p} has {} layers, prompt 0 has {n_layers}", row.len());
     }
     if n_layers < 2 || matrix.is_empty() {
         return 1.0;
@@ -125,13 +113,7 @@ pub fn permutation_test_equal_layers(matrix: &[Vec<f64>], n_perm: usize, seed: u
 /// # Panics
 /// If `a` and `b` differ in length.
 pub fn paired_permutation_test(a: &[f64], b: &[f64], n_perm: usize, seed: u64) -> (f64, f64) {
-    assert_eq!(
-        a.len(),
-        b.len(),
-        "paired samples must have the same length ({} vs {})",
-        a.len(),
-        b.len()
-    );
+    assert_eq!(a.len(), b.len(), "paired samples must have the same length ({} vs {})", a.len(), b.len());
     if a.is_empty() {
         return (f64::NAN, 1.0);
     }
@@ -146,10 +128,7 @@ pub fn paired_permutation_test(a: &[f64], b: &[f64], n_perm: usize, seed: u64) -
     let mut rng = StdRng::seed_from_u64(seed);
     let mut at_least = 0usize;
     for _ in 0..n_perm {
-        let sum: f64 = diffs
-            .iter()
-            .map(|&d| if rng.random::<bool>() { d } else { -d })
-            .sum();
+        let sum: f64 = diffs.iter().map(|&d| if rng.random::<bool>() { d } else { -d }).sum();
         if (sum / n).abs() >= threshold {
             at_least += 1;
         }
@@ -269,10 +248,7 @@ mod tests {
     #[test]
     fn equal_layers_test_degenerate_inputs() {
         assert_eq!(permutation_test_equal_layers(&[], 100, 0), 1.0);
-        assert_eq!(
-            permutation_test_equal_layers(&[vec![1.0], vec![5.0]], 100, 0),
-            1.0
-        );
+        assert_eq!(permutation_test_equal_layers(&[vec![1.0], vec![5.0]], 100, 0), 1.0);
         // Zero permutations: (0 + 1) / (0 + 1).
         assert_eq!(permutation_test_equal_layers(&[vec![0.0, 9.0]], 0, 0), 1.0);
     }

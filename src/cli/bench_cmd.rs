@@ -83,7 +83,8 @@ fn plot_decode(rows: &[Value], title: &str, path: &std::path::Path) -> anyhow::R
 
 /// A haystack prompt of exactly `n` tokens from the project's task generator.
 fn prompt_tokens(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
-    let params = TaskParams { kinds: vec![TaskKind::Passkey], lengths: vec![n + 64], depths: vec![0.5], count: 1, seed: 3 };
+    let params =
+        TaskParams { kinds: vec![TaskKind::Passkey], lengths: vec![n + 64], depths: vec![0.5], count: 1, seed: 3 };
     let count = |t: &str| engine.codec.encode_prompt(t, false).map(|v| v.len()).unwrap_or(t.len() / 4);
     let item = generate_tasks(&params, &count)?.remove(0);
     let mut ids = engine.codec.encode_prompt(&item.prompt, false)?;
@@ -188,7 +189,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 let start = Instant::now();
                 let b = 0.2 + 0.01 * rep as f64;
                 let cache = bench::pruned_cache(&engine, pre, &depthkv, b, &select, 65)?;
-                let mut dec = engine.decoder(cache, &pre.first_logits, &crate::engine::protocol::GenParams { max_new_tokens: 64, ..Default::default() });
+                let mut dec = engine.decoder(
+                    cache,
+                    &pre.first_logits,
+                    &crate::engine::protocol::GenParams { max_new_tokens: 64, ..Default::default() },
+                );
                 // The first token comes from the prefill logits; the second is the
                 // first that reads the new cache, so it is the one timed.
                 dec.step(&engine)?;
@@ -218,7 +223,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                     v.rotate_left(shift);
                     v
                 })?;
-                Ok(PromptItem { id: format!("bench-{i}"), prompt: engine.decode(&ids), reference: None, answers: None, chat: Some(false) })
+                Ok(PromptItem {
+                    id: format!("bench-{i}"),
+                    prompt: engine.decode(&ids),
+                    reference: None,
+                    answers: None,
+                    chat: Some(false),
+                })
             })
             .collect::<anyhow::Result<_>>()?;
         let cfg = CalibConfig { select, prefill: opts, chat: false, ..Default::default() };
@@ -229,7 +240,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
 
     let weight_bytes = engine.model.weights().decode_bytes();
-    let bw = a.bandwidth_gbs.or(match dev { candle_core::Device::Cpu => None, _ => Some(3350.0) });
+    let bw = a.bandwidth_gbs.or(match dev {
+        candle_core::Device::Cpu => None,
+        _ => Some(3350.0),
+    });
     let bound = bw.map(|gbs| {
         let ctx = a.contexts.iter().copied().filter(|&c| c <= engine.config().max_context).max().unwrap_or(0);
         let kv = ctx * engine.config().n_layers * engine.info.kv_bytes_per_token_layer;

@@ -112,7 +112,12 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         for (i, s) in res.sensitivity.iter().enumerate() {
             println!("{i:>5}  {:>10.5}  [{:.5}, {:.5}]", s.mean, s.ci_low, s.ci_high);
         }
-        println!("p(all layers equally sensitive) = {:.4}; {:.1}s; wrote {}", res.p_value, res.seconds, a.out.display());
+        println!(
+            "p(all layers equally sensitive) = {:.4}; {:.1}s; wrote {}",
+            res.p_value,
+            res.seconds,
+            a.out.display()
+        );
     }
     Ok(())
 }

@@ -95,7 +95,8 @@ fn variant(spec: &str, base: &AllocArgs, engine: &crate::engine::Engine) -> anyh
     let strat = parts.next().unwrap_or_default();
     let mut alloc = base.clone();
     for kv in parts {
-        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("variant `{spec}`: expected key=value, got `{kv}`"))?;
+        let (k, v) =
+            kv.split_once('=').ok_or_else(|| anyhow::anyhow!("variant `{spec}`: expected key=value, got `{kv}`"))?;
         let x: f64 = v.parse().map_err(|_| anyhow::anyhow!("variant `{spec}`: `{v}` is not a number"))?;
         match k {
             "mix" => alloc.mix = x,

@@ -35,7 +35,6 @@ pub struct ExportArgs {
     pub force: bool,
 }
 
-
 pub fn run(cmd: ProfileCmd) -> anyhow::Result<()> {
     match cmd {
         ProfileCmd::Show(a) => {
@@ -44,7 +43,10 @@ pub fn run(cmd: ProfileCmd) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&p)?);
                 return Ok(());
             }
-            println!("model     {} ({}, {} layers, {} KV heads × {})", p.model.name, p.model.architecture, p.model.n_layers, p.model.n_kv_heads, p.model.head_dim);
+            println!(
+                "model     {} ({}, {} layers, {} KV heads × {})",
+                p.model.name, p.model.architecture, p.model.n_layers, p.model.n_kv_heads, p.model.head_dim
+            );
             println!("strategy  {}   global budget {}   created {}", p.strategy, p.global_budget, p.created);
             if let Some(c) = &p.calibration {
                 println!(
@@ -56,7 +58,8 @@ pub fn run(cmd: ProfileCmd) -> anyhow::Result<()> {
             println!("layer  kept   sensitivity");
             for (i, f) in p.kept_fractions.iter().enumerate() {
                 let sens = p.sensitivity.as_ref().map(|s| s[i]);
-                let bar = sens.map(|s| "█".repeat(((s.mean / max.max(1e-12)) * 30.0).round() as usize)).unwrap_or_default();
+                let bar =
+                    sens.map(|s| "█".repeat(((s.mean / max.max(1e-12)) * 30.0).round() as usize)).unwrap_or_default();
                 let num = sens.map(|s| format!("{:.5}", s.mean)).unwrap_or_else(|| "-".into());
                 println!("{i:>5}  {f:.3}  {num:>9} {bar}");
             }

@@ -41,12 +41,14 @@ pub struct GenArgs {
 pub fn run(cmd: TasksCmd) -> anyhow::Result<()> {
     let TasksCmd::Gen(a) = cmd;
     let kinds = a.kinds.iter().map(|k| k.parse::<TaskKind>()).collect::<Result<Vec<_>, _>>()?;
-    let params = TaskParams { kinds, lengths: a.lengths.clone(), depths: a.depths.clone(), count: a.count, seed: a.seed };
+    let params =
+        TaskParams { kinds, lengths: a.lengths.clone(), depths: a.depths.clone(), count: a.count, seed: a.seed };
     let n = if a.estimate {
         write_tasks_jsonl(&params, &estimate_tokens, &a.out, a.overwrite)?
     } else {
         let engine = a.model.load()?;
-        let count = |t: &str| engine.codec.encode_prompt(t, false).map(|v| v.len()).unwrap_or_else(|_| estimate_tokens(t));
+        let count =
+            |t: &str| engine.codec.encode_prompt(t, false).map(|v| v.len()).unwrap_or_else(|_| estimate_tokens(t));
         write_tasks_jsonl(&params, &count, &a.out, a.overwrite)?
     };
     println!("wrote {n} tasks to {}", a.out.display());

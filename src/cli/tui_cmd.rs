@@ -38,7 +38,8 @@ pub struct TuiArgs {
 
 /// The built-in demo: a generated document with one planted pass key.
 fn demo_prompt() -> anyhow::Result<String> {
-    let params = TaskParams { kinds: vec![TaskKind::Needle], lengths: vec![3000], depths: vec![0.4], count: 1, seed: 42 };
+    let params =
+        TaskParams { kinds: vec![TaskKind::Needle], lengths: vec![3000], depths: vec![0.4], count: 1, seed: 42 };
     Ok(generate_tasks(&params, &estimate_tokens)?.remove(0).prompt)
 }
 

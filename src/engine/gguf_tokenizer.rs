@@ -50,17 +50,8 @@ pub mod keys {
 }
 
 /// The `tokenizer.ggml.pre` values this module can build a pre-tokenizer for.
-pub const SUPPORTED_PRE: &[&str] = &[
-    "default",
-    "gpt-2",
-    "phi-2",
-    "smollm",
-    "starcoder",
-    "refact",
-    "llama-bpe",
-    "llama3",
-    "qwen2",
-];
+pub const SUPPORTED_PRE: &[&str] =
+    &["default", "gpt-2", "phi-2", "smollm", "starcoder", "refact", "llama-bpe", "llama3", "qwen2"];
 
 /// Why a tokenizer could not be built from GGUF metadata.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +122,8 @@ enum PreFamily {
 /// Llama 3's split regex, verbatim from its tokenizer.json.
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2's split regex, verbatim from its tokenizer.json (Llama 3's with `\p{N}` alone).
-const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 impl PreFamily {
     fn from_pre(pre: Option<&str>) -> Result<Self, TokenizerError> {
@@ -141,42 +133,27 @@ impl PreFamily {
             Some("smollm" | "starcoder" | "refact") => Self::DigitsGpt2,
             Some("llama-bpe" | "llama3") => Self::Llama3,
             Some("qwen2") => Self::Qwen2,
-            Some(other) => {
-                return Err(TokenizerError::UnsupportedPreTokenizer {
-                    pre: other.to_string(),
-                })
-            }
+            Some(other) => return Err(TokenizerError::UnsupportedPreTokenizer { pre: other.to_string() }),
         })
     }
 
     fn pre_tokenizer(self) -> Result<PreTokenizerWrapper, TokenizerError> {
         let build = |e: tokenizers::Error| TokenizerError::Build(format!("pre-tokenizer: {e}"));
         let split = |re: &str| {
-            Split::new(
-                SplitPattern::Regex(re.to_string()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(build)
+            Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false).map_err(build)
         };
         // ByteLevel(add_prefix_space, trim_offsets, use_regex)
         Ok(match self {
             Self::Gpt2 => ByteLevel::new(false, true, true).into(),
-            Self::DigitsGpt2 => Sequence::new(vec![
-                Digits::new(true).into(),
-                ByteLevel::new(false, true, true).into(),
-            ])
-            .into(),
-            Self::Llama3 => Sequence::new(vec![
-                split(LLAMA3_REGEX)?.into(),
-                ByteLevel::new(false, true, false).into(),
-            ])
-            .into(),
-            Self::Qwen2 => Sequence::new(vec![
-                split(QWEN2_REGEX)?.into(),
-                ByteLevel::new(false, false, false).into(),
-            ])
-            .into(),
+            Self::DigitsGpt2 => {
+                Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into()
+            }
+            Self::Llama3 => {
+                Sequence::new(vec![split(LLAMA3_REGEX)?.into(), ByteLevel::new(false, true, false).into()]).into()
+            }
+            Self::Qwen2 => {
+                Sequence::new(vec![split(QWEN2_REGEX)?.into(), ByteLevel::new(false, false, false).into()]).into()
+            }
         })
     }
 
@@ -225,30 +202,21 @@ fn string<'a>(md: &'a Metadata, key: &'static str) -> Result<Option<&'a str>, To
     match md.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(TokenizerError::BadValue {
-            key,
-            reason: format!("expected a string, found {}", type_name(v)),
-        }),
+        Some(v) => Err(TokenizerError::BadValue { key, reason: format!("expected a string, found {}", type_name(v)) }),
     }
 }
 
 fn string_array<'a>(md: &'a Metadata, key: &'static str) -> Result<Vec<&'a str>, TokenizerError> {
     let bad = |reason: String| TokenizerError::BadValue { key, reason };
     let Value::Array(items) = required(md, key)? else {
-        return Err(bad(format!(
-            "expected an array of strings, found {}",
-            type_name(&md[key])
-        )));
+        return Err(bad(format!("expected an array of strings, found {}", type_name(&md[key]))));
     };
     items
         .iter()
         .enumerate()
         .map(|(i, v)| match v {
             Value::String(s) => Ok(s.as_str()),
-            other => Err(bad(format!(
-                "element {i} is {}, expected a string",
-                type_name(other)
-            ))),
+            other => Err(bad(format!("element {i} is {}, expected a string", type_name(other)))),
         })
         .collect()
 }
@@ -323,10 +291,7 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
 
     let tokens = string_array(md, keys::TOKENS)?;
     if tokens.is_empty() {
-        return Err(TokenizerError::BadValue {
-            key: keys::TOKENS,
-            reason: "the token list is empty".into(),
-        });
+        return Err(TokenizerError::BadValue { key: keys::TOKENS, reason: "the token list is empty".into() });
     }
     let n_tokens = u32::try_from(tokens.len()).map_err(|_| TokenizerError::BadValue {
         key: keys::TOKENS,
@@ -336,34 +301,18 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
     let token_types: Option<Vec<i64>> = match md.get(keys::TOKEN_TYPE) {
         None => None,
         Some(v) => {
-            let bad = |reason: String| TokenizerError::BadValue {
-                key: keys::TOKEN_TYPE,
-                reason,
-            };
+            let bad = |reason: String| TokenizerError::BadValue { key: keys::TOKEN_TYPE, reason };
             let Value::Array(items) = v else {
-                return Err(bad(format!(
-                    "expected an array of integers, found {}",
-                    type_name(v)
-                )));
+                return Err(bad(format!("expected an array of integers, found {}", type_name(v))));
             };
             if items.len() != tokens.len() {
-                return Err(bad(format!(
-                    "has {} entries but `{}` has {}",
-                    items.len(),
-                    keys::TOKENS,
-                    tokens.len()
-                )));
+                return Err(bad(format!("has {} entries but `{}` has {}", items.len(), keys::TOKENS, tokens.len())));
             }
             let types = items
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    as_i64(v).ok_or_else(|| {
-                        bad(format!(
-                            "element {i} is {}, expected an integer",
-                            type_name(v)
-                        ))
-                    })
+                    as_i64(v).ok_or_else(|| bad(format!("element {i} is {}, expected an integer", type_name(v))))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Some(types)
@@ -387,13 +336,9 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
         vocab.entry((*tok).to_string()).or_insert(id);
     }
 
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .ignore_merges(family.ignore_merges())
-        .build()
-        .map_err(|e| TokenizerError::BadValue {
-            key: keys::MERGES,
-            reason: format!("does not fit `{}`: {e}", keys::TOKENS),
+    let bpe =
+        BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(family.ignore_merges()).build().map_err(|e| {
+            TokenizerError::BadValue { key: keys::MERGES, reason: format!("does not fit `{}`: {e}", keys::TOKENS) }
         })?;
 
     let mut tokenizer = Tokenizer::new(bpe);
@@ -430,10 +375,7 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
         }
     }
     let to_added = |toks: &[&str], special: bool| -> Vec<AddedToken> {
-        toks.iter()
-            .filter(|t| !t.is_empty())
-            .map(|t| AddedToken::from(*t, special).normalized(false))
-            .collect()
+        toks.iter().filter(|t| !t.is_empty()).map(|t| AddedToken::from(*t, special).normalized(false)).collect()
     };
     tokenizer.add_special_tokens(&to_added(&special_added, true));
     tokenizer.add_tokens(&to_added(&plain_added, false));
@@ -445,18 +387,13 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
 }
 
 /// A TemplateProcessing that adds bos and/or eos, in the shape Llama 3's tokenizer.json uses.
-fn post_processor(
-    specials: &SpecialTokens,
-    tokens: &[&str],
-) -> Result<TemplateProcessing, TokenizerError> {
+fn post_processor(specials: &SpecialTokens, tokens: &[&str]) -> Result<TemplateProcessing, TokenizerError> {
     let lookup = |key: &'static str, id: Option<u32>| -> Result<SpecialToken, TokenizerError> {
         let id = id.ok_or(TokenizerError::MissingKey { key })?;
-        let text = tokens
-            .get(id as usize)
-            .ok_or_else(|| TokenizerError::BadValue {
-                key,
-                reason: format!("id {id} is outside the {} tokens", tokens.len()),
-            })?;
+        let text = tokens.get(id as usize).ok_or_else(|| TokenizerError::BadValue {
+            key,
+            reason: format!("id {id} is outside the {} tokens", tokens.len()),
+        })?;
         let name = if key == keys::BOS { "bos" } else { "eos" };
         SpecialToken::new(name.into(), vec![id], vec![(*text).to_string()])
             .map_err(|e| TokenizerError::Build(e.to_string()))
@@ -494,10 +431,7 @@ fn post_processor(
 
 /// Read a GGUF file's metadata and build its tokenizer and special tokens.
 pub fn tokenizer_from_gguf_path(path: &Path) -> Result<(Tokenizer, SpecialTokens), TokenizerError> {
-    let read_err = |message: String| TokenizerError::Read {
-        path: path.to_path_buf(),
-        message,
-    };
+    let read_err = |message: String| TokenizerError::Read { path: path.to_path_buf(), message };
     let mut file = std::fs::File::open(path).map_err(|e| read_err(e.to_string()))?;
     let content = Content::read(&mut file).map_err(|e| read_err(e.to_string()))?;
     Ok((tokenizer_from_gguf(&content)?, special_tokens(&content)))
@@ -517,18 +451,10 @@ mod tests {
         let mut md = Metadata::new();
         md.insert(keys::MODEL.into(), Value::String("gpt2".into()));
         md.insert(keys::PRE.into(), Value::String("smollm".into()));
-        md.insert(
-            keys::TOKENS.into(),
-            strs(&["<s>", "</s>", "a", "b", "Ġ", "ab", "Ġa", "Ġab", "1", "<x>"]),
-        );
+        md.insert(keys::TOKENS.into(), strs(&["<s>", "</s>", "a", "b", "Ġ", "ab", "Ġa", "Ġab", "1", "<x>"]));
         md.insert(
             keys::TOKEN_TYPE.into(),
-            Value::Array(
-                [3, 3, 1, 1, 1, 1, 1, 1, 1, 4]
-                    .into_iter()
-                    .map(Value::I32)
-                    .collect(),
-            ),
+            Value::Array([3, 3, 1, 1, 1, 1, 1, 1, 1, 4].into_iter().map(Value::I32).collect()),
         );
         md.insert(keys::MERGES.into(), strs(&["a b", "Ġ a", "Ġ ab"]));
         md.insert(keys::BOS.into(), Value::U32(0));
@@ -537,12 +463,7 @@ mod tests {
     }
 
     fn content(metadata: Metadata) -> Content {
-        Content {
-            magic: VersionedMagic::GgufV3,
-            metadata,
-            tensor_infos: HashMap::new(),
-            tensor_data_offset: 0,
-        }
+        Content { magic: VersionedMagic::GgufV3, metadata, tensor_infos: HashMap::new(), tensor_data_offset: 0 }
     }
 
     fn build(md: Metadata) -> Result<Tokenizer, TokenizerError> {
@@ -610,10 +531,7 @@ mod tests {
         let mut md = tiny();
         md.insert(keys::MODEL.into(), Value::String("llama".into()));
         let e = err_of(md);
-        assert!(
-            e.contains("\"llama\"") && e.contains("SentencePiece"),
-            "{e}"
-        );
+        assert!(e.contains("\"llama\"") && e.contains("SentencePiece"), "{e}");
     }
 
     #[test]
@@ -621,10 +539,7 @@ mod tests {
         let mut md = tiny();
         md.insert(keys::PRE.into(), Value::String("klingon".into()));
         let e = err_of(md);
-        assert!(
-            e.contains("klingon") && e.contains("tokenizer.ggml.pre"),
-            "{e}"
-        );
+        assert!(e.contains("klingon") && e.contains("tokenizer.ggml.pre"), "{e}");
     }
 
     #[test]
@@ -632,20 +547,11 @@ mod tests {
         let mut md = tiny();
         md.insert(keys::TOKENS.into(), Value::U32(3));
         let e = err_of(md);
-        assert!(
-            e.contains("tokenizer.ggml.tokens") && e.contains("array"),
-            "{e}"
-        );
+        assert!(e.contains("tokenizer.ggml.tokens") && e.contains("array"), "{e}");
         let mut md = tiny();
-        md.insert(
-            keys::TOKENS.into(),
-            Value::Array(vec![Value::String("a".into()), Value::U8(1)]),
-        );
+        md.insert(keys::TOKENS.into(), Value::Array(vec![Value::String("a".into()), Value::U8(1)]));
         let e = err_of(md);
-        assert!(
-            e.contains("tokenizer.ggml.tokens") && e.contains("element 1"),
-            "{e}"
-        );
+        assert!(e.contains("tokenizer.ggml.tokens") && e.contains("element 1"), "{e}");
     }
 
     #[test]
@@ -665,10 +571,7 @@ mod tests {
         let mut md = tiny();
         md.insert(keys::MERGES.into(), strs(&["ab"]));
         let e = err_of(md);
-        assert!(
-            e.contains("tokenizer.ggml.merges") && e.contains("merge 0"),
-            "{e}"
-        );
+        assert!(e.contains("tokenizer.ggml.merges") && e.contains("merge 0"), "{e}");
     }
 
     #[test]
@@ -716,11 +619,7 @@ mod tests {
     fn pre_split(family: PreFamily, text: &str) -> Vec<String> {
         use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
         let mut pts = PreTokenizedString::from(text);
-        family
-            .pre_tokenizer()
-            .unwrap()
-            .pre_tokenize(&mut pts)
-            .unwrap();
+        family.pre_tokenizer().unwrap().pre_tokenize(&mut pts).unwrap();
         pts.get_splits(OffsetReferential::Original, OffsetType::Byte)
             .into_iter()
             .map(|(s, _, _)| s.to_string())
@@ -732,19 +631,13 @@ mod tests {
     #[test]
     fn family_regexes_split_like_their_tokenizer_json() {
         let text = "I'M 12345 ok!!\n\n  x";
-        assert_eq!(
-            pre_split(PreFamily::Llama3, text),
-            ["I", "'M", "Ġ", "123", "45", "Ġok", "!!ĊĊ", "Ġ", "Ġx"]
-        );
+        assert_eq!(pre_split(PreFamily::Llama3, text), ["I", "'M", "Ġ", "123", "45", "Ġok", "!!ĊĊ", "Ġ", "Ġx"]);
         assert_eq!(
             pre_split(PreFamily::Qwen2, text),
             ["I", "'M", "Ġ", "1", "2", "3", "4", "5", "Ġok", "!!ĊĊ", "Ġ", "Ġx"]
         );
         // GPT-2: case-sensitive contractions, digit runs keep their leading space.
-        assert_eq!(
-            pre_split(PreFamily::Gpt2, text),
-            ["I", "'", "M", "Ġ12345", "Ġok", "!!", "ĊĊĠ", "Ġx"]
-        );
+        assert_eq!(pre_split(PreFamily::Gpt2, text), ["I", "'", "M", "Ġ12345", "Ġok", "!!", "ĊĊĠ", "Ġx"]);
         // SmolLM: each digit isolated first, so the space before a number stands alone.
         assert_eq!(
             pre_split(PreFamily::DigitsGpt2, text),

@@ -50,9 +50,8 @@ pub struct Model {
 impl Model {
     pub fn new(config: ModelConfig, weights: Weights, dtype: DType, device: &Device) -> Result<Self> {
         let half = config.head_dim / 2;
-        let inv: Vec<f32> = (0..half)
-            .map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f32 / config.head_dim as f32))
-            .collect();
+        let inv: Vec<f32> =
+            (0..half).map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f32 / config.head_dim as f32)).collect();
         let inv = Tensor::new(inv, device)?.reshape((1, half))?;
         let pos = Tensor::arange(0u32, config.max_context as u32, device)?
             .to_dtype(DType::F32)?
@@ -114,7 +113,8 @@ impl Model {
         let chunk = chunk.max(window);
         let c = &self.config;
         let zeros = || vec![vec![vec![0f32; l]; c.n_kv_heads]; c.n_layers];
-        let mut stats = AttentionStats { window: zeros(), accumulated: zeros(), key_norms: Vec::new(), window_len: window };
+        let mut stats =
+            AttentionStats { window: zeros(), accumulated: zeros(), key_norms: Vec::new(), window_len: window };
         let mut cache = self.new_cache()?;
         // Chunk boundaries are laid out so the last chunk holds the whole window.
         let mut bounds = Vec::new();
@@ -206,14 +206,12 @@ impl Model {
         let k = lw.k.forward(x)?.reshape((1, n, hkv, d))?.transpose(1, 2)?.contiguous()?;
         let v = lw.v.forward(x)?.reshape((1, n, hkv, d))?.transpose(1, 2)?;
         let (q, k) = match c.rope_style {
-            RopeStyle::Interleaved => (
-                candle_nn::rotary_emb::rope_i(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope_i(&k, cos, sin)?,
-            ),
-            RopeStyle::Halves => (
-                candle_nn::rotary_emb::rope(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope(&k, cos, sin)?,
-            ),
+            RopeStyle::Interleaved => {
+                (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
+            }
+            RopeStyle::Halves => {
+                (candle_nn::rotary_emb::rope(&q, cos, sin)?, candle_nn::rotary_emb::rope(&k, cos, sin)?)
+            }
         };
         let lc = cache.layer_mut(layer);
         let old = lc.len();
@@ -226,7 +224,8 @@ impl Model {
         let scale = 1.0 / (d as f64).sqrt();
         let mut att = (q.matmul(&k_all.t()?)? * scale)?;
         if n > 1 {
-            att = att.reshape((hkv, g, n, t))?.broadcast_add(&self.causal_mask(n, old)?)?.reshape((1, hkv, g * n, t))?;
+            att =
+                att.reshape((hkv, g, n, t))?.broadcast_add(&self.causal_mask(n, old)?)?.reshape((1, hkv, g * n, t))?;
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
         if let (Some(rec), Some((li, stats))) = (record, stats) {
@@ -240,15 +239,23 @@ impl Model {
     /// Additive mask `[n, old + n]`: old slots visible, new ones causal.
     fn causal_mask(&self, n: usize, old: usize) -> Result<Tensor> {
         let t = old + n;
-        let mask: Vec<f32> = (0..n)
-            .flat_map(|i| (0..t).map(move |j| if j <= old + i { 0.0 } else { f32::NEG_INFINITY }))
-            .collect();
+        let mask: Vec<f32> =
+            (0..n).flat_map(|i| (0..t).map(move |j| if j <= old + i { 0.0 } else { f32::NEG_INFINITY })).collect();
         Ok(Tensor::from_vec(mask, (n, t), &self.device)?.to_dtype(self.dtype)?)
     }
 
     /// Adds this chunk's attention to the per-head statistics.
     #[allow(clippy::too_many_arguments)]
-    fn record(&self, att: &Tensor, li: usize, stats: &mut AttentionStats, rec: Record, pos: usize, n: usize, t: usize) -> Result<()> {
+    fn record(
+        &self,
+        att: &Tensor,
+        li: usize,
+        stats: &mut AttentionStats,
+        rec: Record,
+        pos: usize,
+        n: usize,
+        t: usize,
+    ) -> Result<()> {
         let (hkv, g) = (self.config.n_kv_heads, self.config.group_size());
         let att = att.reshape((hkv, g, n, t))?.to_dtype(DType::F32)?;
         let acc = att.sum(1)?.sum(1)?.to_vec2::<f32>()?;

@@ -101,12 +101,24 @@ pub use crate::profile::LayerSensitivity;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Tokenize and prefill a new prompt (chat template applied when `chat`).
-    SetPrompt { text: String, chat: bool },
+    SetPrompt {
+        text: String,
+        chat: bool,
+    },
     /// Decode the three panes from the cached prefill with these per-layer
     /// token budgets. Supersedes any run in flight.
-    Run { run_id: RunId, uniform: Vec<usize>, custom: Vec<usize>, params: GenParams },
+    Run {
+        run_id: RunId,
+        uniform: Vec<usize>,
+        custom: Vec<usize>,
+        params: GenParams,
+    },
     /// Measure per-layer sensitivity on these prompts.
-    Calibrate { run_id: RunId, prompts: Vec<String>, ablation_keep: f64 },
+    Calibrate {
+        run_id: RunId,
+        prompts: Vec<String>,
+        ablation_keep: f64,
+    },
     /// Stop the run in flight, if any.
     Cancel,
     Shutdown,

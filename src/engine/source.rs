@@ -31,7 +31,8 @@ pub struct HubSettings {
 impl HubSettings {
     /// Reads HF_HOME and HF_HUB_OFFLINE the way the Python hub client does.
     pub fn from_env() -> Self {
-        let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
+        let offline =
+            std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
         Self { cache_dir: hf_hub::Cache::from_env().path().clone(), offline }
     }
 }
@@ -50,10 +51,8 @@ fn parse_hub_id(spec: &str) -> Option<(String, Option<String>)> {
 /// Resolves a `--model` value. `None` installs (if needed) and returns the default model.
 pub fn resolve(spec: Option<&str>, hub: &HubSettings, log: &mut dyn FnMut(&str)) -> Result<ModelSource> {
     let Some(spec) = spec else {
-        let path = fetch::ensure_default_model(log).map_err(|e| EngineError::Hub {
-            repo: fetch::DEFAULT_MODEL_HUB_REPO.into(),
-            reason: e.to_string(),
-        })?;
+        let path = fetch::ensure_default_model(log)
+            .map_err(|e| EngineError::Hub { repo: fetch::DEFAULT_MODEL_HUB_REPO.into(), reason: e.to_string() })?;
         return Ok(ModelSource::Gguf(path));
     };
     let path = Path::new(spec);
@@ -100,7 +99,10 @@ fn from_hub(repo: &str, file: Option<&str>, hub: &HubSettings, log: &mut dyn FnM
             return Ok(p);
         }
         if hub.offline {
-            return Err(err(format!("{name} is not in the hub cache at {} and HF_HUB_OFFLINE is set", hub.cache_dir.display())));
+            return Err(err(format!(
+                "{name} is not in the hub cache at {} and HF_HUB_OFFLINE is set",
+                hub.cache_dir.display()
+            )));
         }
         log(&format!("downloading {repo}/{name}"));
         let api = hf_hub::api::sync::ApiBuilder::new()

@@ -80,8 +80,7 @@ pub fn open_gguf(path: &Path) -> Result<GgufFile> {
         return Err(EngineError::ModelNotFound(path.to_path_buf()));
     }
     let bad = |reason: String| EngineError::BadGguf { path: path.to_path_buf(), reason };
-    let mut file = std::fs::File::open(path)
-        .map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
+    let mut file = std::fs::File::open(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
     let content = gguf_file::Content::read(&mut file).map_err(|e| bad(e.to_string()))?;
     let config = config::from_gguf(&content)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
@@ -117,7 +116,9 @@ impl std::str::FromStr for WeightMode {
             "auto" => Ok(Self::Auto),
             "quantized" | "quant" => Ok(Self::Quantized),
             "dequantized" | "dense" => Ok(Self::Dequantized),
-            other => Err(EngineError::BadConfig(format!("unknown weight mode `{other}`: use auto, quantized or dense"))),
+            other => {
+                Err(EngineError::BadConfig(format!("unknown weight mode `{other}`: use auto, quantized or dense")))
+            }
         }
     }
 }
@@ -144,11 +145,7 @@ impl GgufFile {
 pub fn load_gguf(g: &mut GgufFile, device: &Device, dense: Option<DType>) -> Result<Weights> {
     let GgufFile { path, config, content, file } = g;
     let bad = |reason: String| EngineError::BadGguf { path: path.clone(), reason };
-    let mut tensor = |name: &str| {
-        content
-            .tensor(file, name, device)
-            .map_err(|e| bad(format!("tensor {name}: {e}")))
-    };
+    let mut tensor = |name: &str| content.tensor(file, name, device).map_err(|e| bad(format!("tensor {name}: {e}")));
     let act = dense.unwrap_or(DType::F32);
     let matmul = |q: candle_core::quantized::QTensor| -> Result<QMatMul> {
         Ok(match dense {
@@ -192,9 +189,8 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(vec![single]);
     }
     let index = dir.join("model.safetensors.index.json");
-    let text = std::fs::read_to_string(&index).map_err(|_| {
-        EngineError::ModelNotFound(dir.join("model.safetensors (or model.safetensors.index.json)"))
-    })?;
+    let text = std::fs::read_to_string(&index)
+        .map_err(|_| EngineError::ModelNotFound(dir.join("model.safetensors (or model.safetensors.index.json)")))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| EngineError::BadConfig(format!("{}: {e}", index.display())))?;
     let map = json["weight_map"]
@@ -209,12 +205,18 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Reads a Hugging Face config.json; returns the config and whether the head is tied.
 pub fn read_hf_config(dir: &Path) -> Result<(ModelConfig, bool)> {
     let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path)
-        .map_err(|source| EngineError::Io { path: cfg_path.clone(), source })?;
+    let text =
+        std::fs::read_to_string(&cfg_path).map_err(|source| EngineError::Io { path: cfg_path.clone(), source })?;
     config::from_hf_json(&text)
 }
 
-pub fn load_safetensors(dir: &Path, config: &ModelConfig, tied: bool, dtype: DType, device: &Device) -> Result<Weights> {
+pub fn load_safetensors(
+    dir: &Path,
+    config: &ModelConfig,
+    tied: bool,
+    dtype: DType,
+    device: &Device,
+) -> Result<Weights> {
     let files = safetensors_files(dir)?;
     // SAFETY: the files are memory-mapped read-only; we never write to them.
     let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, device)? };

@@ -29,7 +29,8 @@ pub fn spawn(opts: LoadOptions, select: SelectConfig) -> std::io::Result<EngineH
             Ok(engine) => {
                 let _ = ev_tx.send(Event::Progress { job: Job::LoadModel, done: 1, total: 1 });
                 let _ = ev_tx.send(Event::Loaded(engine.info.clone()));
-                Worker { engine, select, events: ev_tx, commands: cmd_rx, pending: VecDeque::new(), prefilled: None }.run();
+                Worker { engine, select, events: ev_tx, commands: cmd_rx, pending: VecDeque::new(), prefilled: None }
+                    .run();
             }
             Err(e) => {
                 let _ = ev_tx.send(Event::Error { run_id: None, message: format!("loading the model failed: {e}") });
@@ -162,7 +163,13 @@ impl Worker {
         Ok(apply::prune(pre, budgets, &self.select, reserve)?)
     }
 
-    fn decode_run(&mut self, run_id: RunId, uniform: &[usize], custom: &[usize], params: &GenParams) -> anyhow::Result<()> {
+    fn decode_run(
+        &mut self,
+        run_id: RunId,
+        uniform: &[usize],
+        custom: &[usize],
+        params: &GenParams,
+    ) -> anyhow::Result<()> {
         let Some(pre) = self.prefilled.take() else {
             anyhow::bail!("no prompt has been prefilled yet");
         };
@@ -245,7 +252,13 @@ impl Worker {
         let items: Vec<PromptItem> = prompts
             .into_iter()
             .enumerate()
-            .map(|(i, prompt)| PromptItem { id: format!("tui-{i}"), prompt, reference: None, answers: None, chat: None })
+            .map(|(i, prompt)| PromptItem {
+                id: format!("tui-{i}"),
+                prompt,
+                reference: None,
+                answers: None,
+                chat: None,
+            })
             .collect();
         let cfg = CalibConfig {
             ablation_keep,

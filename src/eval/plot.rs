@@ -83,17 +83,11 @@ enum Format {
 }
 
 fn format_of(path: &Path) -> Result<Format, PlotError> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
         "png" => Ok(Format::Png),
         "svg" => Ok(Format::Svg),
-        _ => Err(PlotError::UnsupportedFormat {
-            path: path.to_path_buf(),
-            ext,
-        }),
+        _ => Err(PlotError::UnsupportedFormat { path: path.to_path_buf(), ext }),
     }
 }
 
@@ -105,13 +99,7 @@ pub fn plot_lines(
     series: &[(String, Vec<(f64, f64)>)],
     path: &Path,
 ) -> Result<(), PlotError> {
-    let panel = Panel {
-        title: "",
-        x_label,
-        y_label,
-        series,
-        legend: LegendCorner::UpperRight,
-    };
+    let panel = Panel { title: "", x_label, y_label, series, legend: LegendCorner::UpperRight };
     plot_panels(title, &[panel], path)
 }
 
@@ -210,8 +198,7 @@ fn render<DB: DrawingBackend>(
     let body = if title.is_empty() {
         root.clone()
     } else {
-        root.titled(title, (FAMILY, 26).into_font().color(&BLACK))
-            .map_err(draw_err)?
+        root.titled(title, (FAMILY, 26).into_font().color(&BLACK)).map_err(draw_err)?
     };
     for (panel, area) in panels.iter().zip(body.split_evenly((1, panels.len()))) {
         draw_panel(&area, panel)?;
@@ -219,22 +206,14 @@ fn render<DB: DrawingBackend>(
     Ok(())
 }
 
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    panel: &Panel<'_>,
-) -> Result<(), PlotError> {
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel<'_>) -> Result<(), PlotError> {
     let ((x0, x1), (y0, y1)) = data_bounds(panel.series)?;
     let mut builder = ChartBuilder::on(area);
-    builder
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(72);
+    builder.margin(14).x_label_area_size(48).y_label_area_size(72);
     if !panel.title.is_empty() {
         builder.caption(panel.title, (FAMILY, 18));
     }
-    let mut chart = builder
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(draw_err)?;
+    let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(draw_err)?;
     chart
         .configure_mesh()
         .x_desc(panel.x_label)
@@ -260,12 +239,8 @@ fn draw_panel<DB: DrawingBackend>(
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(draw_err)?
             .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(draw_err)?;
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2)));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(draw_err)?;
     }
     let position = match panel.legend {
         LegendCorner::UpperLeft => SeriesLabelPosition::UpperLeft,
@@ -300,11 +275,7 @@ fn tick_label(v: f64) -> String {
 
 /// Finite points sorted by x, so lines run left to right.
 fn clean_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let mut pts: Vec<(f64, f64)> = points
-        .iter()
-        .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect();
+    let mut pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     pts
 }
@@ -368,10 +339,8 @@ mod tests {
             TempDir(p)
         }
         fn files(&self) -> Vec<String> {
-            let mut v: Vec<String> = fs::read_dir(&self.0)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
+            let mut v: Vec<String> =
+                fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
             v.sort();
             v
         }
@@ -398,18 +367,12 @@ mod tests {
                 });
             }
         }
-        EvalReport {
-            results,
-            comparisons: vec![],
-        }
+        EvalReport { results, comparisons: vec![] }
     }
 
     fn series() -> Vec<(String, Vec<(f64, f64)>)> {
         vec![
-            (
-                "prefill".into(),
-                vec![(4000.0, 30.0), (1000.0, 80.0), (2000.0, 55.0)],
-            ),
+            ("prefill".into(), vec![(4000.0, 30.0), (1000.0, 80.0), (2000.0, 55.0)]),
             ("decode".into(), vec![(1000.0, 40.0), (4000.0, f64::NAN)]),
         ]
     }
@@ -436,13 +399,8 @@ mod tests {
     #[test]
     fn title_text_is_rasterized() {
         let s = series();
-        let panel = Panel {
-            title: "",
-            x_label: "context",
-            y_label: "tokens/s",
-            series: &s,
-            legend: LegendCorner::UpperRight,
-        };
+        let panel =
+            Panel { title: "", x_label: "context", y_label: "tokens/s", series: &s, legend: LegendCorner::UpperRight };
         let (with, size) = render_rgb("Decode speed", &[panel]);
         let (without, _) = render_rgb("", &[panel]);
         // Glyph pixels appear in the title band only when there is a title.
@@ -454,13 +412,7 @@ mod tests {
     #[test]
     fn series_colors_are_drawn() {
         let s = series();
-        let panel = Panel {
-            title: "panel",
-            x_label: "x",
-            y_label: "y",
-            series: &s,
-            legend: LegendCorner::LowerLeft,
-        };
+        let panel = Panel { title: "panel", x_label: "x", y_label: "y", series: &s, legend: LegendCorner::LowerLeft };
         let (buf, _) = render_rgb("t", &[panel]);
         let count = |c: RGBColor| buf.chunks(3).filter(|p| *p == [c.0, c.1, c.2]).count();
         assert!(count(COLORS[0]) > 200, "first series line");
@@ -505,10 +457,7 @@ mod tests {
         let two = dir.0.join("q.png");
         plot_quality_vs_budget(&report(), &two).unwrap();
         let bytes = fs::read(&two).unwrap();
-        assert_eq!(
-            u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
-            2 * PANEL_W
-        );
+        assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 2 * PANEL_W);
     }
 
     #[test]
@@ -522,10 +471,7 @@ mod tests {
         let err = plot_lines("t", "x", "y", &[], &dir.0.join("e.svg")).unwrap_err();
         assert_eq!(err.to_string(), "nothing to plot: no series");
         let nan = vec![("a".to_string(), vec![(f64::NAN, 1.0)])];
-        assert!(matches!(
-            plot_lines("t", "x", "y", &nan, &dir.0.join("e.png")),
-            Err(PlotError::NoData(_))
-        ));
+        assert!(matches!(plot_lines("t", "x", "y", &nan, &dir.0.join("e.png")), Err(PlotError::NoData(_))));
         assert!(dir.files().is_empty());
     }
 
@@ -551,9 +497,6 @@ mod tests {
         let flat = vec![("f".to_string(), vec![(1.0, 0.0), (2.0, 0.0)])];
         assert_eq!(data_bounds(&flat).unwrap().1, (0.0, 1.0));
         assert_eq!(pad(5.0, 5.0, 0.1), (4.5, 5.5));
-        assert_eq!(
-            clean_points(&[(3.0, 1.0), (1.0, 2.0), (2.0, f64::INFINITY)]),
-            vec![(1.0, 2.0), (3.0, 1.0)]
-        );
+        assert_eq!(clean_points(&[(3.0, 1.0), (1.0, 2.0), (2.0, f64::INFINITY)]), vec![(1.0, 2.0), (3.0, 1.0)]);
     }
 }

@@ -58,9 +58,7 @@ impl fmt::Display for PromptsError {
         match self {
             PromptsError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             PromptsError::Invalid { path, errors } => {
-                let name = path
-                    .as_ref()
-                    .map_or_else(|| "prompts".to_string(), |p| p.display().to_string());
+                let name = path.as_ref().map_or_else(|| "prompts".to_string(), |p| p.display().to_string());
                 match errors.as_slice() {
                     [] => write!(f, "{name}: no prompts"),
                     [one] => write!(f, "{name}: line {}: {}", one.line, one.message),
@@ -99,15 +97,9 @@ impl PromptsError {
 /// Read and parse a JSONL prompt file.
 pub fn load_prompts(path: impl AsRef<Path>) -> Result<Vec<PromptItem>, PromptsError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| PromptsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PromptsError::Io { path: path.to_path_buf(), source })?;
     parse_prompts(&text).map_err(|e| match e {
-        PromptsError::Invalid { errors, .. } => PromptsError::Invalid {
-            path: Some(path.to_path_buf()),
-            errors,
-        },
+        PromptsError::Invalid { errors, .. } => PromptsError::Invalid { path: Some(path.to_path_buf()), errors },
         other => other,
     })
 }
@@ -126,10 +118,7 @@ pub fn parse_prompts(text: &str) -> Result<Vec<PromptItem>, PromptsError> {
         let item: PromptItem = match serde_json::from_str(raw) {
             Ok(item) => item,
             Err(e) => {
-                errors.push(LineError {
-                    line,
-                    message: describe_json_error(&e),
-                });
+                errors.push(LineError { line, message: describe_json_error(&e) });
                 continue;
             }
         };
@@ -146,18 +135,12 @@ pub fn parse_prompts(text: &str) -> Result<Vec<PromptItem>, PromptsError> {
         }
         if let Some(answers) = &item.answers {
             if answers.is_empty() {
-                problem(format!(
-                    "\"answers\" is an empty list (id {:?}); leave it out instead",
-                    item.id
-                ));
+                problem(format!("\"answers\" is an empty list (id {:?}); leave it out instead", item.id));
             }
         }
         if !item.id.trim().is_empty() {
             if let Some(&first) = first_seen.get(&item.id) {
-                problem(format!(
-                    "duplicate id {:?} (first used on line {first})",
-                    item.id
-                ));
+                problem(format!("duplicate id {:?} (first used on line {first})", item.id));
             } else {
                 first_seen.insert(item.id.clone(), line);
             }
@@ -170,10 +153,7 @@ pub fn parse_prompts(text: &str) -> Result<Vec<PromptItem>, PromptsError> {
         return Err(PromptsError::Invalid { path: None, errors });
     }
     if items.is_empty() {
-        return Err(PromptsError::Invalid {
-            path: None,
-            errors: Vec::new(),
-        });
+        return Err(PromptsError::Invalid { path: None, errors: Vec::new() });
     }
     Ok(items)
 }
@@ -229,13 +209,7 @@ mod tests {
         assert_eq!(
             items,
             vec![
-                PromptItem {
-                    id: "a".into(),
-                    prompt: "Hello".into(),
-                    reference: None,
-                    answers: None,
-                    chat: None,
-                },
+                PromptItem { id: "a".into(), prompt: "Hello".into(), reference: None, answers: None, chat: None },
                 PromptItem {
                     id: "b".into(),
                     prompt: "Q?".into(),
@@ -264,11 +238,7 @@ mod tests {
         let err = parse_prompts(&text).unwrap_err();
         let lines: Vec<usize> = err.line_errors().iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 5, 6, 7, 8]);
-        let msgs: Vec<&str> = err
-            .line_errors()
-            .iter()
-            .map(|e| e.message.as_str())
-            .collect();
+        let msgs: Vec<&str> = err.line_errors().iter().map(|e| e.message.as_str()).collect();
         assert_eq!(msgs[0], "empty prompt (id \"b\")");
         assert_eq!(msgs[1], "invalid JSON at column 2: expected ident");
         assert_eq!(msgs[2], "duplicate id \"a\" (first used on line 1)");
@@ -281,10 +251,7 @@ mod tests {
 
     #[test]
     fn empty_set_and_bom() {
-        assert_eq!(
-            parse_prompts("\n\n").unwrap_err().to_string(),
-            "prompts: no prompts"
-        );
+        assert_eq!(parse_prompts("\n\n").unwrap_err().to_string(), "prompts: no prompts");
         let items = parse_prompts("\u{feff}{\"id\":\"x\",\"prompt\":\"p\"}").unwrap();
         assert_eq!(items[0].id, "x");
     }
@@ -296,16 +263,10 @@ mod tests {
         let path = dir.join("p.jsonl");
         std::fs::write(&path, "{\"id\":\"x\",\"prompt\":\" \"}\n").unwrap();
         let err = load_prompts(&path).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("{}: line 1: empty prompt (id \"x\")", path.display())
-        );
+        assert_eq!(err.to_string(), format!("{}: line 1: empty prompt (id \"x\")", path.display()));
         std::fs::write(&path, "{\"id\":\"x\",\"prompt\":\"p\"}\n").unwrap();
         assert_eq!(load_prompts(&path).unwrap().len(), 1);
-        assert!(matches!(
-            load_prompts(dir.join("missing.jsonl")),
-            Err(PromptsError::Io { .. })
-        ));
+        assert!(matches!(load_prompts(dir.join("missing.jsonl")), Err(PromptsError::Io { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -334,8 +295,7 @@ mod tests {
 
     #[test]
     fn set_hash_ignores_formatting_but_not_content_or_order() {
-        let a = parse_prompts("{\"id\":\"1\",\"prompt\":\"p\"}\n{\"id\":\"2\",\"prompt\":\"q\"}")
-            .unwrap();
+        let a = parse_prompts("{\"id\":\"1\",\"prompt\":\"p\"}\n{\"id\":\"2\",\"prompt\":\"q\"}").unwrap();
         let b = parse_prompts(
             "\n{ \"prompt\" : \"p\", \"id\" : \"1\", \"note\": 5 }\n\n{\"id\":\"2\",  \"prompt\":\"q\"}\n",
         )
@@ -351,9 +311,6 @@ mod tests {
         assert_ne!(h, prompt_set_sha256(&edited));
         // Pinned (computed independently) so that an accidental change to the
         // canonical form is noticed: it would invalidate recorded profiles.
-        assert_eq!(
-            h,
-            "4babdc13a4112c04135a9e93827cf4333daecbbff827590e44f2435ad9f8a7b9"
-        );
+        assert_eq!(h, "4babdc13a4112c04135a9e93827cf4333daecbbff827590e44f2435ad9f8a7b9");
     }
 }

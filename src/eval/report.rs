@@ -87,10 +87,7 @@ impl EvalReport {
 
     /// One `(method, [(budget, value)])` series per method, for plotting;
     /// rows where `value` gives `None` are left out.
-    pub fn series(
-        &self,
-        value: impl Fn(&MethodResult) -> Option<f64>,
-    ) -> Vec<(String, Vec<(f64, f64)>)> {
+    pub fn series(&self, value: impl Fn(&MethodResult) -> Option<f64>) -> Vec<(String, Vec<(f64, f64)>)> {
         self.methods()
             .into_iter()
             .map(|m| {
@@ -119,14 +116,9 @@ impl EvalReport {
     }
 
     pub fn load(path: &Path) -> Result<EvalReport, ReportError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| ReportError::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ReportError::Io { path: path.to_path_buf(), source })?;
+        serde_json::from_str(&text).map_err(|source| ReportError::Json { path: path.to_path_buf(), source })
     }
 }
 
@@ -294,11 +286,8 @@ mod tests {
 
     #[test]
     fn json_shape_is_exact() {
-        let v = serde_json::to_value(EvalReport {
-            results: vec![row("m", 0.5, 0.1, None)],
-            comparisons: vec![],
-        })
-        .unwrap();
+        let v =
+            serde_json::to_value(EvalReport { results: vec![row("m", 0.5, 0.1, None)], comparisons: vec![] }).unwrap();
         assert_eq!(
             v,
             json!({
@@ -323,15 +312,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         r.save(&path, false).unwrap();
         assert_eq!(EvalReport::load(&path).unwrap(), r);
-        assert!(matches!(
-            r.save(&path, false),
-            Err(ReportError::Write(ProfileError::Exists { .. }))
-        ));
+        assert!(matches!(r.save(&path, false), Err(ReportError::Write(ProfileError::Exists { .. }))));
         std::fs::write(&path, "{\"results\": 3}").unwrap();
-        assert!(matches!(
-            EvalReport::load(&path),
-            Err(ReportError::Json { .. })
-        ));
+        assert!(matches!(EvalReport::load(&path), Err(ReportError::Json { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -357,15 +340,9 @@ mod tests {
         let mut r = row("a|b", 1.0, f64::NAN, Some(1.0));
         r.nll_reference = None;
         r.kv_bytes = 512;
-        let md = markdown_table(&EvalReport {
-            results: vec![r],
-            comparisons: vec![],
-        });
+        let md = markdown_table(&EvalReport { results: vec![r], comparisons: vec![] });
         assert_eq!(md.lines().count(), 3);
-        assert_eq!(
-            md.lines().nth(2).unwrap(),
-            "| a\\|b | 1 | n/a | 97.3% | n/a | 100.0% | 512 B | 40 |"
-        );
+        assert_eq!(md.lines().nth(2).unwrap(), "| a\\|b | 1 | n/a | 97.3% | n/a | 100.0% | 512 B | 40 |");
     }
 
     #[test]

@@ -65,7 +65,13 @@ pub fn is_correct(text: &str, answers: &[String]) -> bool {
     answers.iter().any(|a| t.contains(&a.to_lowercase()))
 }
 
-fn answer(engine: &Engine, s: &Scored, item: &PromptItem, cache: &crate::engine::cache::KvCache, n: usize) -> Result<Option<bool>> {
+fn answer(
+    engine: &Engine,
+    s: &Scored,
+    item: &PromptItem,
+    cache: &crate::engine::cache::KvCache,
+    n: usize,
+) -> Result<Option<bool>> {
     let Some(answers) = item.answers.as_ref().filter(|a| !a.is_empty()) else {
         return Ok(None);
     };
@@ -74,7 +80,13 @@ fn answer(engine: &Engine, s: &Scored, item: &PromptItem, cache: &crate::engine:
     Ok(Some(is_correct(&engine.decode(&out), answers)))
 }
 
-fn sample(engine: &Engine, s: &Scored, item: &PromptItem, cache: &crate::engine::cache::KvCache, cfg: &EvalConfig) -> Result<Sample> {
+fn sample(
+    engine: &Engine,
+    s: &Scored,
+    item: &PromptItem,
+    cache: &crate::engine::cache::KvCache,
+    cfg: &EvalConfig,
+) -> Result<Sample> {
     let quality = s.quality(engine, cache)?;
     Ok(Sample {
         quality,
@@ -136,7 +148,8 @@ fn summarize(method: &str, budget: f64, samples: &[Sample]) -> MethodResult {
         kl_to_full: mean(&|s| s.quality.kl),
         top1_agreement: mean(&|s| s.quality.top1),
         nll_reference: (!refs.is_empty()).then(|| stats::mean(&refs)),
-        accuracy: (!answered.is_empty()).then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64),
+        accuracy: (!answered.is_empty())
+            .then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64),
         kv_bytes: mean(&|s| s.kv_bytes as f64).round() as u64,
         n_prompts: samples.len(),
     }
@@ -157,7 +170,14 @@ fn compare_to_depthkv(cfg: &EvalConfig, pruned: &[Vec<Vec<Sample>>]) -> Vec<Comp
                 let a: Vec<f64> = pruned[d][bi].iter().map(f).collect();
                 let o: Vec<f64> = pruned[oi][bi].iter().map(f).collect();
                 let (mean_diff, p_value) = stats::paired_permutation_test(&a, &o, cfg.permutations, cfg.seed);
-                out.push(Comparison { a: "depthkv".into(), b: other.name.clone(), budget: b, metric: name.into(), mean_diff, p_value });
+                out.push(Comparison {
+                    a: "depthkv".into(),
+                    b: other.name.clone(),
+                    budget: b,
+                    metric: name.into(),
+                    mean_diff,
+                    p_value,
+                });
             }
         }
     }

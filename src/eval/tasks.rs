@@ -51,12 +51,8 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 4] = [
-        TaskKind::Passkey,
-        TaskKind::Needle,
-        TaskKind::MultiKey,
-        TaskKind::VariableTracking,
-    ];
+    pub const ALL: [TaskKind; 4] =
+        [TaskKind::Passkey, TaskKind::Needle, TaskKind::MultiKey, TaskKind::VariableTracking];
 
     /// The name used in ids and on the command line.
     pub fn slug(self) -> &'static str {
@@ -124,11 +120,7 @@ pub enum TaskError {
     #[error("depths {0} and {1} give the same id; use depths that differ at two decimals")]
     DuplicateDepth(f64, f64),
     #[error("length {length} is too short for a {kind} task: the instructions, question and planted facts alone take about {needed} tokens")]
-    TooShort {
-        kind: TaskKind,
-        length: usize,
-        needed: usize,
-    },
+    TooShort { kind: TaskKind, length: usize, needed: usize },
     #[error(transparent)]
     Write(#[from] ProfileError),
 }
@@ -139,10 +131,7 @@ pub fn estimate_tokens(text: &str) -> usize {
 }
 
 /// Generate all items, ordered by kind, then length, then depth, then index.
-pub fn generate_tasks(
-    params: &TaskParams,
-    count_tokens: TokenCounter<'_>,
-) -> Result<Vec<PromptItem>, TaskError> {
+pub fn generate_tasks(params: &TaskParams, count_tokens: TokenCounter<'_>) -> Result<Vec<PromptItem>, TaskError> {
     check_params(params)?;
     let mut items = Vec::new();
     for &kind in &params.kinds {
@@ -167,10 +156,7 @@ pub fn generate_tasks(
 }
 
 /// [`generate_tasks`] serialized as JSONL.
-pub fn generate_tasks_jsonl(
-    params: &TaskParams,
-    count_tokens: TokenCounter<'_>,
-) -> Result<String, TaskError> {
+pub fn generate_tasks_jsonl(params: &TaskParams, count_tokens: TokenCounter<'_>) -> Result<String, TaskError> {
     Ok(to_jsonl(&generate_tasks(params, count_tokens)?))
 }
 
@@ -213,10 +199,7 @@ fn check_params(p: &TaskParams) -> Result<(), TaskError> {
 }
 
 fn item_rng(seed: u64, kind: TaskKind, length: usize, depth: f64, index: usize) -> StdRng {
-    let key = format!(
-        "depthkv-tasks-v1|{seed}|{}|{length}|{depth:.6}|{index}",
-        kind.slug()
-    );
+    let key = format!("depthkv-tasks-v1|{seed}|{}|{length}|{depth:.6}|{index}", kind.slug());
     let digest = Sha256::digest(key.as_bytes());
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(&digest);
@@ -259,10 +242,7 @@ fn plant(kind: TaskKind, depth: f64, rng: &mut StdRng) -> Task {
                               notes records a secret code. Read carefully; a question about it follows."
                     .into(),
                 question: format!("What is the secret code of {town}? Reply with the number only."),
-                plants: vec![(
-                    depth,
-                    format!("A note for the archive: the secret code of {town} is {code}."),
-                )],
+                plants: vec![(depth, format!("A note for the archive: the secret code of {town} is {code}."))],
                 plants_on_own_line: false,
                 answer: code,
                 world,
@@ -313,24 +293,14 @@ fn plant(kind: TaskKind, depth: f64, rng: &mut StdRng) -> Task {
             // evenly over the rest of the text, in order.
             for (j, name) in chain.iter().enumerate() {
                 let d = depth + (1.0 - depth) * j as f64 / VARTRACK_HOPS as f64;
-                let rhs = if j == 0 {
-                    value.to_string()
-                } else {
-                    chain[j - 1].clone()
-                };
+                let rhs = if j == 0 { value.to_string() } else { chain[j - 1].clone() };
                 plants.push((d, format!("VAR {name} = {rhs}")));
             }
             // The decoy chain goes at random, increasing depths.
-            let mut decoy_depths: Vec<f64> = (0..VARTRACK_HOPS)
-                .map(|_| rng.random_range(0.0..=1.0))
-                .collect();
+            let mut decoy_depths: Vec<f64> = (0..VARTRACK_HOPS).map(|_| rng.random_range(0.0..=1.0)).collect();
             decoy_depths.sort_by(f64::total_cmp);
             for (j, (name, d)) in decoy.iter().zip(decoy_depths).enumerate() {
-                let rhs = if j == 0 {
-                    decoy_value.to_string()
-                } else {
-                    decoy[j - 1].clone()
-                };
+                let rhs = if j == 0 { decoy_value.to_string() } else { decoy[j - 1].clone() };
                 plants.push((d, format!("VAR {name} = {rhs}")));
             }
             Task {
@@ -338,10 +308,7 @@ fn plant(kind: TaskKind, depth: f64, rng: &mut StdRng) -> Task {
                               with VAR, scattered among unrelated notes. Follow the assignments carefully; \
                               a question about them comes at the end."
                     .into(),
-                question: format!(
-                    "What is the value of VAR {}? Reply with the number only.",
-                    chain[VARTRACK_HOPS - 1]
-                ),
+                question: format!("What is the value of VAR {}? Reply with the number only.", chain[VARTRACK_HOPS - 1]),
                 plants,
                 plants_on_own_line: true,
                 answer: value.to_string(),
@@ -368,17 +335,11 @@ fn fit_prompt(
     count: TokenCounter<'_>,
     rng: &mut StdRng,
 ) -> Result<String, TaskError> {
-    let fixed = count(&task.instruction)
-        + count(&task.question)
-        + task.plants.iter().map(|(_, s)| count(s)).sum::<usize>()
-        + 4;
+    let fixed =
+        count(&task.instruction) + count(&task.question) + task.plants.iter().map(|(_, s)| count(s)).sum::<usize>() + 4;
     let min_haystack = 32;
     if length < fixed + min_haystack {
-        return Err(TaskError::TooShort {
-            kind,
-            length,
-            needed: fixed + min_haystack,
-        });
+        return Err(TaskError::TooShort { kind, length, needed: fixed + min_haystack });
     }
     let tolerance = (length / 50).max(4);
     let mut hay: Vec<Sentence> = Vec::new();
@@ -392,11 +353,7 @@ fn fit_prompt(
         let text = task.world.sentence(rng);
         let tokens = count(&format!(" {text}")).max(1);
         *hay_tokens += tokens;
-        hay.push(Sentence {
-            text,
-            tokens,
-            para_end: para_left == 0,
-        });
+        hay.push(Sentence { text, tokens, para_end: para_left == 0 });
     };
     while hay_tokens + fixed < length {
         push(&mut hay, &mut hay_tokens, rng);
@@ -449,12 +406,7 @@ fn assemble(task: &Task, hay: &[Sentence]) -> String {
             i
         }
     };
-    let mut at: Vec<(usize, usize)> = task
-        .plants
-        .iter()
-        .enumerate()
-        .map(|(k, (d, _))| (boundary(*d), k))
-        .collect();
+    let mut at: Vec<(usize, usize)> = task.plants.iter().enumerate().map(|(k, (d, _))| (boundary(*d), k)).collect();
     // Sort by boundary, keeping plant order within a boundary.
     at.sort();
 
@@ -515,18 +467,17 @@ mod prose {
     }
 
     const TOWN_HEADS: &[&str] = &[
-        "Al", "Bel", "Cor", "Dun", "Esk", "Fal", "Grim", "Har", "Ist", "Kel", "Lind", "Mor", "Nes",
-        "Orm", "Pell", "Rav", "Sten", "Thal", "Umb", "Vel", "Wick", "Yar", "Brae", "Quill",
+        "Al", "Bel", "Cor", "Dun", "Esk", "Fal", "Grim", "Har", "Ist", "Kel", "Lind", "Mor", "Nes", "Orm", "Pell",
+        "Rav", "Sten", "Thal", "Umb", "Vel", "Wick", "Yar", "Brae", "Quill",
     ];
     const TOWN_LINKS: &[&str] = &["", "", "a", "e", "en", "ar", "i", "o"];
     const TOWN_TAILS: &[&str] = &[
-        "brook", "ford", "mere", "wick", "holm", "stead", "by", "dale", "haven", "moor", "gate",
-        "ton", "bury", "fell", "marsh", "combe",
+        "brook", "ford", "mere", "wick", "holm", "stead", "by", "dale", "haven", "moor", "gate", "ton", "bury", "fell",
+        "marsh", "combe",
     ];
     const FIRST_NAMES: &[&str] = &[
-        "Oswin", "Marta", "Idris", "Tamsin", "Bertil", "Nadia", "Corwen", "Liesl", "Rufus",
-        "Ysolde", "Piet", "Agna", "Hollis", "Wren", "Dario", "Maud", "Emrys", "Sabine", "Tobiah",
-        "Greta", "Anselm", "Ilse", "Fenna", "Jory",
+        "Oswin", "Marta", "Idris", "Tamsin", "Bertil", "Nadia", "Corwen", "Liesl", "Rufus", "Ysolde", "Piet", "Agna",
+        "Hollis", "Wren", "Dario", "Maud", "Emrys", "Sabine", "Tobiah", "Greta", "Anselm", "Ilse", "Fenna", "Jory",
     ];
     const TRADES: &[&str] = &[
         "clockmaker",
@@ -601,15 +552,7 @@ mod prose {
         "a sticky heat",
     ];
     const SEASONS: &[&str] = &["spring", "summer", "autumn", "winter"];
-    const HARVESTS: &[&str] = &[
-        "poor",
-        "fair",
-        "generous",
-        "meagre",
-        "late",
-        "splendid",
-        "disappointing",
-    ];
+    const HARVESTS: &[&str] = &["poor", "fair", "generous", "meagre", "late", "splendid", "disappointing"];
     const WINDS: &[&str] = &["fierce", "gusty", "unpredictable", "relentless", "strong"];
     const ADJECTIVES: &[&str] = &[
         "stubborn",
@@ -625,25 +568,11 @@ mod prose {
         "patient",
         "weathered",
     ];
-    const COLORS: &[&str] = &[
-        "blue", "brown", "green", "red", "white", "grey", "yellow", "violet",
-    ];
-    const ANIMALS: &[&str] = &[
-        "goats", "herons", "geese", "donkeys", "sheep", "cats", "crows", "ponies",
-    ];
-    const RIVERS: &[&str] = &[
-        "Alm", "Teska", "Urn", "Brisk", "Oda", "Venn", "Lorr", "Sallow", "Mirre",
-    ];
-    const VERBS: &[&str] = &[
-        "repaired",
-        "repainted",
-        "taken apart",
-        "moved",
-        "blessed",
-        "inspected",
-        "rebuilt",
-        "cleaned",
-    ];
+    const COLORS: &[&str] = &["blue", "brown", "green", "red", "white", "grey", "yellow", "violet"];
+    const ANIMALS: &[&str] = &["goats", "herons", "geese", "donkeys", "sheep", "cats", "crows", "ponies"];
+    const RIVERS: &[&str] = &["Alm", "Teska", "Urn", "Brisk", "Oda", "Venn", "Lorr", "Sallow", "Mirre"];
+    const VERBS: &[&str] =
+        &["repaired", "repainted", "taken apart", "moved", "blessed", "inspected", "rebuilt", "cleaned"];
     const TIMES: &[&str] = &[
         "at dawn",
         "before noon",
@@ -652,32 +581,18 @@ mod prose {
         "during the spring rains",
         "in a single afternoon",
     ];
-    const FOODS: &[&str] = &[
-        "honey cakes",
-        "smoked eel",
-        "plum dumplings",
-        "roasted chestnuts",
-        "onion soup",
-        "pickled pears",
-    ];
-    const SMALL: &[&str] = &[
-        "two", "three", "four", "five", "six", "seven", "eight", "nine", "eleven", "twelve",
-    ];
-    const CARRIERS: &[&str] = &[
-        "mule cart",
-        "river barge",
-        "mail coach",
-        "a boy on a bicycle",
-        "carrier pigeon",
-    ];
+    const FOODS: &[&str] =
+        &["honey cakes", "smoked eel", "plum dumplings", "roasted chestnuts", "onion soup", "pickled pears"];
+    const SMALL: &[&str] = &["two", "three", "four", "five", "six", "seven", "eight", "nine", "eleven", "twelve"];
+    const CARRIERS: &[&str] = &["mule cart", "river barge", "mail coach", "a boy on a bicycle", "carrier pigeon"];
     const CROPS: &[&str] = &["rye", "turnips", "flax", "clover", "oats", "hops"];
     const LABEL_ADJ: &[&str] = &[
-        "amber", "silent", "copper", "frozen", "velvet", "hollow", "golden", "bitter", "crimson",
-        "distant", "gentle", "iron",
+        "amber", "silent", "copper", "frozen", "velvet", "hollow", "golden", "bitter", "crimson", "distant", "gentle",
+        "iron",
     ];
     const LABEL_NOUN: &[&str] = &[
-        "heron", "lantern", "orchard", "anvil", "harbour", "thistle", "compass", "meadow",
-        "falcon", "cellar", "violin", "glacier",
+        "heron", "lantern", "orchard", "anvil", "harbour", "thistle", "compass", "meadow", "falcon", "cellar",
+        "violin", "glacier",
     ];
 
     // Slots: {town} {town2} {person} {person2} {trade} {machine} {place}
@@ -743,12 +658,7 @@ mod prose {
         pub fn new(rng: &mut StdRng) -> World {
             let mut towns: Vec<String> = Vec::new();
             while towns.len() < 6 {
-                let name = format!(
-                    "{}{}{}",
-                    pick(rng, TOWN_HEADS),
-                    pick(rng, TOWN_LINKS),
-                    pick(rng, TOWN_TAILS)
-                );
+                let name = format!("{}{}{}", pick(rng, TOWN_HEADS), pick(rng, TOWN_LINKS), pick(rng, TOWN_TAILS));
                 if !towns.contains(&name) {
                     towns.push(name);
                 }
@@ -860,9 +770,7 @@ mod prose {
     pub fn distinct_var_names(rng: &mut StdRng, n: usize) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(n);
         while out.len() < n {
-            let name: String = (0..4)
-                .map(|_| char::from(b'A' + rng.random_range(0..26u8)))
-                .collect();
+            let name: String = (0..4).map(|_| char::from(b'A' + rng.random_range(0..26u8))).collect();
             if name != "VAR" && !out.contains(&name) {
                 out.push(name);
             }
@@ -922,19 +830,8 @@ mod tests {
     use crate::eval::prompts::parse_prompts;
     use std::collections::{HashMap, HashSet};
 
-    fn params(
-        kinds: Vec<TaskKind>,
-        lengths: Vec<usize>,
-        depths: Vec<f64>,
-        count: usize,
-    ) -> TaskParams {
-        TaskParams {
-            kinds,
-            lengths,
-            depths,
-            count,
-            seed: 1234,
-        }
+    fn params(kinds: Vec<TaskKind>, lengths: Vec<usize>, depths: Vec<f64>, count: usize) -> TaskParams {
+        TaskParams { kinds, lengths, depths, count, seed: 1234 }
     }
 
     fn words(s: &str) -> usize {
@@ -950,18 +847,11 @@ mod tests {
 
     #[test]
     fn same_seed_gives_identical_bytes() {
-        let p = TaskParams {
-            count: 2,
-            lengths: vec![600, 1200],
-            ..TaskParams::default()
-        };
+        let p = TaskParams { count: 2, lengths: vec![600, 1200], ..TaskParams::default() };
         let a = generate_tasks_jsonl(&p, &estimate_tokens).unwrap();
         let b = generate_tasks_jsonl(&p, &estimate_tokens).unwrap();
         assert_eq!(a, b);
-        let other = TaskParams {
-            seed: 1,
-            ..p.clone()
-        };
+        let other = TaskParams { seed: 1, ..p.clone() };
         assert_ne!(a, generate_tasks_jsonl(&other, &estimate_tokens).unwrap());
         // Output is valid prompt JSONL.
         assert_eq!(parse_prompts(&a).unwrap().len(), 4 * 2 * 3 * 2);
@@ -970,12 +860,7 @@ mod tests {
     #[test]
     fn items_do_not_depend_on_other_combinations() {
         let small = params(vec![TaskKind::Needle], vec![800], vec![0.5], 1);
-        let big = params(
-            vec![TaskKind::Passkey, TaskKind::Needle],
-            vec![500, 800],
-            vec![0.1, 0.5],
-            2,
-        );
+        let big = params(vec![TaskKind::Passkey, TaskKind::Needle], vec![500, 800], vec![0.1, 0.5], 2);
         let one = generate_tasks(&small, &estimate_tokens).unwrap();
         let all = generate_tasks(&big, &estimate_tokens).unwrap();
         let same = all.iter().find(|i| i.id == "needle-800-d0.50-0").unwrap();
@@ -987,27 +872,15 @@ mod tests {
         let p = params(vec![TaskKind::Passkey], vec![400], vec![0.1, 0.5], 2);
         let items = generate_tasks(&p, &estimate_tokens).unwrap();
         let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "passkey-400-d0.10-0",
-                "passkey-400-d0.10-1",
-                "passkey-400-d0.50-0",
-                "passkey-400-d0.50-1"
-            ]
-        );
+        assert_eq!(ids, ["passkey-400-d0.10-0", "passkey-400-d0.10-1", "passkey-400-d0.50-0", "passkey-400-d0.50-1"]);
         for item in &items {
             assert_eq!(item.chat, Some(true));
             let answers = item.answers.as_ref().unwrap();
             assert_eq!(answers.len(), 1);
             assert_eq!(item.reference.as_deref(), Some(answers[0].as_str()));
             assert_eq!(answers[0].len(), 5);
-            assert!(item
-                .prompt
-                .contains(&format!("The pass key is {}.", answers[0])));
-            assert!(item
-                .prompt
-                .ends_with("What is the pass key? Reply with the number only."));
+            assert!(item.prompt.contains(&format!("The pass key is {}.", answers[0])));
+            assert!(item.prompt.ends_with("What is the pass key? Reply with the number only."));
         }
     }
 
@@ -1023,11 +896,7 @@ mod tests {
             // A very different counter (whitespace words) is honoured too.
             for item in generate_tasks(&p, &words).unwrap() {
                 let n = words(&item.prompt);
-                assert!(
-                    n.abs_diff(length) <= (length / 50).max(4),
-                    "{}: {n} words",
-                    item.id
-                );
+                assert!(n.abs_diff(length) <= (length / 50).max(4), "{}: {n} words", item.id);
             }
         }
     }
@@ -1035,12 +904,7 @@ mod tests {
     #[test]
     fn needle_sits_at_requested_depth() {
         for &depth in &[0.0, 0.1, 0.5, 0.9, 1.0] {
-            let p = params(
-                vec![TaskKind::Passkey, TaskKind::Needle, TaskKind::MultiKey],
-                vec![3000],
-                vec![depth],
-                2,
-            );
+            let p = params(vec![TaskKind::Passkey, TaskKind::Needle, TaskKind::MultiKey], vec![3000], vec![depth], 2);
             for item in generate_tasks(&p, &estimate_tokens).unwrap() {
                 let answer = &item.answers.as_ref().unwrap()[0];
                 let hay = haystack(&item.prompt);
@@ -1060,10 +924,7 @@ mod tests {
             assert_eq!(planted.len(), MULTIKEY_KEYS);
             let question = item.prompt.rsplit("\n\n").next().unwrap();
             let label = question.split('"').nth(1).unwrap();
-            let fact = format!(
-                "the key labelled \"{label}\" holds the value {}.",
-                item.answers.as_ref().unwrap()[0]
-            );
+            let fact = format!("the key labelled \"{label}\" holds the value {}.", item.answers.as_ref().unwrap()[0]);
             assert_eq!(hay.matches(&fact).count(), 1, "{}", item.id);
         }
     }
@@ -1076,15 +937,8 @@ mod tests {
             let (Some(name), Some(rhs)) = (it.next(), it.next()) else {
                 continue;
             };
-            let rhs: String = rhs
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .collect();
-            let value = if rhs.chars().all(|c| c.is_ascii_digit()) {
-                rhs
-            } else {
-                env.get(&rhs)?.clone()
-            };
+            let rhs: String = rhs.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            let value = if rhs.chars().all(|c| c.is_ascii_digit()) { rhs } else { env.get(&rhs)?.clone() };
             env.insert(name.to_string(), value);
         }
         env.get(var).cloned()
@@ -1092,32 +946,14 @@ mod tests {
 
     #[test]
     fn variable_chains_resolve_to_the_answer() {
-        let p = params(
-            vec![TaskKind::VariableTracking],
-            vec![1500],
-            vec![0.0, 0.5, 0.9],
-            3,
-        );
+        let p = params(vec![TaskKind::VariableTracking], vec![1500], vec![0.0, 0.5, 0.9], 3);
         for item in generate_tasks(&p, &estimate_tokens).unwrap() {
             let question = item.prompt.rsplit("\n\n").next().unwrap();
-            let var = question
-                .strip_prefix("What is the value of VAR ")
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap();
+            let var = question.strip_prefix("What is the value of VAR ").unwrap().split('?').next().unwrap();
             let answer = &item.answers.as_ref().unwrap()[0];
-            assert_eq!(
-                resolve(&item.prompt, var).as_ref(),
-                Some(answer),
-                "{}",
-                item.id
-            );
+            assert_eq!(resolve(&item.prompt, var).as_ref(), Some(answer), "{}", item.id);
             // Two chains of VARTRACK_HOPS assignments each.
-            assert_eq!(
-                haystack(&item.prompt).matches("VAR ").count(),
-                2 * VARTRACK_HOPS
-            );
+            assert_eq!(haystack(&item.prompt).matches("VAR ").count(), 2 * VARTRACK_HOPS);
         }
     }
 
@@ -1128,12 +964,8 @@ mod tests {
         let answer = &item.answers.as_ref().unwrap()[0];
         let hay = haystack(&item.prompt).replace(answer.as_str(), "");
         assert!(!hay.chars().any(|c| c.is_ascii_digit()));
-        let sentences: Vec<&str> = hay
-            .split(". ")
-            .flat_map(|s| s.split(".\n\n"))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let sentences: Vec<&str> =
+            hay.split(". ").flat_map(|s| s.split(".\n\n")).map(str::trim).filter(|s| !s.is_empty()).collect();
         let distinct: HashSet<&str> = sentences.iter().copied().collect();
         assert!(sentences.len() > 300, "{} sentences", sentences.len());
         assert!(
@@ -1143,51 +975,22 @@ mod tests {
             sentences.len()
         );
         // Most templates show up in a long haystack.
-        let openings: HashSet<String> = sentences
-            .iter()
-            .map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-            .collect();
+        let openings: HashSet<String> =
+            sentences.iter().map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect();
         assert!(openings.len() > prose::template_count() / 2);
         assert!(hay.contains("\n\n"), "paragraph breaks");
     }
 
     #[test]
     fn rejects_bad_params() {
-        let bad = |p: TaskParams| {
-            generate_tasks(&p, &estimate_tokens)
-                .unwrap_err()
-                .to_string()
-        };
-        assert_eq!(
-            bad(params(vec![], vec![100], vec![0.5], 1)),
-            "no task kinds given"
-        );
-        assert_eq!(
-            bad(params(vec![TaskKind::Passkey], vec![1000], vec![1.5], 1)),
-            "depth 1.5 is outside [0, 1]"
-        );
-        assert!(bad(params(
-            vec![TaskKind::Passkey],
-            vec![1000],
-            vec![0.5, 0.501],
-            1
-        ))
-        .contains("same id"));
-        let short = bad(params(
-            vec![TaskKind::VariableTracking],
-            vec![50],
-            vec![0.5],
-            1,
-        ));
-        assert!(
-            short.starts_with("length 50 is too short for a vartrack task"),
-            "{short}"
-        );
+        let bad = |p: TaskParams| generate_tasks(&p, &estimate_tokens).unwrap_err().to_string();
+        assert_eq!(bad(params(vec![], vec![100], vec![0.5], 1)), "no task kinds given");
+        assert_eq!(bad(params(vec![TaskKind::Passkey], vec![1000], vec![1.5], 1)), "depth 1.5 is outside [0, 1]");
+        assert!(bad(params(vec![TaskKind::Passkey], vec![1000], vec![0.5, 0.501], 1)).contains("same id"));
+        let short = bad(params(vec![TaskKind::VariableTracking], vec![50], vec![0.5], 1));
+        assert!(short.starts_with("length 50 is too short for a vartrack task"), "{short}");
         assert_eq!("multi-key".parse::<TaskKind>().unwrap(), TaskKind::MultiKey);
-        assert_eq!(
-            " VarTrack ".parse::<TaskKind>().unwrap(),
-            TaskKind::VariableTracking
-        );
+        assert_eq!(" VarTrack ".parse::<TaskKind>().unwrap(), TaskKind::VariableTracking);
         assert!("needles".parse::<TaskKind>().is_err());
     }
 
@@ -1197,10 +1000,7 @@ mod tests {
         let path = dir.join("tasks.jsonl");
         let _ = std::fs::remove_dir_all(&dir);
         let p = params(vec![TaskKind::Needle], vec![500], vec![0.5], 2);
-        assert_eq!(
-            write_tasks_jsonl(&p, &estimate_tokens, &path, false).unwrap(),
-            2
-        );
+        assert_eq!(write_tasks_jsonl(&p, &estimate_tokens, &path, false).unwrap(), 2);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, generate_tasks_jsonl(&p, &estimate_tokens).unwrap());
         assert!(write_tasks_jsonl(&p, &estimate_tokens, &path, false).is_err());

@@ -49,11 +49,7 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "profile was made for {}={}, this model has {}",
-            self.field, self.profile, self.model
-        )
+        write!(f, "profile was made for {}={}, this model has {}", self.field, self.profile, self.model)
     }
 }
 
@@ -66,18 +62,10 @@ impl ModelFingerprint {
     /// (only when both sides have one; compared case-insensitively).
     pub fn check_compatible(&self, other: &ModelFingerprint) -> Result<(), Mismatch> {
         fn differ(field: &'static str, a: impl ToString, b: impl ToString) -> Mismatch {
-            Mismatch {
-                field,
-                profile: a.to_string(),
-                model: b.to_string(),
-            }
+            Mismatch { field, profile: a.to_string(), model: b.to_string() }
         }
         if self.architecture != other.architecture {
-            return Err(differ(
-                "architecture",
-                &self.architecture,
-                &other.architecture,
-            ));
+            return Err(differ("architecture", &self.architecture, &other.architecture));
         }
         if self.n_layers != other.n_layers {
             return Err(differ("n_layers", self.n_layers, other.n_layers));
@@ -101,26 +89,18 @@ impl ModelFingerprint {
     /// known on only one side (so the weights could not be compared).
     pub fn soft_differences(&self, other: &ModelFingerprint) -> Vec<String> {
         let mut out = Vec::new();
-        for (field, a, b) in [
-            ("hub_id", &self.hub_id, &other.hub_id),
-            ("revision", &self.revision, &other.revision),
-        ] {
+        for (field, a, b) in [("hub_id", &self.hub_id, &other.hub_id), ("revision", &self.revision, &other.revision)] {
             if let (Some(a), Some(b)) = (a, b) {
                 if a != b {
-                    out.push(format!(
-                        "profile was made for {field}={a}, this model has {b}"
-                    ));
+                    out.push(format!("profile was made for {field}={a}, this model has {b}"));
                 }
             }
         }
         match (&self.weights_sha256, &other.weights_sha256) {
-            (Some(_), None) => out.push(
-                "the profile records a weights hash but this model has none; weights not compared"
-                    .into(),
-            ),
-            (None, Some(_)) => {
-                out.push("the profile records no weights hash; weights not compared".into())
+            (Some(_), None) => {
+                out.push("the profile records a weights hash but this model has none; weights not compared".into())
             }
+            (None, Some(_)) => out.push("the profile records no weights hash; weights not compared".into()),
             _ => {}
         }
         out
@@ -131,20 +111,11 @@ impl ModelFingerprint {
             return Err(ValidationError::NoLayers);
         }
         if self.architecture.trim().is_empty() {
-            return Err(ValidationError::BadField {
-                field: "model.architecture",
-                reason: "must not be empty".into(),
-            });
+            return Err(ValidationError::BadField { field: "model.architecture", reason: "must not be empty".into() });
         }
-        for (field, v) in [
-            ("model.n_kv_heads", self.n_kv_heads),
-            ("model.head_dim", self.head_dim),
-        ] {
+        for (field, v) in [("model.n_kv_heads", self.n_kv_heads), ("model.head_dim", self.head_dim)] {
             if v == 0 {
-                return Err(ValidationError::BadField {
-                    field,
-                    reason: "must be at least 1".into(),
-                });
+                return Err(ValidationError::BadField { field, reason: "must be at least 1".into() });
             }
         }
         if let Some(sha) = &self.weights_sha256 {
@@ -233,10 +204,7 @@ mod tests {
         b.head_dim = 64;
         let m = a.check_compatible(&b).unwrap_err();
         assert_eq!(m.field, "n_layers");
-        assert_eq!(
-            m.to_string(),
-            "profile was made for n_layers=30, this model has 24"
-        );
+        assert_eq!(m.to_string(), "profile was made for n_layers=30, this model has 24");
 
         let mut b = fp();
         b.architecture = "qwen2".into();
@@ -275,14 +243,8 @@ mod tests {
 
     #[test]
     fn sha256_of_known_inputs() {
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -304,16 +266,9 @@ mod tests {
         let mut a = fp();
         a.validate().unwrap();
         a.weights_sha256 = Some("not-a-hash".into());
-        assert!(a
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("model.weights_sha256:"));
+        assert!(a.validate().unwrap_err().to_string().starts_with("model.weights_sha256:"));
         let mut a = fp();
         a.head_dim = 0;
-        assert_eq!(
-            a.validate().unwrap_err().to_string(),
-            "model.head_dim: must be at least 1"
-        );
+        assert_eq!(a.validate().unwrap_err().to_string(), "model.head_dim: must be at least 1");
     }
 }

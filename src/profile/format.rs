@@ -89,19 +89,11 @@ pub enum ValidationError {
     #[error("model.n_layers is 0; a profile needs at least one layer")]
     NoLayers,
     #[error("{field} has {len} entries but model.n_layers is {n_layers}")]
-    LengthMismatch {
-        field: &'static str,
-        len: usize,
-        n_layers: usize,
-    },
+    LengthMismatch { field: &'static str, len: usize, n_layers: usize },
     #[error("kept_fractions[{layer}] = {value} is outside (0, 1]")]
     FractionOutOfRange { layer: usize, value: f64 },
     #[error("{field} = {value} is outside {range}")]
-    OutOfRange {
-        field: &'static str,
-        value: f64,
-        range: &'static str,
-    },
+    OutOfRange { field: &'static str, value: f64, range: &'static str },
     #[error("sensitivity[{layer}]: {reason}")]
     BadSensitivity { layer: usize, reason: String },
     #[error("{field}: {reason}")]
@@ -145,16 +137,10 @@ impl Profile {
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_version(u64::from(self.format_version))?;
         if self.strategy.trim().is_empty() {
-            return Err(ValidationError::BadField {
-                field: "strategy",
-                reason: "must not be empty".into(),
-            });
+            return Err(ValidationError::BadField { field: "strategy", reason: "must not be empty".into() });
         }
         if self.created.trim().is_empty() {
-            return Err(ValidationError::BadField {
-                field: "created",
-                reason: "must not be empty".into(),
-            });
+            return Err(ValidationError::BadField { field: "created", reason: "must not be empty".into() });
         }
         self.model.validate()?;
         let n_layers = self.model.n_layers;
@@ -179,15 +165,10 @@ impl Profile {
         }
         if let Some(sens) = &self.sensitivity {
             if sens.len() != n_layers {
-                return Err(ValidationError::LengthMismatch {
-                    field: "sensitivity",
-                    len: sens.len(),
-                    n_layers,
-                });
+                return Err(ValidationError::LengthMismatch { field: "sensitivity", len: sens.len(), n_layers });
             }
             for (layer, s) in sens.iter().enumerate() {
-                s.validate()
-                    .map_err(|reason| ValidationError::BadSensitivity { layer, reason })?;
+                s.validate().map_err(|reason| ValidationError::BadSensitivity { layer, reason })?;
             }
         }
         if let Some(cal) = &self.calibration {
@@ -199,20 +180,13 @@ impl Profile {
 
 impl LayerSensitivity {
     fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("mean", self.mean),
-            ("ci_low", self.ci_low),
-            ("ci_high", self.ci_high),
-        ] {
+        for (name, v) in [("mean", self.mean), ("ci_low", self.ci_low), ("ci_high", self.ci_high)] {
             if !v.is_finite() {
                 return Err(format!("{name} is not a finite number"));
             }
         }
         if self.ci_low > self.ci_high {
-            return Err(format!(
-                "ci_low {} is above ci_high {}",
-                self.ci_low, self.ci_high
-            ));
+            return Err(format!("ci_low {} is above ci_high {}", self.ci_low, self.ci_high));
         }
         Ok(())
     }
@@ -268,11 +242,7 @@ pub fn check_version(found: u64) -> Result<(), ValidationError> {
     if SUPPORTED_VERSIONS.iter().any(|&v| u64::from(v) == found) {
         Ok(())
     } else {
-        let supported = SUPPORTED_VERSIONS
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let supported = SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
         Err(ValidationError::UnsupportedVersion { found, supported })
     }
 }
@@ -293,19 +263,11 @@ pub fn now_rfc3339() -> String {
 /// Format a time as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds). Times before
 /// 1970 are clamped to the epoch; profiles are never written in the past.
 pub fn format_rfc3339_utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
 }
 
 /// Proleptic Gregorian date of the given day count since 1970-01-01.
@@ -320,17 +282,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     // Day within the era, 0..=146_096.
     let day_of_era = z.rem_euclid(146_097);
     // Years into the era, correcting for the 4-, 100- and 400-year leap rules.
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     // Shifted months: 0 = March ... 11 = February; lengths 31,30,31,30,31 repeat.
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month as u32, day as u32)
 }
@@ -380,23 +337,11 @@ mod tests {
     fn rfc3339_known_instants() {
         assert_eq!(format_rfc3339_utc(at(0)), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339_utc(at(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(
-            format_rfc3339_utc(at(1_700_000_000)),
-            "2023-11-14T22:13:20Z"
-        );
-        assert_eq!(
-            format_rfc3339_utc(at(1_709_251_199)),
-            "2024-02-29T23:59:59Z"
-        );
-        assert_eq!(
-            format_rfc3339_utc(at(4_107_542_400)),
-            "2100-03-01T00:00:00Z"
-        );
+        assert_eq!(format_rfc3339_utc(at(1_700_000_000)), "2023-11-14T22:13:20Z");
+        assert_eq!(format_rfc3339_utc(at(1_709_251_199)), "2024-02-29T23:59:59Z");
+        assert_eq!(format_rfc3339_utc(at(4_107_542_400)), "2100-03-01T00:00:00Z");
         // Before the epoch is clamped.
-        assert_eq!(
-            format_rfc3339_utc(UNIX_EPOCH - Duration::from_secs(10)),
-            "1970-01-01T00:00:00Z"
-        );
+        assert_eq!(format_rfc3339_utc(UNIX_EPOCH - Duration::from_secs(10)), "1970-01-01T00:00:00Z");
     }
 
     #[test]
@@ -441,28 +386,11 @@ mod tests {
     fn validate_rejects_wrong_lengths() {
         let mut p = profile(4);
         p.kept_fractions.pop();
-        assert_eq!(
-            p.validate(),
-            Err(ValidationError::LengthMismatch {
-                field: "kept_fractions",
-                len: 3,
-                n_layers: 4
-            })
-        );
+        assert_eq!(p.validate(), Err(ValidationError::LengthMismatch { field: "kept_fractions", len: 3, n_layers: 4 }));
         let mut p = profile(4);
-        p.sensitivity = Some(vec![
-            LayerSensitivity {
-                mean: 1.0,
-                ci_low: 0.5,
-                ci_high: 1.5
-            };
-            5
-        ]);
+        p.sensitivity = Some(vec![LayerSensitivity { mean: 1.0, ci_low: 0.5, ci_high: 1.5 }; 5]);
         let err = p.validate().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "sensitivity has 5 entries but model.n_layers is 4"
-        );
+        assert_eq!(err.to_string(), "sensitivity has 5 entries but model.n_layers is 4");
     }
 
     #[test]
@@ -479,20 +407,14 @@ mod tests {
         p.kept_fractions = vec![1.0, 1e-6, 0.25];
         p.validate().unwrap();
         p.global_budget = 0.0;
-        assert_eq!(
-            p.validate().unwrap_err().to_string(),
-            "global_budget = 0 is outside (0, 1]"
-        );
+        assert_eq!(p.validate().unwrap_err().to_string(), "global_budget = 0 is outside (0, 1]");
     }
 
     #[test]
     fn validate_rejects_unsupported_version_and_empty_model() {
         let mut p = profile(2);
         p.format_version = 2;
-        assert_eq!(
-            p.validate().unwrap_err().to_string(),
-            "unsupported profile format_version 2 (this build reads 1)"
-        );
+        assert_eq!(p.validate().unwrap_err().to_string(), "unsupported profile format_version 2 (this build reads 1)");
         let p = Profile::new(model(0), "uniform", 0.5, vec![]);
         assert_eq!(p.validate(), Err(ValidationError::NoLayers));
     }
@@ -501,21 +423,10 @@ mod tests {
     fn validate_checks_sensitivity_and_calibration() {
         let mut p = profile(2);
         p.sensitivity = Some(vec![
-            LayerSensitivity {
-                mean: 0.2,
-                ci_low: 0.1,
-                ci_high: 0.3,
-            },
-            LayerSensitivity {
-                mean: 0.2,
-                ci_low: 0.4,
-                ci_high: 0.3,
-            },
+            LayerSensitivity { mean: 0.2, ci_low: 0.1, ci_high: 0.3 },
+            LayerSensitivity { mean: 0.2, ci_low: 0.4, ci_high: 0.3 },
         ]);
-        assert_eq!(
-            p.validate().unwrap_err().to_string(),
-            "sensitivity[1]: ci_low 0.4 is above ci_high 0.3"
-        );
+        assert_eq!(p.validate().unwrap_err().to_string(), "sensitivity[1]: ci_low 0.4 is above ci_high 0.3");
         p.sensitivity = None;
         p.calibration = Some(calibration());
         p.validate().unwrap();
@@ -523,20 +434,11 @@ mod tests {
         let mut c = calibration();
         c.metric = "ppl".into();
         p.calibration = Some(c);
-        assert_eq!(
-            p.validate().unwrap_err().to_string(),
-            "calibration.metric: \"ppl\" is not one of kl, nll"
-        );
+        assert_eq!(p.validate().unwrap_err().to_string(), "calibration.metric: \"ppl\" is not one of kl, nll");
         let mut c = calibration();
         c.p_value = 0.0;
         p.calibration = Some(c);
-        assert!(matches!(
-            p.validate(),
-            Err(ValidationError::OutOfRange {
-                field: "calibration.p_value",
-                ..
-            })
-        ));
+        assert!(matches!(p.validate(), Err(ValidationError::OutOfRange { field: "calibration.p_value", .. })));
         let mut c = calibration();
         c.prompt_set_sha256 = "xyz".into();
         p.calibration = Some(c);
@@ -557,14 +459,7 @@ mod tests {
         let mut full = profile(2);
         full.calibration = Some(calibration());
         full.notes = Some("hello".into());
-        full.sensitivity = Some(vec![
-            LayerSensitivity {
-                mean: 0.5,
-                ci_low: 0.25,
-                ci_high: 0.75
-            };
-            2
-        ]);
+        full.sensitivity = Some(vec![LayerSensitivity { mean: 0.5, ci_low: 0.25, ci_high: 0.75 }; 2]);
         let text = serde_json::to_string(&full).unwrap();
         let back: Profile = serde_json::from_str(&text).unwrap();
         assert_eq!(back, full);

@@ -24,12 +24,7 @@ pub enum ProfileError {
         source: io::Error,
     },
     #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
-    Json {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Json { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{}: not a depthkv profile (no numeric \"format_version\" field)", path.display())]
     MissingVersion { path: PathBuf },
     #[error("{}: {source}", path.display())]
@@ -44,10 +39,7 @@ pub enum ProfileError {
 
 impl ProfileError {
     fn io(path: &Path, source: io::Error) -> Self {
-        ProfileError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        ProfileError::Io { path: path.to_path_buf(), source }
     }
 
     fn json(path: &Path, e: &serde_json::Error) -> Self {
@@ -58,12 +50,7 @@ impl ProfileError {
             Some(i) => text[..i].to_string(),
             None => text,
         };
-        ProfileError::Json {
-            path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            message,
-        }
+        ProfileError::Json { path: path.to_path_buf(), line: e.line(), column: e.column(), message }
     }
 }
 
@@ -77,9 +64,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Profile, ProfileError> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(ProfileError::NotFound {
-                path: path.to_path_buf(),
-            })
+            return Err(ProfileError::NotFound { path: path.to_path_buf() })
         }
         Err(e) => return Err(ProfileError::io(path, e)),
     };
@@ -92,35 +77,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
     let version = raw
         .get("format_version")
         .and_then(Value::as_u64)
-        .ok_or_else(|| ProfileError::MissingVersion {
-            path: path.to_path_buf(),
-        })?;
-    check_version(version).map_err(|source| ProfileError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
+        .ok_or_else(|| ProfileError::MissingVersion { path: path.to_path_buf() })?;
+    check_version(version).map_err(|source| ProfileError::Invalid { path: path.to_path_buf(), source })?;
     // Parse the text again (not the Value) so field errors keep line/column.
     let profile: Profile = serde_json::from_str(text).map_err(|e| ProfileError::json(path, &e))?;
-    profile.validate().map_err(|source| ProfileError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    profile.validate().map_err(|source| ProfileError::Invalid { path: path.to_path_buf(), source })?;
     Ok(profile)
 }
 
 /// Validate and write a profile as pretty JSON, atomically. Parent
 /// directories are created. Refuses to replace an existing file unless
 /// `overwrite` is set.
-pub fn save(
-    profile: &Profile,
-    path: impl AsRef<Path>,
-    overwrite: bool,
-) -> Result<(), ProfileError> {
+pub fn save(profile: &Profile, path: impl AsRef<Path>, overwrite: bool) -> Result<(), ProfileError> {
     let path = path.as_ref();
-    profile.validate().map_err(|source| ProfileError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    profile.validate().map_err(|source| ProfileError::Invalid { path: path.to_path_buf(), source })?;
     let mut text = serde_json::to_string_pretty(profile).expect("a profile always serializes");
     text.push('\n');
     write_atomic(path, text.as_bytes(), overwrite)
@@ -131,11 +101,7 @@ pub fn save(
 /// `1 - kept_fractions[i]`, rounded to 9 decimals so that `1 - 0.7` is
 /// written as `0.3`.
 pub fn export_kvpress(profile: &Profile) -> Value {
-    let ratios: Vec<f64> = profile
-        .kept_fractions
-        .iter()
-        .map(|&kept| ((1.0 - kept) * 1e9).round() / 1e9)
-        .collect();
+    let ratios: Vec<f64> = profile.kept_fractions.iter().map(|&kept| ((1.0 - kept) * 1e9).round() / 1e9).collect();
     json!({
         "press": "PerLayerCompressionPress",
         "compression_ratios": ratios,
@@ -144,18 +110,10 @@ pub fn export_kvpress(profile: &Profile) -> Value {
 
 /// Validate the profile, then write its kvpress export (see
 /// [`export_kvpress`]) atomically.
-pub fn save_kvpress(
-    profile: &Profile,
-    path: impl AsRef<Path>,
-    overwrite: bool,
-) -> Result<(), ProfileError> {
+pub fn save_kvpress(profile: &Profile, path: impl AsRef<Path>, overwrite: bool) -> Result<(), ProfileError> {
     let path = path.as_ref();
-    profile.validate().map_err(|source| ProfileError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut text =
-        serde_json::to_string_pretty(&export_kvpress(profile)).expect("plain JSON serializes");
+    profile.validate().map_err(|source| ProfileError::Invalid { path: path.to_path_buf(), source })?;
+    let mut text = serde_json::to_string_pretty(&export_kvpress(profile)).expect("plain JSON serializes");
     text.push('\n');
     write_atomic(path, text.as_bytes(), overwrite)
 }
@@ -167,9 +125,7 @@ pub fn save_kvpress(
 /// even one that appears while we write.
 pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), ProfileError> {
     if !overwrite && path.exists() {
-        return Err(ProfileError::Exists {
-            path: path.to_path_buf(),
-        });
+        return Err(ProfileError::Exists { path: path.to_path_buf() });
     }
     let tmp = temp_sibling(path, "")?;
     let written = (|| {
@@ -194,10 +150,7 @@ pub fn temp_sibling(path: &Path, suffix: &str) -> Result<PathBuf, ProfileError> 
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(|e| ProfileError::io(&dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(dir.join(format!(".{name}.tmp-{}-{n}{suffix}", std::process::id())))
 }
@@ -234,9 +187,7 @@ pub fn commit_temp(tmp: &Path, path: &Path, overwrite: bool) -> Result<(), Profi
         Err(e) => {
             let _ = fs::remove_file(tmp);
             if e.kind() == io::ErrorKind::AlreadyExists {
-                Err(ProfileError::Exists {
-                    path: path.to_path_buf(),
-                })
+                Err(ProfileError::Exists { path: path.to_path_buf() })
             } else {
                 Err(ProfileError::io(path, e))
             }
@@ -248,11 +199,7 @@ pub fn commit_temp(tmp: &Path, path: &Path, overwrite: bool) -> Result<(), Profi
 fn sync_parent(path: &Path) {
     #[cfg(unix)]
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -307,21 +254,9 @@ mod tests {
         };
         let mut p = Profile::new(model, "depthkv", 0.5, vec![0.7, 0.5, 0.3]);
         p.sensitivity = Some(vec![
-            LayerSensitivity {
-                mean: 0.9,
-                ci_low: 0.8,
-                ci_high: 1.0,
-            },
-            LayerSensitivity {
-                mean: 0.5,
-                ci_low: 0.4,
-                ci_high: 0.6,
-            },
-            LayerSensitivity {
-                mean: 0.1,
-                ci_low: 0.05,
-                ci_high: 0.15,
-            },
+            LayerSensitivity { mean: 0.9, ci_low: 0.8, ci_high: 1.0 },
+            LayerSensitivity { mean: 0.5, ci_low: 0.4, ci_high: 0.6 },
+            LayerSensitivity { mean: 0.1, ci_low: 0.05, ci_high: 0.15 },
         ]);
         p
     }
@@ -373,13 +308,7 @@ mod tests {
         let mut p = sample();
         p.kept_fractions[1] = 1.5;
         let err = save(&p, &path, false).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "{}: kept_fractions[1] = 1.5 is outside (0, 1]",
-                path.display()
-            )
-        );
+        assert_eq!(err.to_string(), format!("{}: kept_fractions[1] = 1.5 is outside (0, 1]", path.display()));
         assert!(!path.exists());
         assert!(dir.leftovers().is_empty());
     }
@@ -388,10 +317,7 @@ mod tests {
     fn missing_file_error() {
         let err = load("/definitely/not/here.json").unwrap_err();
         assert!(matches!(err, ProfileError::NotFound { .. }));
-        assert_eq!(
-            err.to_string(),
-            "profile not found: /definitely/not/here.json"
-        );
+        assert_eq!(err.to_string(), "profile not found: /definitely/not/here.json");
     }
 
     #[test]
@@ -405,22 +331,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(err
-            .to_string()
-            .starts_with("p.json: invalid JSON at line 3, column 15: expected value"));
+        assert!(err.to_string().starts_with("p.json: invalid JSON at line 3, column 15: expected value"));
     }
 
     #[test]
     fn wrong_version_reported_before_field_errors() {
-        let err = parse(
-            r#"{"format_version": 7, "something": "else"}"#,
-            Path::new("p.json"),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "p.json: unsupported profile format_version 7 (this build reads 1)"
-        );
+        let err = parse(r#"{"format_version": 7, "something": "else"}"#, Path::new("p.json")).unwrap_err();
+        assert_eq!(err.to_string(), "p.json: unsupported profile format_version 7 (this build reads 1)");
         let err = parse(r#"{"strategy": "x"}"#, Path::new("p.json")).unwrap_err();
         assert!(matches!(err, ProfileError::MissingVersion { .. }));
         let err = parse("[1, 2]", Path::new("p.json")).unwrap_err();
@@ -444,9 +361,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_ignored() {
         let mut v = serde_json::to_value(sample()).unwrap();
-        v.as_object_mut()
-            .unwrap()
-            .insert("future_field".into(), json!({"a": 1}));
+        v.as_object_mut().unwrap().insert("future_field".into(), json!({"a": 1}));
         let p = parse(&v.to_string(), Path::new("p.json")).unwrap();
         assert_eq!(p, sample());
     }
@@ -454,19 +369,13 @@ mod tests {
     #[test]
     fn kvpress_export_shape_and_values() {
         let v = export_kvpress(&sample());
-        assert_eq!(
-            v,
-            json!({"press": "PerLayerCompressionPress", "compression_ratios": [0.3, 0.5, 0.7]})
-        );
+        assert_eq!(v, json!({"press": "PerLayerCompressionPress", "compression_ratios": [0.3, 0.5, 0.7]}));
         let dir = TempDir::new("kv");
         let path = dir.0.join("press.json");
         save_kvpress(&sample(), &path, false).unwrap();
         let back: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(back, v);
-        assert!(matches!(
-            save_kvpress(&sample(), &path, false),
-            Err(ProfileError::Exists { .. })
-        ));
+        assert!(matches!(save_kvpress(&sample(), &path, false), Err(ProfileError::Exists { .. })));
     }
 
     /// The fenced ```json blocks of the format document, in order.

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 pub use self::fingerprint::{hash_files, sha256_hex, Mismatch, ModelFingerprint};
 pub use self::format::{
-    format_rfc3339_utc, now_rfc3339, CalibrationMeta, LayerSensitivity, Profile, ValidationError,
-    FORMAT_VERSION, SUPPORTED_VERSIONS,
+    format_rfc3339_utc, now_rfc3339, CalibrationMeta, LayerSensitivity, Profile, ValidationError, FORMAT_VERSION,
+    SUPPORTED_VERSIONS,
 };
 pub use self::io::{export_kvpress, load, save, save_kvpress, ProfileError};
 
@@ -53,10 +53,7 @@ mod tests {
 
     #[test]
     fn depthkv_home_overrides_data_dir() {
-        assert_eq!(
-            profiles_dir_from(Some(OsStr::new("/srv/dkv"))),
-            PathBuf::from("/srv/dkv/profiles")
-        );
+        assert_eq!(profiles_dir_from(Some(OsStr::new("/srv/dkv"))), PathBuf::from("/srv/dkv/profiles"));
     }
 
     #[test]

@@ -10,7 +10,9 @@ pub fn fingerprint(engine: &Engine) -> std::io::Result<ModelFingerprint> {
     let c = engine.config();
     let files = match &engine.source {
         ModelSource::Gguf(p) => vec![p.clone()],
-        ModelSource::Safetensors(dir) => crate::engine::weights::safetensors_files(dir).map_err(std::io::Error::other)?,
+        ModelSource::Safetensors(dir) => {
+            crate::engine::weights::safetensors_files(dir).map_err(std::io::Error::other)?
+        }
     };
     Ok(ModelFingerprint {
         architecture: c.arch.name().to_string(),

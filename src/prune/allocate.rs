@@ -26,11 +26,7 @@ const SNAP_EPS: f64 = 1e-7;
 /// The budget is clamped to `[0, 1]` (NaN counts as 0) because a kept fraction
 /// outside that range has no meaning; callers validate user input earlier.
 pub fn total_slots(budget: f64, prompt_len: usize, n_layers: usize) -> usize {
-    let b = if budget.is_nan() {
-        0.0
-    } else {
-        budget.clamp(0.0, 1.0)
-    };
+    let b = if budget.is_nan() { 0.0 } else { budget.clamp(0.0, 1.0) };
     let cells = prompt_len.saturating_mul(n_layers);
     ((b * cells as f64).round() as usize).min(cells)
 }
@@ -48,18 +44,12 @@ pub struct LayerLimits {
 impl LayerLimits {
     /// Limits for a prompt of `prompt_len` tokens: `min = min(sinks + window, L)`, `max = L`.
     pub fn new(sinks: usize, window: usize, prompt_len: usize) -> Self {
-        LayerLimits {
-            min: sinks.saturating_add(window).min(prompt_len),
-            max: prompt_len,
-        }
+        LayerLimits { min: sinks.saturating_add(window).min(prompt_len), max: prompt_len }
     }
 
     fn validate(&self) -> Result<(), PruneError> {
         if self.min > self.max {
-            return Err(PruneError::InvalidLimits {
-                min: self.min,
-                max: self.max,
-            });
+            return Err(PruneError::InvalidLimits { min: self.min, max: self.max });
         }
         Ok(())
     }
@@ -176,10 +166,7 @@ impl FromStr for StrategyKind {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == wanted)
-            .ok_or_else(|| PruneError::UnknownStrategy {
-                name: s.to_string(),
-                valid: Self::valid_names(),
-            })
+            .ok_or_else(|| PruneError::UnknownStrategy { name: s.to_string(), valid: Self::valid_names() })
     }
 }
 
@@ -220,21 +207,14 @@ pub fn allocate(
     // Tie-break order for rounding: the strategy's raw preference (none once
     // mix = 1 has made DepthKV purely uniform).
     let priority: Vec<f64> = match strategy {
-        Strategy::DepthKv {
-            sensitivity, mix, ..
-        } if *mix < 1.0 => sensitivity.clone(),
+        Strategy::DepthKv { sensitivity, mix, .. } if *mix < 1.0 => sensitivity.clone(),
         Strategy::Manual { fractions } => fractions.clone(),
         _ => vec![0.0; n_layers],
     };
     let weights = match strategy {
         Strategy::Uniform => vec![1.0; n_layers],
         Strategy::Pyramid { beta } => pyramid_weights(*beta, n_layers)?,
-        Strategy::DepthKv {
-            sensitivity,
-            rule,
-            mix,
-            floor,
-        } => {
+        Strategy::DepthKv { sensitivity, rule, mix, floor } => {
             check_len("sensitivity", sensitivity, n_layers)?;
             check_finite("sensitivity", sensitivity)?;
             if !(0.0..=1.0).contains(mix) {
@@ -246,10 +226,7 @@ pub fn allocate(
             let raw = depth_weights(sensitivity, rule)?;
             let sum: f64 = raw.iter().sum();
             let n = n_layers as f64;
-            let w = raw
-                .iter()
-                .map(|&w| (1.0 - mix) * w / sum + mix / n)
-                .collect();
+            let w = raw.iter().map(|&w| (1.0 - mix) * w / sum + mix / n).collect();
             // A floor the budget cannot afford for every layer is lowered to the
             // uniform share: the total is the user's hard constraint.
             let floor_slots = snapped_ceil(floor * limits.max as f64).min(total / n_layers);
@@ -268,16 +245,7 @@ pub fn allocate(
 /// Per-layer kept fraction of the prompt (`budget / L`); an empty prompt loses
 /// nothing, so it reports 1.0.
 pub fn kept_fractions(budgets: &[usize], prompt_len: usize) -> Vec<f64> {
-    budgets
-        .iter()
-        .map(|&b| {
-            if prompt_len == 0 {
-                1.0
-            } else {
-                b as f64 / prompt_len as f64
-            }
-        })
-        .collect()
+    budgets.iter().map(|&b| if prompt_len == 0 { 1.0 } else { b as f64 / prompt_len as f64 }).collect()
 }
 
 /// Applies a saved per-layer profile: kept fractions are rescaled so the
@@ -291,38 +259,20 @@ pub fn budgets_from_fractions(
     total: usize,
     limits: LayerLimits,
 ) -> Result<Vec<usize>, PruneError> {
-    let limits = LayerLimits {
-        min: limits.min.min(prompt_len),
-        max: limits.max.min(prompt_len),
-    };
-    allocate(
-        &Strategy::Manual {
-            fractions: fractions.to_vec(),
-        },
-        fractions.len(),
-        total,
-        limits,
-    )
+    let limits = LayerLimits { min: limits.min.min(prompt_len), max: limits.max.min(prompt_len) };
+    allocate(&Strategy::Manual { fractions: fractions.to_vec() }, fractions.len(), total, limits)
 }
 
 fn check_len(what: &'static str, v: &[f64], n: usize) -> Result<(), PruneError> {
     if v.len() != n {
-        return Err(PruneError::LengthMismatch {
-            what,
-            expected: n,
-            got: v.len(),
-        });
+        return Err(PruneError::LengthMismatch { what, expected: n, got: v.len() });
     }
     Ok(())
 }
 
 fn check_finite(what: &'static str, v: &[f64]) -> Result<(), PruneError> {
     match v.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(PruneError::NonFinite {
-            what,
-            index,
-            value: v[index],
-        }),
+        Some(index) => Err(PruneError::NonFinite { what, index, value: v[index] }),
         None => Ok(()),
     }
 }
@@ -403,11 +353,7 @@ fn manual_weights(fractions: &[f64], n: usize) -> Result<Vec<f64>, PruneError> {
     check_len("fractions", fractions, n)?;
     check_finite("fractions", fractions)?;
     if let Some(index) = fractions.iter().position(|&f| f < 0.0) {
-        return Err(PruneError::Negative {
-            what: "fractions",
-            index,
-            value: fractions[index],
-        });
+        return Err(PruneError::Negative { what: "fractions", index, value: fractions[index] });
     }
     if fractions.iter().all(|&f| f == 0.0) {
         return Ok(vec![1.0; n]);
@@ -467,15 +413,8 @@ fn water_fill(w: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<f64> {
     // unclamped layers is fixed, and they share what the clamped ones leave
     // exactly by weight. This is the fixed point of iterative water-filling,
     // found without iterating (and without float bisection on a huge range).
-    let filled = |lambda: f64| -> f64 {
-        pos.iter()
-            .map(|&i| (lambda * w[i]).clamp(lo[i] as f64, hi[i] as f64))
-            .sum()
-    };
-    let mut kinks: Vec<f64> = pos
-        .iter()
-        .flat_map(|&i| [lo[i] as f64 / w[i], hi[i] as f64 / w[i]])
-        .collect();
+    let filled = |lambda: f64| -> f64 { pos.iter().map(|&i| (lambda * w[i]).clamp(lo[i] as f64, hi[i] as f64)).sum() };
+    let mut kinks: Vec<f64> = pos.iter().flat_map(|&i| [lo[i] as f64 / w[i], hi[i] as f64 / w[i]]).collect();
     kinks.sort_by(f64::total_cmp);
     kinks.dedup();
     let mut prev = 0.0f64;
@@ -523,13 +462,7 @@ fn water_fill(w: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<f64> {
 /// Equal remainders go to the higher `priority` (the strategy's own ranking,
 /// e.g. sensitivity, so float noise never lets a less sensitive layer win),
 /// then to the lower layer index.
-fn round_to_total(
-    x: &[f64],
-    lo: &[usize],
-    hi: &[usize],
-    total: usize,
-    priority: &[f64],
-) -> Vec<usize> {
+fn round_to_total(x: &[f64], lo: &[usize], hi: &[usize], total: usize, priority: &[f64]) -> Vec<usize> {
     let n = x.len();
     let mut out = vec![0usize; n];
     let mut frac = vec![0.0f64; n];
@@ -545,12 +478,7 @@ fn round_to_total(
     let sum: usize = out.iter().sum();
     if sum < total {
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| {
-            frac[b]
-                .total_cmp(&frac[a])
-                .then(priority[b].total_cmp(&priority[a]))
-                .then(a.cmp(&b))
-        });
+        order.sort_by(|&a, &b| frac[b].total_cmp(&frac[a]).then(priority[b].total_cmp(&priority[a])).then(a.cmp(&b)));
         let mut need = total - sum;
         while need > 0 {
             let mut moved = false;
@@ -570,12 +498,7 @@ fn round_to_total(
         }
     } else if sum > total {
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| {
-            frac[a]
-                .total_cmp(&frac[b])
-                .then(priority[a].total_cmp(&priority[b]))
-                .then(b.cmp(&a))
-        });
+        order.sort_by(|&a, &b| frac[a].total_cmp(&frac[b]).then(priority[a].total_cmp(&priority[b])).then(b.cmp(&a)));
         let mut extra = sum - total;
         while extra > 0 {
             let mut moved = false;
@@ -606,12 +529,7 @@ mod tests {
     }
 
     fn dk(s: Vec<f64>, rule: DepthRule, mix: f64, floor: f64) -> Strategy {
-        Strategy::DepthKv {
-            sensitivity: s,
-            rule,
-            mix,
-            floor,
-        }
+        Strategy::DepthKv { sensitivity: s, rule, mix, floor }
     }
 
     #[test]
@@ -638,45 +556,30 @@ mod tests {
 
     #[test]
     fn uniform_divisible_is_equal() {
-        assert_eq!(
-            allocate(&Strategy::Uniform, 4, 40, lim(0, 100)).unwrap(),
-            vec![10; 4]
-        );
+        assert_eq!(allocate(&Strategy::Uniform, 4, 40, lim(0, 100)).unwrap(), vec![10; 4]);
     }
 
     #[test]
     fn uniform_remainder_goes_to_lower_layers() {
-        assert_eq!(
-            allocate(&Strategy::Uniform, 3, 11, lim(0, 100)).unwrap(),
-            vec![4, 4, 3]
-        );
+        assert_eq!(allocate(&Strategy::Uniform, 3, 11, lim(0, 100)).unwrap(), vec![4, 4, 3]);
     }
 
     #[test]
     fn infeasible_total_is_an_error() {
         let e = allocate(&Strategy::Uniform, 4, 11, lim(3, 10)).unwrap_err();
-        assert!(matches!(
-            e,
-            PruneError::InfeasibleTotal { lo: 12, hi: 40, .. }
-        ));
+        assert!(matches!(e, PruneError::InfeasibleTotal { lo: 12, hi: 40, .. }));
         let e = allocate(&Strategy::Uniform, 4, 41, lim(3, 10)).unwrap_err();
         assert!(e.to_string().contains("feasible_total"));
     }
 
     #[test]
     fn bad_limits_are_an_error() {
-        assert_eq!(
-            allocate(&Strategy::Uniform, 2, 5, lim(4, 3)),
-            Err(PruneError::InvalidLimits { min: 4, max: 3 })
-        );
+        assert_eq!(allocate(&Strategy::Uniform, 2, 5, lim(4, 3)), Err(PruneError::InvalidLimits { min: 4, max: 3 }));
     }
 
     #[test]
     fn zero_layers() {
-        assert_eq!(
-            allocate(&Strategy::Uniform, 0, 0, lim(1, 5)).unwrap(),
-            Vec::<usize>::new()
-        );
+        assert_eq!(allocate(&Strategy::Uniform, 0, 0, lim(1, 5)).unwrap(), Vec::<usize>::new());
         assert!(allocate(&Strategy::Uniform, 0, 1, lim(1, 5)).is_err());
     }
 
@@ -712,11 +615,7 @@ mod tests {
     #[test]
     fn depthkv_equal_sensitivity_is_uniform() {
         let u = allocate(&Strategy::Uniform, 5, 123, lim(3, 50)).unwrap();
-        for rule in [
-            DepthRule::Proportional,
-            DepthRule::Softmax { temperature: 0.3 },
-            DepthRule::Rank,
-        ] {
+        for rule in [DepthRule::Proportional, DepthRule::Softmax { temperature: 0.3 }, DepthRule::Rank] {
             for s in [0.7, 0.0, -2.0] {
                 let d = allocate(&dk(vec![s; 5], rule.clone(), 0.2, 0.1), 5, 123, lim(3, 50));
                 assert_eq!(d.unwrap(), u, "{rule:?} s={s}");
@@ -726,63 +625,30 @@ mod tests {
 
     #[test]
     fn depthkv_proportional_follows_sensitivity() {
-        let b = allocate(
-            &dk(vec![1.0, 3.0, -1.0, 0.0], DepthRule::Proportional, 0.0, 0.0),
-            4,
-            40,
-            lim(2, 100),
-        )
-        .unwrap();
+        let b =
+            allocate(&dk(vec![1.0, 3.0, -1.0, 0.0], DepthRule::Proportional, 0.0, 0.0), 4, 40, lim(2, 100)).unwrap();
         // weights 1:3:0:0 over what is left after the two zero layers sit at min.
         assert_eq!(b, vec![9, 27, 2, 2]);
     }
 
     #[test]
     fn depthkv_zero_weight_layers_fill_when_others_full() {
-        let b = allocate(
-            &dk(vec![1.0, 0.0, 0.0], DepthRule::Proportional, 0.0, 0.0),
-            3,
-            25,
-            lim(0, 10),
-        )
-        .unwrap();
+        let b = allocate(&dk(vec![1.0, 0.0, 0.0], DepthRule::Proportional, 0.0, 0.0), 3, 25, lim(0, 10)).unwrap();
         assert_eq!(b, vec![10, 8, 7]);
     }
 
     #[test]
     fn depthkv_rank_weights() {
-        let b = allocate(
-            &dk(vec![0.5, 0.1, 0.9], DepthRule::Rank, 0.0, 0.0),
-            3,
-            60,
-            lim(0, 100),
-        )
-        .unwrap();
+        let b = allocate(&dk(vec![0.5, 0.1, 0.9], DepthRule::Rank, 0.0, 0.0), 3, 60, lim(0, 100)).unwrap();
         assert_eq!(b, vec![20, 10, 30]);
     }
 
     #[test]
     fn depthkv_softmax_sharpens_with_low_temperature() {
         let s = vec![0.1, 0.2, 1.0];
-        let hot = allocate(
-            &dk(
-                s.clone(),
-                DepthRule::Softmax { temperature: 10.0 },
-                0.0,
-                0.0,
-            ),
-            3,
-            300,
-            lim(0, 300),
-        )
-        .unwrap();
-        let cold = allocate(
-            &dk(s, DepthRule::Softmax { temperature: 0.1 }, 0.0, 0.0),
-            3,
-            300,
-            lim(0, 300),
-        )
-        .unwrap();
+        let hot =
+            allocate(&dk(s.clone(), DepthRule::Softmax { temperature: 10.0 }, 0.0, 0.0), 3, 300, lim(0, 300)).unwrap();
+        let cold = allocate(&dk(s, DepthRule::Softmax { temperature: 0.1 }, 0.0, 0.0), 3, 300, lim(0, 300)).unwrap();
         assert!(cold[2] > hot[2]);
         assert!(hot.iter().all(|&v| (90..=110).contains(&v)), "{hot:?}");
     }
@@ -792,12 +658,7 @@ mod tests {
         // At T = 0.01 the two small weights vanish next to the mixed-in uniform
         // part, so their targets are float-equal; sensitivity breaks the tie.
         let b = allocate(
-            &dk(
-                vec![0.0, 0.0, 0.5, 1.0],
-                DepthRule::Softmax { temperature: 0.01 },
-                0.5,
-                0.0,
-            ),
+            &dk(vec![0.0, 0.0, 0.5, 1.0], DepthRule::Softmax { temperature: 0.01 }, 0.5, 0.0),
             4,
             29,
             lim(0, 100),
@@ -809,55 +670,32 @@ mod tests {
 
     #[test]
     fn extreme_weights_still_sum_exactly() {
-        let tiny = Strategy::Manual {
-            fractions: vec![1e-310, 1.0, 1e-300],
-        };
+        let tiny = Strategy::Manual { fractions: vec![1e-310, 1.0, 1e-300] };
         assert_eq!(allocate(&tiny, 3, 50, lim(5, 40)).unwrap(), vec![5, 40, 5]);
         let b = allocate(&tiny, 3, 100, lim(5, 40)).unwrap();
         assert_eq!(b.iter().sum::<usize>(), 100);
         assert_eq!(b[1], 40);
-        let sharp = dk(
-            vec![0.1, 0.5, 1.0],
-            DepthRule::Softmax { temperature: 1e-6 },
-            0.0,
-            0.0,
-        );
+        let sharp = dk(vec![0.1, 0.5, 1.0], DepthRule::Softmax { temperature: 1e-6 }, 0.0, 0.0);
         assert_eq!(allocate(&sharp, 3, 60, lim(2, 50)).unwrap(), vec![5, 5, 50]);
     }
 
     #[test]
     fn depthkv_mix_one_is_uniform() {
-        let b = allocate(
-            &dk(vec![0.0, 5.0, 1.0], DepthRule::Proportional, 1.0, 0.0),
-            3,
-            30,
-            lim(0, 100),
-        )
-        .unwrap();
+        let b = allocate(&dk(vec![0.0, 5.0, 1.0], DepthRule::Proportional, 1.0, 0.0), 3, 30, lim(0, 100)).unwrap();
         assert_eq!(b, vec![10, 10, 10]);
     }
 
     #[test]
     fn depthkv_floor_is_a_minimum() {
-        let b = allocate(
-            &dk(vec![1.0, 0.0, 0.0, 0.0], DepthRule::Proportional, 0.0, 0.1),
-            4,
-            100,
-            lim(2, 100),
-        )
-        .unwrap();
+        let b =
+            allocate(&dk(vec![1.0, 0.0, 0.0, 0.0], DepthRule::Proportional, 0.0, 0.1), 4, 100, lim(2, 100)).unwrap();
         assert_eq!(b, vec![70, 10, 10, 10]);
     }
 
     #[test]
     fn depthkv_unaffordable_floor_drops_to_uniform_share() {
-        let b = allocate(
-            &dk(vec![1.0, 0.0, 0.0, 0.0], DepthRule::Proportional, 0.0, 0.9),
-            4,
-            100,
-            lim(2, 100),
-        )
-        .unwrap();
+        let b =
+            allocate(&dk(vec![1.0, 0.0, 0.0, 0.0], DepthRule::Proportional, 0.0, 0.9), 4, 100, lim(2, 100)).unwrap();
         assert_eq!(b, vec![25; 4]);
     }
 
@@ -867,60 +705,27 @@ mod tests {
         let e = |s: Strategy| allocate(&s, 3, 9, l).unwrap_err();
         assert_eq!(
             e(dk(vec![1.0; 2], DepthRule::Rank, 0.0, 0.0)),
-            PruneError::LengthMismatch {
-                what: "sensitivity",
-                expected: 3,
-                got: 2
-            }
+            PruneError::LengthMismatch { what: "sensitivity", expected: 3, got: 2 }
         );
         assert!(matches!(
             e(dk(vec![1.0, f64::NAN, 1.0], DepthRule::Rank, 0.0, 0.0)),
             PruneError::NonFinite { index: 1, .. }
         ));
+        assert!(matches!(e(dk(vec![1.0; 3], DepthRule::Rank, 1.5, 0.0)), PruneError::InvalidMix(_)));
+        assert!(matches!(e(dk(vec![1.0; 3], DepthRule::Rank, f64::NAN, 0.0)), PruneError::InvalidMix(_)));
+        assert!(matches!(e(dk(vec![1.0; 3], DepthRule::Rank, 0.0, 1.0)), PruneError::InvalidFloor(_)));
         assert!(matches!(
-            e(dk(vec![1.0; 3], DepthRule::Rank, 1.5, 0.0)),
-            PruneError::InvalidMix(_)
-        ));
-        assert!(matches!(
-            e(dk(vec![1.0; 3], DepthRule::Rank, f64::NAN, 0.0)),
-            PruneError::InvalidMix(_)
-        ));
-        assert!(matches!(
-            e(dk(vec![1.0; 3], DepthRule::Rank, 0.0, 1.0)),
-            PruneError::InvalidFloor(_)
-        ));
-        assert!(matches!(
-            e(dk(
-                vec![1.0; 3],
-                DepthRule::Softmax { temperature: 0.0 },
-                0.0,
-                0.0
-            )),
+            e(dk(vec![1.0; 3], DepthRule::Softmax { temperature: 0.0 }, 0.0, 0.0)),
             PruneError::InvalidTemperature(_)
         ));
     }
 
     #[test]
     fn manual_rescales_and_validates() {
-        let b = allocate(
-            &Strategy::Manual {
-                fractions: vec![0.1, 0.3],
-            },
-            2,
-            40,
-            lim(0, 100),
-        )
-        .unwrap();
+        let b = allocate(&Strategy::Manual { fractions: vec![0.1, 0.3] }, 2, 40, lim(0, 100)).unwrap();
         assert_eq!(b, vec![10, 30]);
         assert!(matches!(
-            allocate(
-                &Strategy::Manual {
-                    fractions: vec![0.1, -0.3]
-                },
-                2,
-                40,
-                lim(0, 100)
-            ),
+            allocate(&Strategy::Manual { fractions: vec![0.1, -0.3] }, 2, 40, lim(0, 100)),
             Err(PruneError::Negative { index: 1, .. })
         ));
     }
@@ -930,14 +735,8 @@ mod tests {
         let budgets = vec![10, 30, 20];
         let f = kept_fractions(&budgets, 100);
         assert_eq!(f, vec![0.1, 0.3, 0.2]);
-        assert_eq!(
-            budgets_from_fractions(&f, 100, 60, lim(5, 100)).unwrap(),
-            budgets
-        );
-        assert_eq!(
-            budgets_from_fractions(&f, 100, 120, lim(5, 100)).unwrap(),
-            vec![20, 60, 40]
-        );
+        assert_eq!(budgets_from_fractions(&f, 100, 60, lim(5, 100)).unwrap(), budgets);
+        assert_eq!(budgets_from_fractions(&f, 100, 120, lim(5, 100)).unwrap(), vec![20, 60, 40]);
         assert_eq!(kept_fractions(&[0, 0], 0), vec![1.0, 1.0]);
     }
 
@@ -947,34 +746,20 @@ mod tests {
             assert_eq!(parse_strategy_name(k.name()).unwrap(), k);
             assert_eq!(k.to_string(), k.name());
         }
-        assert_eq!(
-            parse_strategy_name(" DepthKV_Rank ").unwrap(),
-            StrategyKind::DepthKvRank
-        );
+        assert_eq!(parse_strategy_name(" DepthKV_Rank ").unwrap(), StrategyKind::DepthKvRank);
         let e = parse_strategy_name("snapkv").unwrap_err().to_string();
-        assert!(
-            e.contains("'snapkv'") && e.contains("depthkv-softmax"),
-            "{e}"
-        );
+        assert!(e.contains("'snapkv'") && e.contains("depthkv-softmax"), "{e}");
     }
 
     #[test]
     fn strategy_kind_of_strategy() {
-        assert_eq!(
-            dk(vec![], DepthRule::Softmax { temperature: 1.0 }, 0.0, 0.0).kind(),
-            StrategyKind::DepthKvSoftmax
-        );
+        assert_eq!(dk(vec![], DepthRule::Softmax { temperature: 1.0 }, 0.0, 0.0).kind(), StrategyKind::DepthKvSoftmax);
         assert_eq!(Strategy::Uniform.kind(), StrategyKind::Uniform);
     }
 
     #[test]
     fn strategy_serde_round_trip() {
-        let s = dk(
-            vec![0.5, 1.0],
-            DepthRule::Softmax { temperature: 0.5 },
-            0.1,
-            0.05,
-        );
+        let s = dk(vec![0.5, 1.0], DepthRule::Softmax { temperature: 0.5 }, 0.1, 0.05);
         let j = serde_json::to_string(&s).unwrap();
         assert!(j.contains("\"kind\":\"depthkv\""), "{j}");
         assert_eq!(serde_json::from_str::<Strategy>(&j).unwrap(), s);

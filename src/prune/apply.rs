@@ -48,7 +48,12 @@ pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<V
 /// The prefill cache pruned to `budgets`, with room for `reserve` new tokens,
 /// and the occupancy it leaves. Layers that keep everything share the
 /// prefill buffers (no copy) until they append.
-pub fn prune(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig, reserve: usize) -> EngineResult<(KvCache, Occupancy)> {
+pub fn prune(
+    pre: &Prefilled,
+    budgets: &[usize],
+    cfg: &SelectConfig,
+    reserve: usize,
+) -> EngineResult<(KvCache, Occupancy)> {
     let l = pre.tokens.len();
     let kept = plan(pre, budgets, cfg);
     // In the prefill cache a slot's index is its position.

@@ -17,38 +17,19 @@ pub enum PruneError {
         "total of {total} slots is infeasible for {n_layers} layers with per-layer limits \
          [{min}, {max}]: it must lie in {lo}..={hi} (clamp it with feasible_total first)"
     )]
-    InfeasibleTotal {
-        total: usize,
-        n_layers: usize,
-        min: usize,
-        max: usize,
-        lo: usize,
-        hi: usize,
-    },
+    InfeasibleTotal { total: usize, n_layers: usize, min: usize, max: usize, lo: usize, hi: usize },
 
     /// A per-layer vector does not have one entry per layer.
     #[error("{what} has {got} entries but there are {expected} layers")]
-    LengthMismatch {
-        what: &'static str,
-        expected: usize,
-        got: usize,
-    },
+    LengthMismatch { what: &'static str, expected: usize, got: usize },
 
     /// NaN or infinity where a real number is needed.
     #[error("{what}[{index}] is not a finite number ({value})")]
-    NonFinite {
-        what: &'static str,
-        index: usize,
-        value: f64,
-    },
+    NonFinite { what: &'static str, index: usize, value: f64 },
 
     /// A value that must be non-negative (e.g. a manual kept fraction) is negative.
     #[error("{what}[{index}] is negative ({value}); it must be >= 0")]
-    Negative {
-        what: &'static str,
-        index: usize,
-        value: f64,
-    },
+    Negative { what: &'static str, index: usize, value: f64 },
 
     #[error("mix must be in [0, 1] (weight of the uniform split blended in), got {0}")]
     InvalidMix(f64),
@@ -70,12 +51,7 @@ pub enum PruneError {
 
     /// Rebalancing starts from a budget that already violates the limits.
     #[error("layer {layer} has budget {value}, outside the limits [{min}, {max}]")]
-    BudgetOutOfLimits {
-        layer: usize,
-        value: usize,
-        min: usize,
-        max: usize,
-    },
+    BudgetOutOfLimits { layer: usize, value: usize, min: usize, max: usize },
 
     #[error("unknown strategy '{name}'; valid names: {valid}")]
     UnknownStrategy { name: String, valid: String },

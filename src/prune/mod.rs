@@ -16,8 +16,8 @@ mod rebalance;
 mod select;
 
 pub use allocate::{
-    allocate, budgets_from_fractions, feasible_total, kept_fractions, parse_strategy_name,
-    total_slots, DepthRule, LayerLimits, Strategy, StrategyKind, PYRAMID_BETA,
+    allocate, budgets_from_fractions, feasible_total, kept_fractions, parse_strategy_name, total_slots, DepthRule,
+    LayerLimits, Strategy, StrategyKind, PYRAMID_BETA,
 };
 pub use error::PruneError;
 pub use rebalance::rebalance;

@@ -26,17 +26,10 @@ pub fn rebalance(
 ) -> Result<Vec<usize>, PruneError> {
     let n = budgets.len();
     if limits.min > limits.max {
-        return Err(PruneError::InvalidLimits {
-            min: limits.min,
-            max: limits.max,
-        });
+        return Err(PruneError::InvalidLimits { min: limits.min, max: limits.max });
     }
     if locked.len() != n {
-        return Err(PruneError::LengthMismatch {
-            what: "locked",
-            expected: n,
-            got: locked.len(),
-        });
+        return Err(PruneError::LengthMismatch { what: "locked", expected: n, got: locked.len() });
     }
     if layer >= n {
         return Err(PruneError::LayerOutOfRange { layer, n_layers: n });
@@ -44,16 +37,8 @@ pub fn rebalance(
     if locked[layer] {
         return Err(PruneError::LayerLocked { layer });
     }
-    if let Some(i) = budgets
-        .iter()
-        .position(|&b| b < limits.min || b > limits.max)
-    {
-        return Err(PruneError::BudgetOutOfLimits {
-            layer: i,
-            value: budgets[i],
-            min: limits.min,
-            max: limits.max,
-        });
+    if let Some(i) = budgets.iter().position(|&b| b < limits.min || b > limits.max) {
+        return Err(PruneError::BudgetOutOfLimits { layer: i, value: budgets[i], min: limits.min, max: limits.max });
     }
 
     let others: Vec<usize> = (0..n).filter(|&i| i != layer && !locked[i]).collect();
@@ -91,10 +76,7 @@ fn apportion(amount: usize, room: &[usize]) -> Vec<usize> {
         return vec![0; room.len()];
     }
     let a = amount as u128;
-    let mut share: Vec<usize> = room
-        .iter()
-        .map(|&r| (a * r as u128 / total) as usize)
-        .collect();
+    let mut share: Vec<usize> = room.iter().map(|&r| (a * r as u128 / total) as usize).collect();
     let rem: Vec<u128> = room.iter().map(|&r| a * r as u128 % total).collect();
     let mut left = amount - share.iter().sum::<usize>();
     let mut order: Vec<usize> = (0..room.len()).collect();
@@ -174,15 +156,9 @@ mod tests {
     fn errors() {
         assert_eq!(
             rebalance(&[10, 10], 2, 5, &[false; 2], L),
-            Err(PruneError::LayerOutOfRange {
-                layer: 2,
-                n_layers: 2
-            })
+            Err(PruneError::LayerOutOfRange { layer: 2, n_layers: 2 })
         );
-        assert_eq!(
-            rebalance(&[10, 10], 1, 5, &[false, true], L),
-            Err(PruneError::LayerLocked { layer: 1 })
-        );
+        assert_eq!(rebalance(&[10, 10], 1, 5, &[false, true], L), Err(PruneError::LayerLocked { layer: 1 }));
         assert!(matches!(
             rebalance(&[10, 10], 0, 5, &[false], L),
             Err(PruneError::LengthMismatch { what: "locked", .. })
@@ -191,9 +167,6 @@ mod tests {
             rebalance(&[10, 1], 0, 5, &[false; 2], L),
             Err(PruneError::BudgetOutOfLimits { layer: 1, .. })
         ));
-        assert!(matches!(
-            rebalance(&[], 0, 5, &[], L),
-            Err(PruneError::LayerOutOfRange { .. })
-        ));
+        assert!(matches!(rebalance(&[], 0, 5, &[], L), Err(PruneError::LayerOutOfRange { .. })));
     }
 }

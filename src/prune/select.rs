@@ -29,12 +29,7 @@ pub enum Scorer {
 }
 
 impl Scorer {
-    pub const ALL: [Scorer; 4] = [
-        Scorer::SnapKv,
-        Scorer::H2o,
-        Scorer::Streaming,
-        Scorer::KeyNorm,
-    ];
+    pub const ALL: [Scorer; 4] = [Scorer::SnapKv, Scorer::H2o, Scorer::Streaming, Scorer::KeyNorm];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,19 +52,12 @@ impl FromStr for Scorer {
 
     /// Case-insensitive; `-` and `_` are ignored (`snap-kv`, `key_norm` work).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted: String = s
-            .trim()
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .collect::<String>()
-            .to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == wanted)
-            .ok_or_else(|| PruneError::UnknownScorer {
-                name: s.to_string(),
-                valid: Self::ALL.map(Scorer::name).join(", "),
-            })
+        let wanted: String =
+            s.trim().chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase();
+        Self::ALL.into_iter().find(|k| k.name() == wanted).ok_or_else(|| PruneError::UnknownScorer {
+            name: s.to_string(),
+            valid: Self::ALL.map(Scorer::name).join(", "),
+        })
     }
 }
 
@@ -88,12 +76,7 @@ pub struct SelectConfig {
 impl Default for SelectConfig {
     /// SnapKV defaults: 4 sinks, 32-token window, kernel 7.
     fn default() -> Self {
-        SelectConfig {
-            scorer: Scorer::SnapKv,
-            sinks: 4,
-            window: 32,
-            kernel: 7,
-        }
+        SelectConfig { scorer: Scorer::SnapKv, sinks: 4, window: 32, kernel: 7 }
     }
 }
 
@@ -149,12 +132,7 @@ pub fn pool_1d(scores: &[f32], kernel: usize, pooling: Pooling) -> Vec<f32> {
 /// The head count comes from the statistics the scorer reads (Streaming,
 /// which reads none, uses whichever is non-empty, else one head). Missing or
 /// NaN scores rank last rather than panicking.
-pub fn select_layer(
-    cfg: &SelectConfig,
-    stats: &LayerStats,
-    prompt_len: usize,
-    keep: usize,
-) -> Vec<Vec<u32>> {
+pub fn select_layer(cfg: &SelectConfig, stats: &LayerStats, prompt_len: usize, keep: usize) -> Vec<Vec<u32>> {
     let source: &[Vec<f32>] = match cfg.scorer {
         Scorer::SnapKv => stats.window_attention,
         Scorer::H2o => stats.accumulated,
@@ -164,11 +142,7 @@ pub fn select_layer(
             .find(|s| !s.is_empty())
             .unwrap_or(&[]),
     };
-    let n_heads = if cfg.scorer == Scorer::Streaming {
-        source.len().max(1)
-    } else {
-        source.len()
-    };
+    let n_heads = if cfg.scorer == Scorer::Streaming { source.len().max(1) } else { source.len() };
     (0..n_heads)
         .map(|h| {
             let scores = source.get(h).map(Vec::as_slice).unwrap_or(&[]);
@@ -184,11 +158,7 @@ fn select_head(cfg: &SelectConfig, raw: &[f32], len: usize, keep: usize) -> Vec<
     }
     // Sinks first, then the most recent tokens, when they do not all fit.
     let sinks = cfg.sinks.min(keep);
-    let recent = if cfg.scorer == Scorer::Streaming {
-        keep - sinks
-    } else {
-        cfg.window.min(keep - sinks)
-    };
+    let recent = if cfg.scorer == Scorer::Streaming { keep - sinks } else { cfg.window.min(keep - sinks) };
     let mid_start = sinks;
     let mid_end = len - recent; // > sinks, since sinks + recent <= keep < len
     let fill = keep - sinks - recent;
@@ -224,8 +194,7 @@ fn select_head(cfg: &SelectConfig, raw: &[f32], len: usize, keep: usize) -> Vec<
                 v
             }
         };
-        let better =
-            |a: &usize, b: &usize| -> Ordering { key(*b).total_cmp(&key(*a)).then(a.cmp(b)) };
+        let better = |a: &usize, b: &usize| -> Ordering { key(*b).total_cmp(&key(*a)).then(a.cmp(b)) };
         let mut mid: Vec<usize> = (mid_start..mid_end).collect();
         if fill < mid.len() {
             mid.select_nth_unstable_by(fill - 1, better);
@@ -243,20 +212,11 @@ mod tests {
     use super::*;
 
     fn cfg(scorer: Scorer, sinks: usize, window: usize, kernel: usize) -> SelectConfig {
-        SelectConfig {
-            scorer,
-            sinks,
-            window,
-            kernel,
-        }
+        SelectConfig { scorer, sinks, window, kernel }
     }
 
     fn stats_one(v: &[Vec<f32>]) -> LayerStats<'_> {
-        LayerStats {
-            window_attention: v,
-            accumulated: v,
-            key_norms: v,
-        }
+        LayerStats { window_attention: v, accumulated: v, key_norms: v }
     }
 
     #[test]
@@ -316,11 +276,7 @@ mod tests {
     fn h2o_uses_accumulated() {
         let win = [vec![0.0f32, 9.0, 0.0, 0.0, 0.0]];
         let acc = [vec![0.0f32, 0.0, 0.0, 9.0, 0.0]];
-        let st = LayerStats {
-            window_attention: &win,
-            accumulated: &acc,
-            key_norms: &[],
-        };
+        let st = LayerStats { window_attention: &win, accumulated: &acc, key_norms: &[] };
         let out = select_layer(&cfg(Scorer::H2o, 1, 1, 1), &st, 5, 3);
         assert_eq!(out, vec![vec![0, 3, 4]]);
         let out = select_layer(&cfg(Scorer::SnapKv, 1, 1, 1), &st, 5, 3);
@@ -336,12 +292,7 @@ mod tests {
 
     #[test]
     fn streaming_keeps_sinks_and_recent() {
-        let out = select_layer(
-            &cfg(Scorer::Streaming, 2, 1, 7),
-            &LayerStats::default(),
-            10,
-            5,
-        );
+        let out = select_layer(&cfg(Scorer::Streaming, 2, 1, 7), &LayerStats::default(), 10, 5);
         assert_eq!(out, vec![vec![0, 1, 7, 8, 9]]);
     }
 
@@ -349,10 +300,7 @@ mod tests {
     fn small_keep_takes_sinks_then_recent() {
         let st = [vec![1.0f32; 50]];
         let c = cfg(Scorer::SnapKv, 4, 32, 7);
-        assert_eq!(
-            select_layer(&c, &stats_one(&st), 50, 3),
-            vec![vec![0, 1, 2]]
-        );
+        assert_eq!(select_layer(&c, &stats_one(&st), 50, 3), vec![vec![0, 1, 2]]);
         let out = select_layer(&c, &stats_one(&st), 50, 10);
         assert_eq!(out, vec![vec![0, 1, 2, 3, 44, 45, 46, 47, 48, 49]]);
     }

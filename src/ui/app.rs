@@ -9,8 +9,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::{Position, Rect};
 
 use crate::engine::protocol::{
-    Command, Event, GenParams, Job, LayerSensitivity, ModelInfo, Occupancy, Pane, PaneMetrics,
-    PromptSnapshot, RunId,
+    Command, Event, GenParams, Job, LayerSensitivity, ModelInfo, Occupancy, Pane, PaneMetrics, PromptSnapshot, RunId,
 };
 
 use super::budget::{Budgets, Shape};
@@ -40,12 +39,7 @@ pub enum Focus {
 }
 
 impl Focus {
-    pub const ALL: [Focus; 4] = [
-        Focus::Budgets,
-        Focus::Heatmap,
-        Focus::Tokens,
-        Focus::Outputs,
-    ];
+    pub const ALL: [Focus; 4] = [Focus::Budgets, Focus::Heatmap, Focus::Tokens, Focus::Outputs];
     pub fn index(self) -> usize {
         Focus::ALL.iter().position(|f| *f == self).unwrap_or(0)
     }
@@ -111,10 +105,7 @@ impl EditorKind {
 pub enum Overlay {
     None,
     Help,
-    Editor {
-        kind: EditorKind,
-        editor: LineEditor,
-    },
+    Editor { kind: EditorKind, editor: LineEditor },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,62 +245,37 @@ pub struct App {
 fn shape_from_options(opts: &TuiOptions) -> Result<Shape, String> {
     let sens = || {
         opts.initial_sensitivity.clone().ok_or_else(|| {
-            "strategy depthkv needs a sensitivity vector (calibrate with c, or pass a profile)"
-                .to_string()
+            "strategy depthkv needs a sensitivity vector (calibrate with c, or pass a profile)".to_string()
         })
     };
     Ok(match opts.initial_strategy {
         StrategyKind::Uniform => Shape::Uniform,
         StrategyKind::Pyramid => Shape::Pyramid { beta: PYRAMID_BETA },
-        StrategyKind::DepthKv => Shape::DepthKv {
-            sensitivity: sens()?,
-            rule: DepthRule::Proportional,
-        },
-        StrategyKind::DepthKvSoftmax => Shape::DepthKv {
-            sensitivity: sens()?,
-            rule: DepthRule::Softmax { temperature: 1.0 },
-        },
-        StrategyKind::DepthKvRank => Shape::DepthKv {
-            sensitivity: sens()?,
-            rule: DepthRule::Rank,
-        },
+        StrategyKind::DepthKv => Shape::DepthKv { sensitivity: sens()?, rule: DepthRule::Proportional },
+        StrategyKind::DepthKvSoftmax => {
+            Shape::DepthKv { sensitivity: sens()?, rule: DepthRule::Softmax { temperature: 1.0 } }
+        }
+        StrategyKind::DepthKvRank => Shape::DepthKv { sensitivity: sens()?, rule: DepthRule::Rank },
         StrategyKind::Manual => Shape::Fractions(
-            opts.initial_fractions
-                .clone()
-                .ok_or_else(|| "strategy manual needs per-layer fractions".to_string())?,
+            opts.initial_fractions.clone().ok_or_else(|| "strategy manual needs per-layer fractions".to_string())?,
         ),
     })
 }
 
 impl App {
-    pub fn new(
-        opts: &TuiOptions,
-        theme: Theme,
-        keymap: Keymap,
-        profiles_dir: PathBuf,
-        now: Instant,
-    ) -> App {
+    pub fn new(opts: &TuiOptions, theme: Theme, keymap: Keymap, profiles_dir: PathBuf, now: Instant) -> App {
         let mut messages = Vec::new();
         let shape = match shape_from_options(opts) {
             Ok(s) => s,
             Err(e) => {
-                messages.push(Message {
-                    level: Level::Warn,
-                    text: format!("{e}; starting uniform"),
-                    at: now,
-                });
+                messages.push(Message { level: Level::Warn, text: format!("{e}; starting uniform"), at: now });
                 Shape::Uniform
             }
         };
-        let sensitivity = opts.initial_sensitivity.as_ref().map(|v| {
-            v.iter()
-                .map(|&m| LayerSensitivity {
-                    mean: m,
-                    ci_low: m,
-                    ci_high: m,
-                })
-                .collect()
-        });
+        let sensitivity = opts
+            .initial_sensitivity
+            .as_ref()
+            .map(|v| v.iter().map(|&m| LayerSensitivity { mean: m, ci_low: m, ci_high: m }).collect());
         App {
             theme,
             keymap,
@@ -375,11 +341,7 @@ impl App {
     /// The message to show now, if any is recent enough.
     pub fn current_message(&self) -> Option<&Message> {
         let m = self.messages.last()?;
-        let ttl = if m.level == Level::Error {
-            MESSAGE_TTL * 2
-        } else {
-            MESSAGE_TTL
-        };
+        let ttl = if m.level == Level::Error { MESSAGE_TTL * 2 } else { MESSAGE_TTL };
         (self.clock.saturating_duration_since(m.at) < ttl).then_some(m)
     }
 
@@ -390,11 +352,7 @@ impl App {
     }
 
     fn message(&mut self, level: Level, text: impl Into<String>) {
-        self.messages.push(Message {
-            level,
-            text: text.into(),
-            at: self.clock,
-        });
+        self.messages.push(Message { level, text: text.into(), at: self.clock });
         if self.messages.len() > MAX_MESSAGES {
             self.messages.remove(0);
         }
@@ -413,10 +371,7 @@ impl App {
         for p in &mut self.panes {
             p.clear();
         }
-        fx.push(Effect::Send(Command::SetPrompt {
-            text: self.prompt_text.clone(),
-            chat: self.chat,
-        }));
+        fx.push(Effect::Send(Command::SetPrompt { text: self.prompt_text.clone(), chat: self.chat }));
     }
 
     /// Requests a decode with the current budgets (superseding any run).
@@ -453,10 +408,7 @@ impl App {
         };
         let (n, len) = (model.n_layers, prompt.pieces.len());
         if n == 0 || len == 0 {
-            self.message(
-                Level::Warn,
-                "empty prompt: nothing to prune (press o to edit it)",
-            );
+            self.message(Level::Warn, "empty prompt: nothing to prune (press o to edit it)");
             return;
         }
         match self.budgets.configure(n, len) {
@@ -470,9 +422,7 @@ impl App {
     }
 
     fn sensitivity_means(&self) -> Option<Vec<f64>> {
-        self.sensitivity
-            .as_ref()
-            .map(|s| s.iter().map(|x| x.mean).collect())
+        self.sensitivity.as_ref().map(|s| s.iter().map(|x| x.mean).collect())
     }
 
     fn on_engine(&mut self, ev: Event, fx: &mut Vec<Effect>) {
@@ -501,11 +451,7 @@ impl App {
                 self.follow_cursor = true;
                 self.try_configure(fx);
             }
-            Event::Occupancy {
-                run_id,
-                pane,
-                occupancy,
-            } => {
+            Event::Occupancy { run_id, pane, occupancy } => {
                 if Some(run_id) == self.run_id {
                     let p = &mut self.panes[pane.index()];
                     p.share = keep_share(&occupancy);
@@ -513,13 +459,7 @@ impl App {
                     p.occupancy_stale = false;
                 }
             }
-            Event::Token {
-                run_id,
-                pane,
-                index,
-                token_id,
-                text,
-            } => {
+            Event::Token { run_id, pane, index, token_id, text } => {
                 if Some(run_id) == self.run_id && !self.run_stopped {
                     let toks = &mut self.panes[pane.index()].tokens;
                     if index < toks.len() {
@@ -529,20 +469,12 @@ impl App {
                     }
                 }
             }
-            Event::PaneDone {
-                run_id,
-                pane,
-                metrics,
-            } => {
+            Event::PaneDone { run_id, pane, metrics } => {
                 if Some(run_id) == self.run_id {
                     self.panes[pane.index()].metrics = Some(metrics);
                 }
             }
-            Event::Calibrated {
-                run_id,
-                sensitivity,
-                seconds,
-            } => {
+            Event::Calibrated { run_id, sensitivity, seconds } => {
                 if Some(run_id) != self.calib_id {
                     return;
                 }
@@ -551,32 +483,24 @@ impl App {
                 if sensitivity.len() != self.n_layers() {
                     self.message(
                         Level::Error,
-                        format!(
-                            "calibration returned {} layers, model has {}",
-                            sensitivity.len(),
-                            self.n_layers()
-                        ),
+                        format!("calibration returned {} layers, model has {}", sensitivity.len(), self.n_layers()),
                     );
                     return;
                 }
                 let means = sensitivity.iter().map(|s| s.mean).collect();
                 self.sensitivity = Some(sensitivity);
-                match self.budgets.set_shape(Shape::DepthKv {
-                    sensitivity: means,
-                    rule: DepthRule::Proportional,
-                }) {
+                match self.budgets.set_shape(Shape::DepthKv { sensitivity: means, rule: DepthRule::Proportional }) {
                     Ok(()) => {
                         self.profile_name = None;
                         self.message(
                             Level::Info,
-                            format!("calibrated in {seconds:.1} s: DepthKV split applied (u/p reset to uniform/pyramid)"),
+                            format!(
+                                "calibrated in {seconds:.1} s: DepthKV split applied (u/p reset to uniform/pyramid)"
+                            ),
                         );
                         self.start_run(fx);
                     }
-                    Err(e) => self.message(
-                        Level::Error,
-                        format!("calibrated, but the DepthKV split failed: {e}"),
-                    ),
+                    Err(e) => self.message(Level::Error, format!("calibrated, but the DepthKV split failed: {e}")),
                 }
             }
             Event::Error { run_id, message } => match run_id {
@@ -640,21 +564,13 @@ impl App {
                     return;
                 }
                 let path = expand_home(text);
-                fx.push(if kind == EditorKind::Export {
-                    Effect::Export { path }
-                } else {
-                    Effect::Import { path }
-                });
+                fx.push(if kind == EditorKind::Export { Effect::Export { path } } else { Effect::Import { path } });
             }
         }
     }
 
     fn open_editor(&mut self, kind: EditorKind, text: &str) {
-        let editor = if kind == EditorKind::Prompt {
-            LineEditor::multiline(text)
-        } else {
-            LineEditor::new(text)
-        };
+        let editor = if kind == EditorKind::Prompt { LineEditor::multiline(text) } else { LineEditor::new(text) };
         self.overlay = Overlay::Editor { kind, editor };
     }
 
@@ -738,23 +654,17 @@ impl App {
                 match self.focus {
                     Focus::Budgets | Focus::Heatmap => self.select_layer(sel.saturating_add(delta)),
                     Focus::Tokens => {
-                        self.token_scroll =
-                            (self.token_scroll as isize).saturating_add(delta).max(0) as usize;
+                        self.token_scroll = (self.token_scroll as isize).saturating_add(delta).max(0) as usize;
                         self.follow_cursor = false;
                     }
                     // Scrolling back in the panes: "up" is away from the bottom.
                     Focus::Outputs => {
-                        self.pane_scroll =
-                            (self.pane_scroll as isize).saturating_sub(delta).max(0) as usize;
+                        self.pane_scroll = (self.pane_scroll as isize).saturating_sub(delta).max(0) as usize;
                     }
                 }
             }
             K::Left | K::Right | K::LeftCoarse | K::RightCoarse => {
-                let dir: isize = if matches!(action, K::Left | K::LeftCoarse) {
-                    -1
-                } else {
-                    1
-                };
+                let dir: isize = if matches!(action, K::Left | K::LeftCoarse) { -1 } else { 1 };
                 let coarse = matches!(action, K::LeftCoarse | K::RightCoarse);
                 match self.focus {
                     Focus::Budgets => {
@@ -775,24 +685,15 @@ impl App {
                     let now = self.budgets.toggle_lock(self.selected);
                     let n = self.budgets.locked.iter().filter(|l| **l).count();
                     if now && n == self.n_layers() {
-                        self.message(
-                            Level::Warn,
-                            "every layer is locked: nothing can be rebalanced",
-                        );
+                        self.message(Level::Warn, "every layer is locked: nothing can be rebalanced");
                     }
                 }
             }
             K::ResetUniform => self.reset(Shape::Uniform),
             K::ResetPyramid => self.reset(Shape::Pyramid { beta: PYRAMID_BETA }),
             K::ResetDepthKv => match self.sensitivity_means() {
-                Some(s) => self.reset(Shape::DepthKv {
-                    sensitivity: s,
-                    rule: DepthRule::Proportional,
-                }),
-                None => self.message(
-                    Level::Warn,
-                    "no sensitivity yet: press c to calibrate (or import a profile)",
-                ),
+                Some(s) => self.reset(Shape::DepthKv { sensitivity: s, rule: DepthRule::Proportional }),
+                None => self.message(Level::Warn, "no sensitivity yet: press c to calibrate (or import a profile)"),
             },
             K::BudgetUp | K::BudgetDown => {
                 // Step on the 5% grid from wherever the budget is now.
@@ -824,11 +725,7 @@ impl App {
                     self.calib_id = Some(id);
                     let keep = self.ablation_keep;
                     self.progress.retain(|p| p.job != Job::Calibrate);
-                    self.progress.push(Progress {
-                        job: Job::Calibrate,
-                        done: 0,
-                        total: 0,
-                    });
+                    self.progress.push(Progress { job: Job::Calibrate, done: 0, total: 0 });
                     fx.push(Effect::Send(Command::Calibrate {
                         run_id: id,
                         prompts: vec![self.prompt_text.clone()],
@@ -836,10 +733,7 @@ impl App {
                     }));
                     self.message(
                         Level::Info,
-                        format!(
-                            "calibrating: each layer alone pruned to keep {:.0}%…",
-                            keep * 100.0
-                        ),
+                        format!("calibrating: each layer alone pruned to keep {:.0}%…", keep * 100.0),
                     );
                 }
             }
@@ -848,11 +742,7 @@ impl App {
                 self.open_editor(EditorKind::Export, &path.display().to_string());
             }
             K::Import => {
-                let dir = format!(
-                    "{}{}",
-                    self.profiles_dir.display(),
-                    std::path::MAIN_SEPARATOR
-                );
+                let dir = format!("{}{}", self.profiles_dir.display(), std::path::MAIN_SEPARATOR);
                 self.open_editor(EditorKind::Import, &dir);
             }
             K::EditPrompt => {
@@ -878,10 +768,7 @@ impl App {
                 self.schedule_rerun();
                 let locked = self.budgets.locked.iter().filter(|l| **l).count();
                 if locked > 0 {
-                    self.message(
-                        Level::Info,
-                        format!("split reset to {name} ({locked} locked layers kept)"),
-                    );
+                    self.message(Level::Info, format!("split reset to {name} ({locked} locked layers kept)"));
                 }
             }
             Err(e) => self.message(Level::Warn, format!("could not reset to {name}: {e}")),
@@ -896,13 +783,7 @@ impl App {
         let raw = format!("{model}-{}-{pct}", self.budgets.shape.name());
         let slug: String = raw
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c.to_ascii_lowercase() } else { '-' })
             .collect();
         format!("{slug}.json")
     }
@@ -934,17 +815,13 @@ impl App {
                 } else if inside(l.heatmap) {
                     self.focus = Focus::Heatmap;
                     let g = heatmap::geometry(l.heatmap.unwrap_or_default(), self);
-                    if let Some((layer, pos)) =
-                        g.cell_at(m.column, m.row, self.n_layers(), self.prompt_len())
-                    {
+                    if let Some((layer, pos)) = g.cell_at(m.column, m.row, self.n_layers(), self.prompt_len()) {
                         self.selected = layer;
                         self.move_cursor(pos as isize);
                     }
                 } else if inside(l.tokens) {
                     self.focus = Focus::Tokens;
-                    if let Some(pos) =
-                        tokens::position_at(l.tokens.unwrap_or_default(), self, m.column, m.row)
-                    {
+                    if let Some(pos) = tokens::position_at(l.tokens.unwrap_or_default(), self, m.column, m.row) {
                         self.cursor = pos;
                     }
                 } else if inside(l.panes) {
@@ -960,11 +837,7 @@ impl App {
             }
             MouseEventKind::Up(_) => self.drag = None,
             MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
-                let d: isize = if m.kind == MouseEventKind::ScrollUp {
-                    -1
-                } else {
-                    1
-                };
+                let d: isize = if m.kind == MouseEventKind::ScrollUp { -1 } else { 1 };
                 if inside(l.bars) || inside(l.heatmap) {
                     self.select_layer(self.selected as isize + d);
                 } else if inside(l.tokens) {
@@ -986,19 +859,12 @@ impl App {
         if self.budgets.n_layers > 0 && p.fractions.len() != self.budgets.n_layers {
             return self.message(
                 Level::Error,
-                format!(
-                    "profile has {} layers, model has {}",
-                    p.fractions.len(),
-                    self.budgets.n_layers
-                ),
+                format!("profile has {} layers, model has {}", p.fractions.len(), self.budgets.n_layers),
             );
         }
         let old = self.budgets.clone();
         self.budgets.global = p.global_budget.clamp(0.0, 1.0);
-        if let Err(e) = self
-            .budgets
-            .set_shape(Shape::Fractions(p.fractions.clone()))
-        {
+        if let Err(e) = self.budgets.set_shape(Shape::Fractions(p.fractions.clone())) {
             self.budgets = old;
             return self.message(Level::Error, format!("profile could not be applied: {e}"));
         }
@@ -1013,10 +879,7 @@ impl App {
         for w in &p.warnings {
             self.message(Level::Warn, w.clone());
         }
-        self.message(
-            Level::Info,
-            format!("imported profile {} from {}", p.name, p.path.display()),
-        );
+        self.message(Level::Info, format!("imported profile {} from {}", p.name, p.path.display()));
         self.schedule_rerun();
     }
 
@@ -1034,10 +897,7 @@ impl App {
             self.bars_scroll = self.bars_scroll.min(n.saturating_sub(rows));
         }
         // Wrapping is linear in the text: only when something can change.
-        if let Some(r) = l
-            .tokens
-            .filter(|_| self.follow_cursor || self.token_scroll > 0)
-        {
+        if let Some(r) = l.tokens.filter(|_| self.follow_cursor || self.token_scroll > 0) {
             let wrapped = tokens::wrap(r, self);
             let rows = tokens::text_rows(r);
             if self.follow_cursor {
@@ -1050,9 +910,7 @@ impl App {
                 }
                 self.follow_cursor = false;
             }
-            self.token_scroll = self
-                .token_scroll
-                .min(wrapped.lines.len().saturating_sub(rows));
+            self.token_scroll = self.token_scroll.min(wrapped.lines.len().saturating_sub(rows));
         }
         if let Some(r) = l.panes.filter(|_| self.pane_scroll > 0) {
             let max = panes::max_scroll(r, self);
@@ -1120,10 +978,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         action,
         Action::Tick(_)
             | Action::Engine(
-                Event::Token { .. }
-                    | Event::Occupancy { .. }
-                    | Event::PaneDone { .. }
-                    | Event::Progress { .. }
+                Event::Token { .. } | Event::Occupancy { .. } | Event::PaneDone { .. } | Event::Progress { .. }
             )
     );
     match action {
@@ -1144,9 +999,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Mouse(m) => app.on_mouse(m),
         Action::Engine(ev) => app.on_engine(ev, &mut fx),
         Action::Do(a) => app.on_action(a, &mut fx),
-        Action::ProfileExported(Ok(path)) => {
-            app.message(Level::Info, format!("profile saved to {}", path.display()))
-        }
+        Action::ProfileExported(Ok(path)) => app.message(Level::Info, format!("profile saved to {}", path.display())),
         Action::ProfileExported(Err(e)) => app.message(Level::Error, format!("export failed: {e}")),
         Action::ProfileImported(r) => app.on_profile_imported(r),
     }

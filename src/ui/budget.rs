@@ -54,9 +54,7 @@ impl Shape {
                 mix: DEPTH_MIX,
                 floor: DEPTH_FLOOR,
             },
-            Shape::Fractions(f) => Strategy::Manual {
-                fractions: f.clone(),
-            },
+            Shape::Fractions(f) => Strategy::Manual { fractions: f.clone() },
         }
     }
 }
@@ -155,9 +153,7 @@ impl Budgets {
     /// the current total, then restores locked layers.
     pub fn reshape(&mut self) -> Result<(), PruneError> {
         let strategy = if self.edited && self.custom.len() == self.n_layers {
-            Strategy::Manual {
-                fractions: prune::kept_fractions(&self.custom, self.prompt_len.max(1)),
-            }
+            Strategy::Manual { fractions: prune::kept_fractions(&self.custom, self.prompt_len.max(1)) }
         } else {
             self.shape.strategy()
         };

@@ -13,8 +13,7 @@ use serde::Deserialize;
 
 /// The config directory, if the platform has one.
 pub fn config_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("org", "depthkv", "depthkv")
-        .map(|d| d.config_dir().to_path_buf())
+    directories::ProjectDirs::from("org", "depthkv", "depthkv").map(|d| d.config_dir().to_path_buf())
 }
 
 /// Default folder for exported profiles: `crate::profile::profiles_dir()`
@@ -56,8 +55,9 @@ impl KeysFile {
         };
         let path = dir.join("keys.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("could not parse key bindings in {}", path.display())),
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("could not parse key bindings in {}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
             Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
         }

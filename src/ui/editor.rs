@@ -24,19 +24,12 @@ impl LineEditor {
     pub fn new(text: &str) -> Self {
         let chars: Vec<char> = text.chars().collect();
         let cursor = chars.len();
-        LineEditor {
-            chars,
-            cursor,
-            multiline: false,
-        }
+        LineEditor { chars, cursor, multiline: false }
     }
 
     /// An editor that keeps newlines (for prompts): Alt-Enter inserts one.
     pub fn multiline(text: &str) -> Self {
-        LineEditor {
-            multiline: true,
-            ..LineEditor::new(text)
-        }
+        LineEditor { multiline: true, ..LineEditor::new(text) }
     }
 
     pub fn text(&self) -> String {
@@ -83,9 +76,7 @@ impl LineEditor {
     pub fn handle_key(&mut self, key: &KeyEvent) -> EditOutcome {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
-            KeyCode::Enter if self.multiline && key.modifiers.contains(KeyModifiers::ALT) => {
-                self.insert('\n')
-            }
+            KeyCode::Enter if self.multiline && key.modifiers.contains(KeyModifiers::ALT) => self.insert('\n'),
             KeyCode::Enter => return EditOutcome::Submit,
             KeyCode::Esc => return EditOutcome::Cancel,
             KeyCode::Char('a') if ctrl => self.cursor = 0,

@@ -8,17 +8,14 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use crossterm::event::{
-    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
-};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::engine::protocol::{
-    Command, EngineHandle, Event, Job, LayerSensitivity, ModelInfo, Occupancy, Pane, PaneMetrics,
-    PromptSnapshot, RunId,
+    Command, EngineHandle, Event, Job, LayerSensitivity, ModelInfo, Occupancy, Pane, PaneMetrics, PromptSnapshot, RunId,
 };
 
 use super::app::{Action, App};
@@ -38,17 +35,7 @@ impl FakeEngine {
     pub fn new() -> (FakeEngine, EngineHandle) {
         let (etx, erx) = unbounded_channel();
         let (ctx, crx) = mpsc::channel();
-        (
-            FakeEngine {
-                events: etx,
-                commands: crx,
-                recorded: Vec::new(),
-            },
-            EngineHandle {
-                commands: ctx,
-                events: erx,
-            },
-        )
+        (FakeEngine { events: etx, commands: crx, recorded: Vec::new() }, EngineHandle { commands: ctx, events: erx })
     }
 
     /// Queues one event for the UI (ignored once the UI is gone).
@@ -75,12 +62,7 @@ impl FakeEngine {
         self.commands()
             .iter()
             .filter_map(|c| match c {
-                Command::Run {
-                    run_id,
-                    uniform,
-                    custom,
-                    ..
-                } => Some((*run_id, uniform.clone(), custom.clone())),
+                Command::Run { run_id, uniform, custom, .. } => Some((*run_id, uniform.clone(), custom.clone())),
                 _ => None,
             })
             .collect()
@@ -153,9 +135,7 @@ pub fn split_words(text: &str) -> Vec<String> {
 
 /// Token id of a piece (stable hash), so equal text means equal id.
 pub fn token_id(text: &str) -> u32 {
-    text.bytes()
-        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
-        % 151_000
+    text.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619)) % 151_000
 }
 
 /// Synthetic window attention: strong sinks and recent window, a few salient
@@ -166,9 +146,7 @@ pub fn snapshot(pieces: Vec<String>, n_layers: usize, n_kv_heads: usize) -> Prom
     let mut salient = vec![0f32; len];
     for (p, s) in salient.iter_mut().enumerate() {
         let piece = pieces[p].trim();
-        if piece.chars().next().is_some_and(char::is_uppercase)
-            || piece.chars().any(|c| c.is_ascii_digit())
-        {
+        if piece.chars().next().is_some_and(char::is_uppercase) || piece.chars().any(|c| c.is_ascii_digit()) {
             *s = 0.6;
         }
     }
@@ -187,9 +165,7 @@ pub fn snapshot(pieces: Vec<String>, n_layers: usize, n_kv_heads: usize) -> Prom
                             if p + 32 >= len {
                                 v += 0.35 + 0.3 * (p + 32 - len) as f32 / 32.0;
                             }
-                            v += salient[p]
-                                * (0.3 + depth)
-                                * if (p + h + l) % 3 == 0 { 1.4 } else { 0.6 };
+                            v += salient[p] * (0.3 + depth) * if (p + h + l) % 3 == 0 { 1.4 } else { 0.6 };
                             if (p * 7 + l * 13 + h * 5) % 29 == 0 {
                                 v += 0.5 * depth;
                             }
@@ -200,11 +176,7 @@ pub fn snapshot(pieces: Vec<String>, n_layers: usize, n_kv_heads: usize) -> Prom
                 .collect()
         })
         .collect();
-    PromptSnapshot {
-        pieces,
-        window_attention,
-        prefill_seconds: 0.042,
-    }
+    PromptSnapshot { pieces, window_attention, prefill_seconds: 0.042 }
 }
 
 /// What the engine's selector would keep: sinks and the recent window
@@ -220,27 +192,18 @@ pub fn occupancy(snap: &PromptSnapshot, budgets: &[usize]) -> Occupancy {
                 .iter()
                 .map(|att| {
                     let b = b.min(len);
-                    let mut forced: Vec<usize> =
-                        (0..4.min(len)).chain(len.saturating_sub(32)..len).collect();
+                    let mut forced: Vec<usize> = (0..4.min(len)).chain(len.saturating_sub(32)..len).collect();
                     forced.dedup();
                     let mut rest: Vec<usize> = (0..len).filter(|p| !forced.contains(p)).collect();
                     rest.sort_by(|&a, &c| att[c].total_cmp(&att[a]).then(a.cmp(&c)));
-                    let mut keep: Vec<u32> = forced
-                        .into_iter()
-                        .chain(rest)
-                        .take(b)
-                        .map(|p| p as u32)
-                        .collect();
+                    let mut keep: Vec<u32> = forced.into_iter().chain(rest).take(b).map(|p| p as u32).collect();
                     keep.sort_unstable();
                     keep
                 })
                 .collect()
         })
         .collect();
-    Occupancy {
-        prompt_len: len,
-        kept,
-    }
+    Occupancy { prompt_len: len, kept }
 }
 
 pub const DEMO_PROMPT: &str = "You are reading a travel log. Answer the question at the end using only the log.\n\
@@ -265,24 +228,13 @@ pub const DEMO_OUTPUTS: [&str; 3] = [
 ];
 
 /// `Token` events for one pane, `range` of its continuation's pieces.
-pub fn token_events(
-    run_id: RunId,
-    pane: Pane,
-    text: &str,
-    range: std::ops::Range<usize>,
-) -> Vec<Event> {
+pub fn token_events(run_id: RunId, pane: Pane, text: &str, range: std::ops::Range<usize>) -> Vec<Event> {
     split_words(text)
         .into_iter()
         .enumerate()
         .skip(range.start)
         .take(range.len())
-        .map(|(index, t)| Event::Token {
-            run_id,
-            pane,
-            index,
-            token_id: token_id(&t),
-            text: t,
-        })
+        .map(|(index, t)| Event::Token { run_id, pane, index, token_id: token_id(&t), text: t })
         .collect()
 }
 
@@ -312,11 +264,7 @@ pub fn sensitivity(n_layers: usize) -> Vec<LayerSensitivity> {
         .map(|l| {
             let x = l as f64 / n_layers.max(1) as f64;
             let mean = 0.02 + 0.5 * (-x * 6.0).exp() + 0.12 * (-((x - 0.55) * 8.0).powi(2)).exp();
-            LayerSensitivity {
-                mean,
-                ci_low: mean * 0.8,
-                ci_high: mean * 1.2,
-            }
+            LayerSensitivity { mean, ci_low: mean * 0.8, ci_high: mean * 1.2 }
         })
         .collect()
 }
@@ -340,19 +288,8 @@ impl Harness {
     pub fn with_theme(opts: &TuiOptions, size: (u16, u16), theme: Theme) -> Harness {
         let (engine, handle) = FakeEngine::new();
         let now = Instant::now();
-        let app = App::new(
-            opts,
-            theme,
-            Keymap::default(),
-            PathBuf::from("/profiles"),
-            now,
-        );
-        let mut h = Harness {
-            app,
-            engine,
-            handle,
-            now,
-        };
+        let app = App::new(opts, theme, Keymap::default(), PathBuf::from("/profiles"), now);
+        let mut h = Harness { app, engine, handle, now };
         h.act(Action::Resize(size.0, size.1));
         h.act(Action::Start);
         h
@@ -393,20 +330,11 @@ impl Harness {
     }
 
     pub fn press_with(&mut self, code: KeyCode, mods: KeyModifiers) {
-        self.act(Action::Key(KeyEvent::new_with_kind(
-            code,
-            mods,
-            KeyEventKind::Press,
-        )));
+        self.act(Action::Key(KeyEvent::new_with_kind(code, mods, KeyEventKind::Press)));
     }
 
     pub fn mouse(&mut self, kind: MouseEventKind, column: u16, row: u16) {
-        self.act(Action::Mouse(MouseEvent {
-            kind,
-            column,
-            row,
-            modifiers: KeyModifiers::NONE,
-        }));
+        self.act(Action::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }));
     }
 
     pub fn drag(&mut self, from: (u16, u16), to: &[(u16, u16)]) {
@@ -423,11 +351,7 @@ impl Harness {
         let info = model_info(n_layers);
         let snap = snapshot(split_words(prompt), n_layers, info.n_kv_heads);
         self.emit_all([
-            Event::Progress {
-                job: Job::LoadModel,
-                done: 3,
-                total: 3,
-            },
+            Event::Progress { job: Job::LoadModel, done: 3, total: 3 },
             Event::Loaded(info),
             Event::Prefilled(snap.clone()),
         ]);
@@ -452,26 +376,14 @@ pub fn spawn_demo(n_layers: usize, token_delay: Duration) -> EngineHandle {
         .name("depthkv-fake-engine".into())
         .spawn(move || demo_worker(n_layers, token_delay, crx, etx))
         .expect("spawn fake engine");
-    EngineHandle {
-        commands: ctx,
-        events: erx,
-    }
+    EngineHandle { commands: ctx, events: erx }
 }
 
-fn demo_worker(
-    n_layers: usize,
-    delay: Duration,
-    rx: Receiver<Command>,
-    tx: UnboundedSender<Event>,
-) {
+fn demo_worker(n_layers: usize, delay: Duration, rx: Receiver<Command>, tx: UnboundedSender<Event>) {
     let info = model_info(n_layers);
     let send = |ev: Event| tx.send(ev).is_ok();
     for i in 1..=3 {
-        send(Event::Progress {
-            job: Job::LoadModel,
-            done: i,
-            total: 3,
-        });
+        send(Event::Progress { job: Job::LoadModel, done: i, total: 3 });
         std::thread::sleep(delay);
     }
     send(Event::Loaded(info.clone()));
@@ -489,62 +401,32 @@ fn demo_worker(
             Command::Shutdown => return,
             Command::Cancel => {}
             Command::SetPrompt { text, .. } => {
-                send(Event::Progress {
-                    job: Job::Prefill,
-                    done: 0,
-                    total: 1,
-                });
+                send(Event::Progress { job: Job::Prefill, done: 0, total: 1 });
                 let s = snapshot(split_words(&text), n_layers, info.n_kv_heads);
                 snap = Some(s.clone());
                 send(Event::Prefilled(s));
             }
             Command::Calibrate { run_id, .. } => {
                 for i in 0..=8 {
-                    send(Event::Progress {
-                        job: Job::Calibrate,
-                        done: i,
-                        total: 8,
-                    });
+                    send(Event::Progress { job: Job::Calibrate, done: i, total: 8 });
                     std::thread::sleep(delay * 3);
                 }
-                send(Event::Calibrated {
-                    run_id,
-                    sensitivity: sensitivity(n_layers),
-                    seconds: 1.7,
-                });
+                send(Event::Calibrated { run_id, sensitivity: sensitivity(n_layers), seconds: 1.7 });
             }
-            Command::Run {
-                run_id,
-                uniform,
-                custom,
-                params,
-            } => {
+            Command::Run { run_id, uniform, custom, params } => {
                 let Some(s) = &snap else {
-                    send(Event::Error {
-                        run_id: Some(run_id),
-                        message: "no prompt".into(),
-                    });
+                    send(Event::Error { run_id: Some(run_id), message: "no prompt".into() });
                     continue;
                 };
                 let len = s.pieces.len();
                 let full = vec![len; n_layers];
-                let occ = [
-                    occupancy(s, &full),
-                    occupancy(s, &uniform),
-                    occupancy(s, &custom),
-                ];
+                let occ = [occupancy(s, &full), occupancy(s, &uniform), occupancy(s, &custom)];
                 for (pane, o) in Pane::ALL.into_iter().zip(occ) {
-                    send(Event::Occupancy {
-                        run_id,
-                        pane,
-                        occupancy: o,
-                    });
+                    send(Event::Occupancy { run_id, pane, occupancy: o });
                 }
                 let streams: Vec<Vec<Event>> = Pane::ALL
                     .iter()
-                    .map(|&p| {
-                        token_events(run_id, p, DEMO_OUTPUTS[p.index()], 0..params.max_new_tokens)
-                    })
+                    .map(|&p| token_events(run_id, p, DEMO_OUTPUTS[p.index()], 0..params.max_new_tokens))
                     .collect();
                 let longest = streams.iter().map(Vec::len).max().unwrap_or(0);
                 let mut stopped = false;
@@ -572,13 +454,8 @@ fn demo_worker(
                 if !stopped {
                     let slots = [len * n_layers, uniform.iter().sum(), custom.iter().sum()];
                     for p in Pane::ALL {
-                        let m =
-                            metrics(p, slots[p.index()], slots[0], info.kv_bytes_per_token_layer);
-                        send(Event::PaneDone {
-                            run_id,
-                            pane: p,
-                            metrics: m,
-                        });
+                        let m = metrics(p, slots[p.index()], slots[0], info.kv_bytes_per_token_layer);
+                        send(Event::PaneDone { run_id, pane: p, metrics: m });
                     }
                 }
             }

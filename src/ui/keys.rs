@@ -55,12 +55,7 @@ pub enum KeyGroup {
 
 impl KeyGroup {
     /// Help order: Navigate + General fill one column, Budgets + Engine the other.
-    pub const ALL: [KeyGroup; 4] = [
-        KeyGroup::Navigate,
-        KeyGroup::General,
-        KeyGroup::Budget,
-        KeyGroup::Engine,
-    ];
+    pub const ALL: [KeyGroup; 4] = [KeyGroup::Navigate, KeyGroup::General, KeyGroup::Budget, KeyGroup::Engine];
     pub fn title(self) -> &'static str {
         match self {
             KeyGroup::General => "General",
@@ -188,10 +183,10 @@ impl KeyAction {
         use KeyAction::*;
         match self {
             Quit | Help => KeyGroup::General,
-            FocusNext | FocusPrev | FocusBudgets | FocusHeatmap | FocusTokens | FocusOutputs
-            | Up | Down | PageUp | PageDown | First | Last | HeatmapMode => KeyGroup::Navigate,
-            Left | Right | LeftCoarse | RightCoarse | Lock | ResetUniform | ResetPyramid
-            | ResetDepthKv | BudgetUp | BudgetDown => KeyGroup::Budget,
+            FocusNext | FocusPrev | FocusBudgets | FocusHeatmap | FocusTokens | FocusOutputs | Up | Down | PageUp
+            | PageDown | First | Last | HeatmapMode => KeyGroup::Navigate,
+            Left | Right | LeftCoarse | RightCoarse | Lock | ResetUniform | ResetPyramid | ResetDepthKv | BudgetUp
+            | BudgetDown => KeyGroup::Budget,
             Calibrate | Export | Import | EditPrompt | Rerun | Cancel => KeyGroup::Engine,
         }
     }
@@ -249,9 +244,7 @@ pub struct KeySpec {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error(
-        "invalid key '{0}': expected e.g. \"q\", \"ctrl-c\", \"shift-left\", \"f5\", \"pageup\""
-    )]
+    #[error("invalid key '{0}': expected e.g. \"q\", \"ctrl-c\", \"shift-left\", \"f5\", \"pageup\"")]
     BadKey(String),
     #[error("unknown action '{name}' in keys.toml; valid actions: {valid}")]
     UnknownAction { name: String, valid: String },
@@ -393,11 +386,8 @@ impl Default for Keymap {
         let bindings = KeyAction::ALL
             .into_iter()
             .map(|a| {
-                let keys = a
-                    .default_keys()
-                    .iter()
-                    .map(|k| KeySpec::parse(k).expect("built-in key specs parse"))
-                    .collect();
+                let keys =
+                    a.default_keys().iter().map(|k| KeySpec::parse(k).expect("built-in key specs parse")).collect();
                 (a, keys)
             })
             .collect();
@@ -416,11 +406,7 @@ impl Keymap {
                 name: name.clone(),
                 valid: KeyAction::ALL.map(KeyAction::name).join(", "),
             })?;
-            let specs = keys
-                .as_slice()
-                .iter()
-                .map(|k| KeySpec::parse(k))
-                .collect::<Result<Vec<_>, _>>()?;
+            let specs = keys.as_slice().iter().map(|k| KeySpec::parse(k)).collect::<Result<Vec<_>, _>>()?;
             for list in map.bindings.values_mut() {
                 list.retain(|k| !specs.contains(k));
             }
@@ -431,10 +417,7 @@ impl Keymap {
 
     pub fn action_for(&self, ev: &KeyEvent) -> Option<KeyAction> {
         let spec = KeySpec::from_event(ev);
-        self.bindings
-            .iter()
-            .find(|(_, keys)| keys.contains(&spec))
-            .map(|(a, _)| *a)
+        self.bindings.iter().find(|(_, keys)| keys.contains(&spec)).map(|(a, _)| *a)
     }
 
     pub fn keys(&self, action: KeyAction) -> &[KeySpec] {
@@ -447,19 +430,13 @@ impl Keymap {
         if keys.is_empty() {
             "—".to_string()
         } else {
-            keys.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("/")
+            keys.iter().map(ToString::to_string).collect::<Vec<_>>().join("/")
         }
     }
 
     /// The first key only, for the compact footer.
     pub fn short(&self, action: KeyAction) -> String {
-        self.keys(action)
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "—".to_string())
+        self.keys(action).first().map(ToString::to_string).unwrap_or_else(|| "—".to_string())
     }
 }
 
@@ -475,35 +452,17 @@ mod tests {
     #[test]
     fn parses_and_matches() {
         let map = Keymap::default();
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Char('c'), KeyModifiers::CONTROL)),
-            Some(KeyAction::Quit)
-        );
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Left, KeyModifiers::SHIFT)),
-            Some(KeyAction::LeftCoarse)
-        );
+        assert_eq!(map.action_for(&ev(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(KeyAction::Quit));
+        assert_eq!(map.action_for(&ev(KeyCode::Left, KeyModifiers::SHIFT)), Some(KeyAction::LeftCoarse));
         // Terminals report '?' and '+' with SHIFT held.
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Char('?'), KeyModifiers::SHIFT)),
-            Some(KeyAction::Help)
-        );
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Char('+'), KeyModifiers::SHIFT)),
-            Some(KeyAction::BudgetUp)
-        );
-        assert_eq!(
-            map.action_for(&ev(KeyCode::BackTab, KeyModifiers::SHIFT)),
-            Some(KeyAction::FocusPrev)
-        );
+        assert_eq!(map.action_for(&ev(KeyCode::Char('?'), KeyModifiers::SHIFT)), Some(KeyAction::Help));
+        assert_eq!(map.action_for(&ev(KeyCode::Char('+'), KeyModifiers::SHIFT)), Some(KeyAction::BudgetUp));
+        assert_eq!(map.action_for(&ev(KeyCode::BackTab, KeyModifiers::SHIFT)), Some(KeyAction::FocusPrev));
         assert_eq!(KeySpec::parse("ctrl--").unwrap().code, KeyCode::Char('-'));
         assert_eq!(KeySpec::parse("F5").unwrap().code, KeyCode::F(5));
         assert!(KeySpec::parse("f99").is_err());
         assert!(KeySpec::parse("banana").is_err());
-        assert_eq!(
-            KeySpec::parse("shift-a").unwrap(),
-            KeySpec::parse("A").unwrap()
-        );
+        assert_eq!(KeySpec::parse("shift-a").unwrap(), KeySpec::parse("A").unwrap());
     }
 
     #[test]
@@ -520,25 +479,12 @@ mod tests {
 
     #[test]
     fn overrides_steal_keys() {
-        let file: KeysFile =
-            toml::from_str("[bindings]\nlock = [\"space\"]\nquit = \"x\"\nhelp = \"l\"\n").unwrap();
+        let file: KeysFile = toml::from_str("[bindings]\nlock = [\"space\"]\nquit = \"x\"\nhelp = \"l\"\n").unwrap();
         let map = Keymap::with_overrides(&file).unwrap();
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Char(' '), KeyModifiers::NONE)),
-            Some(KeyAction::Lock)
-        );
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Char('l'), KeyModifiers::NONE)),
-            Some(KeyAction::Help)
-        );
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Char('q'), KeyModifiers::NONE)),
-            None
-        );
-        assert_eq!(
-            map.action_for(&ev(KeyCode::Char('x'), KeyModifiers::NONE)),
-            Some(KeyAction::Quit)
-        );
+        assert_eq!(map.action_for(&ev(KeyCode::Char(' '), KeyModifiers::NONE)), Some(KeyAction::Lock));
+        assert_eq!(map.action_for(&ev(KeyCode::Char('l'), KeyModifiers::NONE)), Some(KeyAction::Help));
+        assert_eq!(map.action_for(&ev(KeyCode::Char('q'), KeyModifiers::NONE)), None);
+        assert_eq!(map.action_for(&ev(KeyCode::Char('x'), KeyModifiers::NONE)), Some(KeyAction::Quit));
         let bad: KeysFile = toml::from_str("[bindings]\nfly = \"x\"\n").unwrap();
         let err = Keymap::with_overrides(&bad).unwrap_err().to_string();
         assert!(err.contains("unknown action 'fly'"), "{err}");

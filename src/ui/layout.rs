@@ -30,11 +30,7 @@ pub fn is_compact(area: Rect) -> bool {
 
 pub fn compute(area: Rect, app: &App) -> ScreenLayout {
     let compact = is_compact(area);
-    let header_h = if compact {
-        2
-    } else {
-        super::widgets::header::height(app, area.width)
-    };
+    let header_h = if compact { 2 } else { super::widgets::header::height(app, area.width) };
     let tabs_h = if compact { 1 } else { 0 };
     let [header, tabs, body, status, footer] = Layout::vertical([
         Constraint::Length(header_h),
@@ -44,13 +40,7 @@ pub fn compute(area: Rect, app: &App) -> ScreenLayout {
         Constraint::Length(1),
     ])
     .areas(area);
-    let mut out = ScreenLayout {
-        compact,
-        header,
-        status,
-        footer,
-        ..Default::default()
-    };
+    let mut out = ScreenLayout { compact, header, status, footer, ..Default::default() };
     if compact {
         out.tabs = Some(tabs);
         match app.focus {
@@ -62,16 +52,13 @@ pub fn compute(area: Rect, app: &App) -> ScreenLayout {
         return out;
     }
     let panes_h = (body.height * 36 / 100).max(8);
-    let [top, panes] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Length(panes_h)]).areas(body);
+    let [top, panes] = Layout::vertical([Constraint::Fill(1), Constraint::Length(panes_h)]).areas(body);
     let bars_w = (area.width * 36 / 100).clamp(44, 84);
-    let [bars, right] =
-        Layout::horizontal([Constraint::Length(bars_w), Constraint::Fill(1)]).areas(top);
+    let [bars, right] = Layout::horizontal([Constraint::Length(bars_w), Constraint::Fill(1)]).areas(top);
     // Heatmap: two layers per row (half blocks) + cursor and legend rows + borders.
     let want = (app.n_layers().max(16).div_ceil(2) + 4) as u16;
     let heat_h = want.min(right.height * 65 / 100).max(6.min(right.height));
-    let [heatmap, tokens] =
-        Layout::vertical([Constraint::Length(heat_h), Constraint::Fill(1)]).areas(right);
+    let [heatmap, tokens] = Layout::vertical([Constraint::Length(heat_h), Constraint::Fill(1)]).areas(right);
     out.bars = Some(bars);
     out.heatmap = Some(heatmap);
     out.tokens = Some(tokens);

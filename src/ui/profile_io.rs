@@ -34,12 +34,7 @@ pub fn current_profile(app: &App) -> Result<Profile, String> {
     }
     let fractions = prune::kept_fractions(&b.custom, b.prompt_len);
     let strategy = if b.edited { "manual" } else { b.shape.name() };
-    let mut p = Profile::new(
-        fingerprint(model),
-        strategy,
-        b.effective_fraction(),
-        fractions,
-    );
+    let mut p = Profile::new(fingerprint(model), strategy, b.effective_fraction(), fractions);
     p.sensitivity = app.sensitivity.clone();
     let mut notes = format!("exported from the depthkv TUI ({}", b.label());
     if let Some(name) = &app.profile_name {
@@ -58,17 +53,12 @@ pub fn current_profile(app: &App) -> Result<Profile, String> {
 /// the path written. A path without extension gets `.json`.
 pub fn export(app: &App, path: &Path) -> Result<PathBuf, String> {
     let p = current_profile(app)?;
-    let path = if path.extension().is_none() {
-        path.with_extension("json")
-    } else {
-        path.to_path_buf()
-    };
+    let path = if path.extension().is_none() { path.with_extension("json") } else { path.to_path_buf() };
     match profile::save(&p, &path, false) {
         Ok(()) => Ok(path),
-        Err(ProfileError::Exists { path }) => Err(format!(
-            "{} already exists; choose another name (e) or delete it first",
-            path.display()
-        )),
+        Err(ProfileError::Exists { path }) => {
+            Err(format!("{} already exists; choose another name (e) or delete it first", path.display()))
+        }
         Err(e) => Err(e.to_string()),
     }
 }
@@ -79,14 +69,9 @@ pub fn import(path: &Path, model: Option<&ModelInfo>) -> Result<ImportedProfile,
     let model = model.ok_or("wait for the model to load before importing a profile")?;
     let p = profile::load(path).map_err(|e| e.to_string())?;
     let fp = fingerprint(model);
-    p.model
-        .check_compatible(&fp)
-        .map_err(|m| format!("{}: {m}", path.display()))?;
+    p.model.check_compatible(&fp).map_err(|m| format!("{}: {m}", path.display()))?;
     let warnings = p.model.soft_differences(&fp);
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| p.strategy.clone());
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.strategy.clone());
     Ok(ImportedProfile {
         name,
         path: path.to_path_buf(),

@@ -35,9 +35,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         match &app.overlay {
             Overlay::None => {}
             Overlay::Help => help::render(app, area, buf),
-            Overlay::Editor { kind, editor } => {
-                cursor = popup::render(app, *kind, editor, area, buf)
-            }
+            Overlay::Editor { kind, editor } => cursor = popup::render(app, *kind, editor, area, buf),
         }
     }
     if let Some(p) = cursor {

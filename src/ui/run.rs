@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-    Event as TermEvent, EventStream, KeyEventKind,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event as TermEvent,
+    EventStream, KeyEventKind,
 };
 use crossterm::execute;
-use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
+use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::{Stream, StreamExt};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
@@ -88,18 +86,11 @@ pub async fn run_tui(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<(
     let theme = Theme::resolve(&opts.theme, config_dir.as_deref())?;
     let keys = KeysFile::load_from_dir(config_dir.as_deref())?;
     let keymap = Keymap::with_overrides(&keys).context("invalid keys.toml")?;
-    let app = App::new(
-        &opts,
-        theme,
-        keymap,
-        config::default_profiles_dir(),
-        Instant::now(),
-    );
+    let app = App::new(&opts, theme, keymap, config::default_profiles_dir(), Instant::now());
 
     let guard = TerminalGuard::enter().context("could not set up the terminal")?;
     let mut terminal: Terminal<CrosstermBackend<Stdout>> =
-        Terminal::new(CrosstermBackend::new(io::stdout()))
-            .context("could not set up the terminal")?;
+        Terminal::new(CrosstermBackend::new(io::stdout())).context("could not set up the terminal")?;
     let result = event_loop(&mut terminal, EventStream::new(), handle, app).await;
     drop(terminal);
     drop(guard);
@@ -123,11 +114,7 @@ where
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let size = terminal.size()?;
-    dispatch(
-        &mut app,
-        &handle.commands,
-        Action::Resize(size.width, size.height),
-    );
+    dispatch(&mut app, &handle.commands, Action::Resize(size.width, size.height));
     dispatch(&mut app, &handle.commands, Action::Start);
     let mut engine_open = true;
     loop {
@@ -197,12 +184,10 @@ pub fn dispatch(app: &mut App, commands: &Sender<Command>, action: Action) {
                         }));
                     }
                 }
-                Effect::Export { path } => {
-                    queue.push_back(Action::ProfileExported(profile_io::export(app, &path)))
+                Effect::Export { path } => queue.push_back(Action::ProfileExported(profile_io::export(app, &path))),
+                Effect::Import { path } => {
+                    queue.push_back(Action::ProfileImported(profile_io::import(&path, app.model.as_ref())))
                 }
-                Effect::Import { path } => queue.push_back(Action::ProfileImported(
-                    profile_io::import(&path, app.model.as_ref()),
-                )),
             }
         }
     }
@@ -244,12 +229,7 @@ impl TerminalGuard {
         enable_raw_mode()?;
         TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
         let guard = TerminalGuard { _private: () };
-        execute!(
-            io::stdout(),
-            EnterAlternateScreen,
-            EnableMouseCapture,
-            EnableBracketedPaste
-        )?;
+        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture, EnableBracketedPaste)?;
         Ok(guard)
     }
 }

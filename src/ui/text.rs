@@ -67,16 +67,9 @@ enum DisplayChar {
 /// line of its own is not split across lines; longer tokens are. With
 /// `show_newlines`, newlines/tabs are shown as ⏎/→ (token view); otherwise
 /// they only shape the text (output panes).
-pub fn wrap_items<'a>(
-    items: impl IntoIterator<Item = &'a str>,
-    width: usize,
-    show_newlines: bool,
-) -> Wrapped {
+pub fn wrap_items<'a>(items: impl IntoIterator<Item = &'a str>, width: usize, show_newlines: bool) -> Wrapped {
     let width = width.max(1);
-    let mut w = Wrapped {
-        lines: vec![Vec::new()],
-        line_of_item: Vec::new(),
-    };
+    let mut w = Wrapped { lines: vec![Vec::new()], line_of_item: Vec::new() };
     let mut line_w = 0usize;
     for (item, text) in items.into_iter().enumerate() {
         let chars = display_chars(text, show_newlines);
@@ -109,10 +102,7 @@ pub fn wrap_items<'a>(
                     let line = w.lines.last_mut().expect("at least one line");
                     match line.last_mut() {
                         Some(seg) if seg.item == item => seg.text.push(c),
-                        _ => line.push(Seg {
-                            item,
-                            text: c.to_string(),
-                        }),
+                        _ => line.push(Seg { item, text: c.to_string() }),
                     }
                     line_w += cw;
                 }
@@ -173,11 +163,7 @@ mod tests {
     #[test]
     fn wraps_at_token_boundaries() {
         let w = wrap_items(["Hello", " world", ",", " this", " is", " long"], 12, false);
-        let lines: Vec<String> = w
-            .lines
-            .iter()
-            .map(|l| l.iter().map(|s| s.text.as_str()).collect())
-            .collect();
+        let lines: Vec<String> = w.lines.iter().map(|l| l.iter().map(|s| s.text.as_str()).collect()).collect();
         assert_eq!(lines, vec!["Hello world,", " this is", " long"]);
         assert_eq!(w.line_of_item, vec![0, 0, 0, 1, 1, 2]);
     }
@@ -185,11 +171,7 @@ mod tests {
     #[test]
     fn long_tokens_split_and_newlines_show() {
         let w = wrap_items(["abcdefghij", "x\ny"], 4, true);
-        let lines: Vec<String> = w
-            .lines
-            .iter()
-            .map(|l| l.iter().map(|s| s.text.as_str()).collect())
-            .collect();
+        let lines: Vec<String> = w.lines.iter().map(|l| l.iter().map(|s| s.text.as_str()).collect()).collect();
         assert_eq!(lines, vec!["abcd", "efgh", "ijx⏎", "y"]);
         assert_eq!(w.line_of_item, vec![0, 2]);
     }

@@ -14,35 +14,19 @@ use super::config::ThemeFile;
 pub const BUILTIN: [(&str, &str); 3] = [
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    (
-        "high-contrast",
-        include_str!("../../themes/high-contrast.toml"),
-    ),
+    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThemeError {
-    #[error(
-        "unknown theme '{name}': built-in themes are {builtins}; user themes are read from {dir}"
-    )]
-    Unknown {
-        name: String,
-        builtins: String,
-        dir: String,
-    },
+    #[error("unknown theme '{name}': built-in themes are {builtins}; user themes are read from {dir}")]
+    Unknown { name: String, builtins: String, dir: String },
     #[error("theme file {path} could not be read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("theme file {path} is not valid: {message}")]
     Parse { path: String, message: String },
     #[error("theme '{theme}': {field} = \"{value}\" is not a colour (use a name like \"dark-gray\", \"#rrggbb\", an ANSI index 0-255 or \"reset\")")]
-    BadColor {
-        theme: String,
-        field: String,
-        value: String,
-    },
+    BadColor { theme: String, field: String, value: String },
     #[error("theme '{theme}' does not set {field} and extends nothing")]
     Missing { theme: String, field: String },
     #[error("theme '{theme}': heatmap.ramp needs at least two colours")]
@@ -129,27 +113,16 @@ fn parse_color(theme: &str, field: &str, value: &str) -> Result<Color, ThemeErro
     })
 }
 
-fn pick(
-    theme: &str,
-    field: &str,
-    value: Option<&str>,
-    base: Option<Color>,
-) -> Result<Color, ThemeError> {
+fn pick(theme: &str, field: &str, value: Option<&str>, base: Option<Color>) -> Result<Color, ThemeError> {
     match (value, base) {
         (Some(v), _) => parse_color(theme, field, v),
         (None, Some(c)) => Ok(c),
-        (None, None) => Err(ThemeError::Missing {
-            theme: theme.to_string(),
-            field: field.to_string(),
-        }),
+        (None, None) => Err(ThemeError::Missing { theme: theme.to_string(), field: field.to_string() }),
     }
 }
 
 fn parse_file(text: &str, origin: &str) -> Result<ThemeFile, ThemeError> {
-    toml::from_str(text).map_err(|e| ThemeError::Parse {
-        path: origin.to_string(),
-        message: e.to_string(),
-    })
+    toml::from_str(text).map_err(|e| ThemeError::Parse { path: origin.to_string(), message: e.to_string() })
 }
 
 fn builtin_text(name: &str) -> Option<&'static str> {
@@ -186,20 +159,13 @@ impl Theme {
         let looks_like_path = arg.contains('/') || arg.contains('\\') || arg.ends_with(".toml");
         if looks_like_path {
             let path = PathBuf::from(arg);
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| arg.to_string());
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| arg.to_string());
             return Theme::load_file(&path, &stem, config_dir, &mut vec![]);
         }
         Theme::resolve_named(arg, config_dir, &mut vec![])
     }
 
-    fn resolve_named(
-        name: &str,
-        config_dir: Option<&Path>,
-        visiting: &mut Vec<String>,
-    ) -> Result<Theme, ThemeError> {
+    fn resolve_named(name: &str, config_dir: Option<&Path>, visiting: &mut Vec<String>) -> Result<Theme, ThemeError> {
         if let Some(dir) = config_dir {
             let path = dir.join("themes").join(format!("{name}.toml"));
             if path.is_file() && !visiting.iter().any(|v| v == name) {
@@ -227,15 +193,10 @@ impl Theme {
         config_dir: Option<&Path>,
         visiting: &mut Vec<String>,
     ) -> Result<Theme, ThemeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ThemeError::Read { path: path.to_path_buf(), source })?;
         let file = parse_file(&text, &path.display().to_string())?;
-        let name = file
-            .name
-            .clone()
-            .unwrap_or_else(|| default_name.to_string());
+        let name = file.name.clone().unwrap_or_else(|| default_name.to_string());
         if visiting.len() > 8 {
             return Err(ThemeError::Cycle(name));
         }
@@ -260,11 +221,7 @@ impl Theme {
     /// Heatmap colour for a value in [0, 1]; `None` (or exactly 0 in keep
     /// mode, decided by the caller) uses `heat_evicted`.
     pub fn heat(&self, v: f32) -> Color {
-        let v = if v.is_finite() {
-            v.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
         let n = self.heat_ramp.len();
         if n == 1 {
             return self.heat_ramp[0];
@@ -294,18 +251,10 @@ impl Theme {
         Style::default().fg(self.dim)
     }
     pub fn border(&self, focused: bool) -> Style {
-        Style::default().fg(if focused {
-            self.border_focus
-        } else {
-            self.border
-        })
+        Style::default().fg(if focused { self.border_focus } else { self.border })
     }
     pub fn title(&self, focused: bool) -> Style {
-        let s = Style::default().fg(if focused {
-            self.border_focus
-        } else {
-            self.title
-        });
+        let s = Style::default().fg(if focused { self.border_focus } else { self.title });
         if focused {
             s.add_modifier(Modifier::BOLD)
         } else {
@@ -319,9 +268,7 @@ impl Theme {
         Style::default().fg(self.cursor_fg).bg(self.cursor_bg)
     }
     pub fn key(&self) -> Style {
-        Style::default()
-            .fg(self.accent)
-            .add_modifier(Modifier::BOLD)
+        Style::default().fg(self.accent).add_modifier(Modifier::BOLD)
     }
 }
 
@@ -334,10 +281,7 @@ mod tests {
         for (name, _) in BUILTIN {
             let t = Theme::builtin(name).unwrap();
             assert!(t.heat_ramp.len() >= 2);
-            assert!(
-                t.heat_ramp.iter().all(|c| matches!(c, Color::Rgb(..))),
-                "{name}: ramp must be RGB"
-            );
+            assert!(t.heat_ramp.iter().all(|c| matches!(c, Color::Rgb(..))), "{name}: ramp must be RGB");
         }
     }
 
@@ -355,11 +299,7 @@ mod tests {
         let themes = dir.join("themes");
         std::fs::create_dir_all(&themes).unwrap();
         std::fs::write(themes.join("dark.toml"), "[ui]\naccent = \"#010203\"\n").unwrap();
-        std::fs::write(
-            themes.join("mine.toml"),
-            "extends = \"light\"\n[ui]\nfg = \"red\"\n",
-        )
-        .unwrap();
+        std::fs::write(themes.join("mine.toml"), "extends = \"light\"\n[ui]\nfg = \"red\"\n").unwrap();
         std::fs::write(themes.join("broken.toml"), "[ui]\nfg = \"not-a-colour\"\n").unwrap();
         std::fs::write(themes.join("loop.toml"), "extends = \"loop2\"\n").unwrap();
         std::fs::write(themes.join("loop2.toml"), "extends = \"loop\"\n").unwrap();
@@ -375,21 +315,11 @@ mod tests {
         let by_path = Theme::resolve(themes.join("mine.toml").to_str().unwrap(), None).unwrap();
         assert_eq!(by_path.fg, Color::Red);
 
-        let err = Theme::resolve("broken", Some(&dir))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("ui.fg") && err.contains("not-a-colour"),
-            "{err}"
-        );
+        let err = Theme::resolve("broken", Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("ui.fg") && err.contains("not-a-colour"), "{err}");
         let err = Theme::resolve("nope", Some(&dir)).unwrap_err().to_string();
-        assert!(
-            err.contains("unknown theme 'nope'") && err.contains("high-contrast"),
-            "{err}"
-        );
-        let err = Theme::resolve("/no/such/theme.toml", None)
-            .unwrap_err()
-            .to_string();
+        assert!(err.contains("unknown theme 'nope'") && err.contains("high-contrast"), "{err}");
+        let err = Theme::resolve("/no/such/theme.toml", None).unwrap_err().to_string();
         assert!(err.contains("could not be read"), "{err}");
         assert!(Theme::resolve("loop", Some(&dir)).is_err());
         std::fs::remove_dir_all(&dir).ok();

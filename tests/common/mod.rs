@@ -11,5 +11,9 @@ pub fn default_model_path() -> PathBuf {
 }
 
 pub fn default_engine() -> Engine {
-    Engine::load_source(ModelSource::Gguf(default_model_path()), &LoadOptions { device: DeviceChoice::Cpu, ..Default::default() }).expect("load default model")
+    Engine::load_source(
+        ModelSource::Gguf(default_model_path()),
+        &LoadOptions { device: DeviceChoice::Cpu, ..Default::default() },
+    )
+    .expect("load default model")
 }

@@ -46,10 +46,7 @@ pub fn geometry(area: Rect, app: &App) -> BarsGeom {
         (true, _) => 2,
     };
     let value_w = if inner.width >= 48 { 14 } else { 5 };
-    let bar_w = inner
-        .width
-        .saturating_sub(label_w + value_w + sens_w)
-        .max(1);
+    let bar_w = inner.width.saturating_sub(label_w + value_w + sens_w).max(1);
     let bar_x = inner.x + label_w;
     BarsGeom {
         inner,
@@ -106,15 +103,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let b = &app.budgets;
     let mut block = panel(title("Layer budgets", focused, t), focused, t);
     if b.is_ready() {
-        let pending = if app.rerun_at.is_some() {
-            " · re-run pending"
-        } else {
-            ""
-        };
-        let (held, all) = (
-            group_digits(b.custom_slots()),
-            group_digits(b.prompt_len * b.n_layers),
-        );
+        let pending = if app.rerun_at.is_some() { " · re-run pending" } else { "" };
+        let (held, all) = (group_digits(b.custom_slots()), group_digits(b.prompt_len * b.n_layers));
         let room = (area.width as usize).saturating_sub(" Layer budgets ".len() + 4);
         let options = [
             format!(" Σ {held} / {all} slots · {}{pending} ", b.label()),
@@ -132,10 +122,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ratatui::text::Span::styled(" locked ", t.dim()),
         ];
         if app.sensitivity.is_some() {
-            legend.push(ratatui::text::Span::styled(
-                " ▂▆",
-                Style::default().fg(t.sensitivity),
-            ));
+            legend.push(ratatui::text::Span::styled(" ▂▆", Style::default().fg(t.sensitivity)));
             legend.push(ratatui::text::Span::styled(" sensitivity ", t.dim()));
         }
         block = block.title_bottom(Line::from(legend));
@@ -143,25 +130,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let g = geometry(area, app);
     block.render(area, buf);
     if !b.is_ready() {
-        let msg = if app.model.is_none() {
-            "waiting for the model…"
-        } else {
-            "waiting for the prompt prefill…"
-        };
+        let msg = if app.model.is_none() { "waiting for the model…" } else { "waiting for the prompt prefill…" };
         Paragraph::new(msg).style(t.dim()).render(g.inner, buf);
         return;
     }
     let n = b.n_layers;
     let len = b.prompt_len.max(1);
-    let max_sens = app
-        .sensitivity
-        .as_ref()
-        .map(|s| s.iter().map(|x| x.mean).fold(0.0f64, f64::max))
-        .unwrap_or(0.0);
-    let uniform_col = b
-        .uniform
-        .first()
-        .map(|&u| ((u * g.bar_w as usize + len / 2) / len).clamp(1, g.bar_w as usize) - 1);
+    let max_sens = app.sensitivity.as_ref().map(|s| s.iter().map(|x| x.mean).fold(0.0f64, f64::max)).unwrap_or(0.0);
+    let uniform_col =
+        b.uniform.first().map(|&u| ((u * g.bar_w as usize + len / 2) / len).clamp(1, g.bar_w as usize) - 1);
 
     for row in 0..g.rows {
         let layer = app.bars_scroll + row;
@@ -171,33 +148,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         let y = g.inner.y + row as u16;
         let selected = layer == app.selected;
         let locked = b.locked.get(layer).copied().unwrap_or(false);
-        let label_style = if selected {
-            t.selected().add_modifier(Modifier::BOLD)
-        } else {
-            t.dim()
-        };
+        let label_style = if selected { t.selected().add_modifier(Modifier::BOLD) } else { t.dim() };
         let mut x = g.inner.x;
-        x += put(
-            buf,
-            x,
-            y,
-            if selected { "▶" } else { " " },
-            1,
-            Style::default().fg(t.accent),
-        );
-        x += put(
-            buf,
-            x,
-            y,
-            &format!("L{:0w$}", layer, w = g.digits),
-            g.digits as u16 + 1,
-            label_style,
-        );
-        let lock = if locked {
-            Style::default().fg(t.locked)
-        } else {
-            t.dim()
-        };
+        x += put(buf, x, y, if selected { "▶" } else { " " }, 1, Style::default().fg(t.accent));
+        x += put(buf, x, y, &format!("L{:0w$}", layer, w = g.digits), g.digits as u16 + 1, label_style);
+        let lock = if locked { Style::default().fg(t.locked) } else { t.dim() };
         put(buf, x, y, if locked { "▣ " } else { "  " }, 2, lock);
 
         // The bar, in eighths of a cell.
@@ -229,47 +184,22 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
 
         let value = if g.value_w >= 14 {
-            format!(
-                " {:>6} {:>5.1}%",
-                group_digits(v),
-                100.0 * v as f64 / len as f64
-            )
+            format!(" {:>6} {:>5.1}%", group_digits(v), 100.0 * v as f64 / len as f64)
         } else {
             format!(" {:>3.0}%", 100.0 * v as f64 / len as f64)
         };
         let vstyle = if selected { t.selected() } else { t.base() };
         put(buf, g.value_x, y, &value, g.value_w, vstyle);
 
-        if let (Some(s), true) = (
-            app.sensitivity.as_ref().and_then(|s| s.get(layer)),
-            g.sens_w > 0,
-        ) {
-            let level = if max_sens > 0.0 {
-                (s.mean.max(0.0) / max_sens * 7.0).round() as usize
-            } else {
-                0
-            };
+        if let (Some(s), true) = (app.sensitivity.as_ref().and_then(|s| s.get(layer)), g.sens_w > 0) {
+            let level = if max_sens > 0.0 { (s.mean.max(0.0) / max_sens * 7.0).round() as usize } else { 0 };
             let mut text = format!(" {}", LEVELS[level.min(7)]);
             if g.sens_w >= 9 {
                 text.push(' ');
                 text.push_str(&fmt_sens(s.mean));
             }
-            put(
-                buf,
-                g.sens_x,
-                y,
-                &text,
-                g.sens_w,
-                Style::default().fg(t.sensitivity),
-            );
+            put(buf, g.sens_x, y, &text, g.sens_w, Style::default().fg(t.sensitivity));
         }
     }
-    scroll_marker(
-        buf,
-        area,
-        app.bars_scroll,
-        g.rows,
-        n,
-        Style::default().fg(t.accent),
-    );
+    scroll_marker(buf, area, app.bars_scroll, g.rows, n, Style::default().fg(t.accent));
 }

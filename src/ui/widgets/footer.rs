@@ -30,33 +30,19 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
         Focus::Budgets => {
             out.push((pair(K::Up, K::Down), "layer"));
             out.push((pair(K::Left, K::Right), "budget"));
-            out.push((
-                format!("{}/{}", m.short(K::LeftCoarse), m.short(K::RightCoarse)),
-                "coarse",
-            ));
+            out.push((format!("{}/{}", m.short(K::LeftCoarse), m.short(K::RightCoarse)), "coarse"));
             out.push((m.short(K::Lock), "lock"));
             out.push((
-                format!(
-                    "{}/{}/{}",
-                    m.short(K::ResetUniform),
-                    m.short(K::ResetPyramid),
-                    m.short(K::ResetDepthKv)
-                ),
+                format!("{}/{}/{}", m.short(K::ResetUniform), m.short(K::ResetPyramid), m.short(K::ResetDepthKv)),
                 "reset",
             ));
-            out.push((
-                format!("{}/{}", m.short(K::BudgetUp), m.short(K::BudgetDown)),
-                "global",
-            ));
+            out.push((format!("{}/{}", m.short(K::BudgetUp), m.short(K::BudgetDown)), "global"));
         }
         Focus::Heatmap => {
             out.push((pair(K::Up, K::Down), "layer"));
             out.push((pair(K::Left, K::Right), "column"));
             out.push((m.short(K::HeatmapMode), "source"));
-            out.push((
-                format!("{}/{}", m.short(K::BudgetUp), m.short(K::BudgetDown)),
-                "global",
-            ));
+            out.push((format!("{}/{}", m.short(K::BudgetUp), m.short(K::BudgetDown)), "global"));
         }
         Focus::Tokens => {
             out.push((pair(K::Up, K::Down), "scroll"));
@@ -72,10 +58,7 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
         }
     }
     out.push((m.short(K::Calibrate), "calibrate"));
-    out.push((
-        format!("{}/{}", m.short(K::Export), m.short(K::Import)),
-        "profile",
-    ));
+    out.push((format!("{}/{}", m.short(K::Export), m.short(K::Import)), "profile"));
     if app.focus != Focus::Tokens && app.focus != Focus::Outputs {
         out.push((m.short(K::EditPrompt), "prompt"));
     }

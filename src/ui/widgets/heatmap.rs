@@ -39,12 +39,7 @@ pub fn geometry(area: Rect, app: &App) -> HeatGeom {
         area.height.saturating_sub(2),
     );
     let map_h = inner.height.saturating_sub(2).max(1);
-    let map = Rect::new(
-        inner.x + LABEL_W.min(inner.width),
-        inner.y,
-        inner.width.saturating_sub(LABEL_W),
-        map_h,
-    );
+    let map = Rect::new(inner.x + LABEL_W.min(inner.width), inner.y, inner.width.saturating_sub(LABEL_W), map_h);
     let n = app.n_layers();
     let len = app.prompt_len();
     let cols = (map.width as usize).min(len);
@@ -141,11 +136,7 @@ impl HeatGeom {
 }
 
 /// The value of one cell, in [0, 1]; `None` for "evicted" (keep modes).
-fn cell_value(
-    app: &App,
-    layers: std::ops::Range<usize>,
-    bin: std::ops::Range<usize>,
-) -> Option<Option<f32>> {
+fn cell_value(app: &App, layers: std::ops::Range<usize>, bin: std::ops::Range<usize>) -> Option<Option<f32>> {
     let data: &Vec<Vec<f32>> = match app.heat_mode {
         HeatMode::Attention => &app.attention,
         m => &app.panes[m.pane().index()].share,
@@ -167,11 +158,7 @@ fn cell_value(
         count += 1;
     }
     let v = acc / count.max(1) as f32;
-    Some(if app.heat_mode != HeatMode::Attention && v <= 0.0 {
-        None
-    } else {
-        Some(v)
-    })
+    Some(if app.heat_mode != HeatMode::Attention && v <= 0.0 { None } else { Some(v) })
 }
 
 fn colour(app: &App, v: Option<Option<f32>>) -> Color {
@@ -202,16 +189,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         let bin = g.bin(g.col_of(app.cursor, len), len);
         let per = len.div_ceil(g.cols);
         block = block.title(
-            Line::styled(
-                format!(
-                    " pos {}–{} · {} tok/col ",
-                    bin.start,
-                    bin.end.saturating_sub(1),
-                    per
-                ),
-                t.dim(),
-            )
-            .right_aligned(),
+            Line::styled(format!(" pos {}–{} · {} tok/col ", bin.start, bin.end.saturating_sub(1), per), t.dim())
+                .right_aligned(),
         );
     }
     block.render(area, buf);
@@ -238,15 +217,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         let y = g.map.y + r as u16;
         let (top, bottom) = g.groups_of_row(r);
         let top_layers = g.layers_of_group(top);
-        let bottom_layers = bottom
-            .map(|b| g.layers_of_group(b))
-            .filter(|l| !l.is_empty());
+        let bottom_layers = bottom.map(|b| g.layers_of_group(b)).filter(|l| !l.is_empty());
         // Label: the selected layer on its row, else the row's first layer.
         let (label, style) = if r == sel_row {
-            (
-                format!("▶{:>2} ", app.selected),
-                Style::default().fg(t.accent).add_modifier(Modifier::BOLD),
-            )
+            (format!("▶{:>2} ", app.selected), Style::default().fg(t.accent).add_modifier(Modifier::BOLD))
         } else {
             (format!(" {:>2} ", top_layers.start), t.dim())
         };
@@ -261,8 +235,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     Some(l) => colour(app, cell_value(app, l.clone(), bin)),
                     None => t.bg,
                 };
-                cell.set_symbol("▀")
-                    .set_style(Style::default().fg(fg).bg(bg));
+                cell.set_symbol("▀").set_style(Style::default().fg(fg).bg(bg));
             } else {
                 cell.set_symbol(" ").set_style(Style::default().bg(fg));
             }
@@ -272,19 +245,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     // Column cursor.
     let col = g.col_of(app.cursor, len);
     if g.cursor_row < g.inner.bottom() {
-        put(
-            buf,
-            g.map.x + col as u16,
-            g.cursor_row,
-            "▲",
-            1,
-            Style::default().fg(t.accent),
-        );
+        put(buf, g.map.x + col as u16, g.cursor_row, "▲", 1, Style::default().fg(t.accent));
         if let Some(piece) = app.prompt.as_ref().and_then(|p| p.pieces.get(app.cursor)) {
-            let shown: String = piece
-                .chars()
-                .map(|c| if c.is_control() { '·' } else { c })
-                .collect();
+            let shown: String = piece.chars().map(|c| if c.is_control() { '·' } else { c }).collect();
             let info = format!(" {}: {:?}", app.cursor, truncate(&shown, 16));
             let w = crate::ui::text::str_width(&info) as u16;
             let room_right = g.map.right().saturating_sub(g.map.x + col as u16 + 1);
@@ -306,16 +269,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         spans.push(Span::styled("0 ", t.dim()));
         for i in 0..10 {
-            spans.push(Span::styled(
-                " ",
-                Style::default().bg(t.heat(i as f32 / 9.0)),
-            ));
+            spans.push(Span::styled(" ", Style::default().bg(t.heat(i as f32 / 9.0))));
         }
         let base: usize = spans.iter().map(Span::width).sum();
-        let hint = format!(
-            "  [{}] source",
-            app.keymap.short(crate::ui::keys::KeyAction::HeatmapMode)
-        );
+        let hint = format!("  [{}] source", app.keymap.short(crate::ui::keys::KeyAction::HeatmapMode));
         let options: Vec<String> = match app.heat_mode {
             HeatMode::Attention => vec![
                 format!(" max  window attention (√, per layer){hint}"),
@@ -349,11 +306,7 @@ mod tests {
             map: Rect::new(4, 0, 76, rows),
             cols,
             half,
-            groups: if half {
-                n_layers.min(2 * rows as usize)
-            } else {
-                n_layers
-            },
+            groups: if half { n_layers.min(2 * rows as usize) } else { n_layers },
             n_layers,
             cursor_row: rows,
             legend_row: rows + 1,

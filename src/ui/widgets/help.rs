@@ -64,12 +64,7 @@ fn pack(sizes: &[usize], ncols: usize, limit: usize) -> Option<Vec<usize>> {
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
-    Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    )
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
@@ -119,17 +114,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let r = centered(area, w.max(30), h);
     Clear.render(r, buf);
     panel(title("Keys", true, t), true, t)
-        .title_bottom(Line::styled(
-            " any key closes · keys.toml in the config dir rebinds ",
-            t.dim(),
-        ))
+        .title_bottom(Line::styled(" any key closes · keys.toml in the config dir rebinds ", t.dim()))
         .render(r, buf);
-    let inner = Rect::new(
-        r.x + 1,
-        r.y + 1,
-        r.width.saturating_sub(2),
-        r.height.saturating_sub(2),
-    );
+    let inner = Rect::new(r.x + 1, r.y + 1, r.width.saturating_sub(2), r.height.saturating_sub(2));
     for (c, y, row) in cells {
         if y >= inner.height as usize {
             continue;
@@ -142,9 +129,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         let line = match row {
             Row::Heading(h) => Line::from(Span::styled(
                 h.to_string(),
-                Style::default()
-                    .fg(t.title)
-                    .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+                Style::default().fg(t.title).add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
             )),
             Row::Entry(keys, desc) => {
                 let k = truncate(keys, KEY_W);
@@ -152,10 +137,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 Line::from(vec![
                     Span::styled(k, t.key()),
                     Span::raw(pad),
-                    Span::styled(
-                        truncate(desc, width.saturating_sub(KEY_W + 1)),
-                        Style::default().fg(t.fg),
-                    ),
+                    Span::styled(truncate(desc, width.saturating_sub(KEY_W + 1)), Style::default().fg(t.fg)),
                 ])
             }
         };

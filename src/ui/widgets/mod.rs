@@ -24,11 +24,7 @@ use super::theme::Theme;
 /// A panel frame: rounded border, highlighted when focused.
 pub fn panel<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
     Block::bordered()
-        .border_type(if focused {
-            BorderType::Thick
-        } else {
-            BorderType::Rounded
-        })
+        .border_type(if focused { BorderType::Thick } else { BorderType::Rounded })
         .border_style(theme.border(focused))
         .title(title)
         .style(theme.base())
@@ -40,14 +36,7 @@ pub fn title<'a>(text: impl Into<String>, focused: bool, theme: &Theme) -> Span<
 }
 
 /// A vertical scroll indicator drawn over a panel's right border.
-pub fn scroll_marker(
-    buf: &mut Buffer,
-    area: Rect,
-    offset: usize,
-    visible: usize,
-    total: usize,
-    style: Style,
-) {
+pub fn scroll_marker(buf: &mut Buffer, area: Rect, offset: usize, visible: usize, total: usize, style: Style) {
     if total <= visible || area.height < 3 || area.width == 0 {
         return;
     }
@@ -72,20 +61,12 @@ pub fn put(buf: &mut Buffer, x: u16, y: u16, s: &str, max_w: u16, style: Style) 
 
 /// The first candidate that fits in `room` columns.
 pub fn first_fitting(candidates: &[String], room: usize) -> Option<String> {
-    candidates
-        .iter()
-        .find(|c| super::text::str_width(c) <= room)
-        .cloned()
+    candidates.iter().find(|c| super::text::str_width(c) <= room).cloned()
 }
 
 /// Packs groups of spans into at most `max_lines` lines of `width` columns,
 /// separated by `sep`; groups that do not fit on the last line are dropped.
-pub fn pack_chips<'a>(
-    chips: Vec<Vec<Span<'a>>>,
-    width: usize,
-    max_lines: usize,
-    sep: Span<'a>,
-) -> Vec<Line<'a>> {
+pub fn pack_chips<'a>(chips: Vec<Vec<Span<'a>>>, width: usize, max_lines: usize, sep: Span<'a>) -> Vec<Line<'a>> {
     let sep_w = sep.width();
     let mut lines: Vec<(Vec<Span<'a>>, usize)> = vec![(Vec::new(), 0)];
     for chip in chips {
@@ -102,9 +83,5 @@ pub fn pack_chips<'a>(
             lines.push((chip, w));
         }
     }
-    lines
-        .into_iter()
-        .filter(|(l, _)| !l.is_empty())
-        .map(|(l, _)| Line::from(l))
-        .collect()
+    lines.into_iter().filter(|(l, _)| !l.is_empty()).map(|(l, _)| Line::from(l)).collect()
 }

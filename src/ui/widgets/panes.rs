@@ -26,17 +26,12 @@ fn inner(area: Rect) -> Rect {
 /// Text rows of one pane (the metrics take the last one or two inner rows).
 fn text_rows(app: &App, pane: Pane, col: Rect) -> usize {
     let i = inner(col);
-    i.height
-        .saturating_sub(metric_lines(app, pane, i.width).len() as u16) as usize
+    i.height.saturating_sub(metric_lines(app, pane, i.width).len() as u16) as usize
 }
 
 fn wrap_pane(app: &App, pane: Pane, col: Rect) -> Wrapped {
     let toks = &app.panes[pane.index()].tokens;
-    wrap_items(
-        toks.iter().map(|(_, s)| s.as_str()),
-        inner(col).width as usize,
-        false,
-    )
+    wrap_items(toks.iter().map(|(_, s)| s.as_str()), inner(col).width as usize, false)
 }
 
 /// How far back the panes can scroll (lines of the longest pane beyond the view).
@@ -45,12 +40,7 @@ pub fn max_scroll(area: Rect, app: &App) -> usize {
     Pane::ALL
         .iter()
         .zip(cols)
-        .map(|(p, c)| {
-            wrap_pane(app, *p, c)
-                .lines
-                .len()
-                .saturating_sub(text_rows(app, *p, c))
-        })
+        .map(|(p, c)| wrap_pane(app, *p, c).lines.len().saturating_sub(text_rows(app, *p, c)))
         .max()
         .unwrap_or(0)
 }
@@ -86,28 +76,19 @@ fn render_pane(app: &App, pane: Pane, col: Rect, buf: &mut Buffer) {
     let full_slots = app.run_slots[0].max(1);
     let share = 100.0 * app.run_slots[pane.index()] as f64 / full_slots as f64;
     let diff = first_diff(app, pane);
-    let name = Span::styled(
-        format!(" {pane:?} "),
-        Style::default()
-            .fg(pane_colour(app, pane))
-            .add_modifier(Modifier::BOLD),
-    );
+    let name =
+        Span::styled(format!(" {pane:?} "), Style::default().fg(pane_colour(app, pane)).add_modifier(Modifier::BOLD));
     let badge = match diff {
         Some(i) => Some(Span::styled(
             format!("≠ @{i}"),
-            Style::default()
-                .fg(t.diverge_fg)
-                .bg(t.diverge_bg)
-                .add_modifier(Modifier::BOLD),
+            Style::default().fg(t.diverge_fg).bg(t.diverge_bg).add_modifier(Modifier::BOLD),
         )),
         None if pane != Pane::Full && state.metrics.is_some() && !state.tokens.is_empty() => {
             Some(Span::styled("= full", Style::default().fg(t.ok)))
         }
         None => None,
     };
-    let kv = app
-        .run_id
-        .map(|_| Span::styled(format!("{share:.0}% KV"), t.dim()));
+    let kv = app.run_id.map(|_| Span::styled(format!("{share:.0}% KV"), t.dim()));
     let status = if app.run_id.is_none() {
         ""
     } else if state.metrics.is_some() {
@@ -152,19 +133,11 @@ fn render_pane(app: &App, pane: Pane, col: Rect, buf: &mut Buffer) {
     } else {
         let start = w.lines.len().saturating_sub(rows + app.pane_scroll);
         let normal = Style::default().fg(t.fg);
-        let hot = Style::default()
-            .fg(t.diverge_fg)
-            .bg(t.diverge_bg)
-            .add_modifier(Modifier::BOLD);
+        let hot = Style::default().fg(t.diverge_fg).bg(t.diverge_bg).add_modifier(Modifier::BOLD);
         for (r, line) in w.lines.iter().skip(start).take(rows).enumerate() {
             let spans: Vec<Span> = line
                 .iter()
-                .map(|s| {
-                    Span::styled(
-                        s.text.clone(),
-                        if Some(s.item) == diff { hot } else { normal },
-                    )
-                })
+                .map(|s| Span::styled(s.text.clone(), if Some(s.item) == diff { hot } else { normal }))
                 .collect();
             Line::from(spans).render(Rect::new(i.x, i.y + r as u16, i.width, 1), buf);
         }
@@ -204,10 +177,7 @@ fn metric_lines(app: &App, pane: Pane, width: u16) -> Vec<Line<'static>> {
     if pane != Pane::Full {
         match &state.metrics {
             Some(m) => {
-                chips.push(vec![
-                    Span::styled("KL ", d),
-                    Span::styled(format!("{:.3}", m.kl_to_full), v),
-                ]);
+                chips.push(vec![Span::styled("KL ", d), Span::styled(format!("{:.3}", m.kl_to_full), v)]);
                 chips.push(vec![
                     Span::styled("top-1 ", d),
                     Span::styled(format!("{:.0}%", 100.0 * m.top1_agreement), v),
@@ -216,23 +186,13 @@ fn metric_lines(app: &App, pane: Pane, width: u16) -> Vec<Line<'static>> {
             None => chips.push(vec![Span::styled("KL …", d)]),
         }
     } else if n > 0 {
-        chips.push(vec![
-            Span::styled(format!("{n}"), v),
-            Span::styled(" tok", d),
-        ]);
+        chips.push(vec![Span::styled(format!("{n}"), v), Span::styled(" tok", d)]);
     }
     if let Some(tps) = tps {
-        chips.push(vec![
-            Span::styled(format!("{tps:.1}"), v),
-            Span::styled(" tok/s", d),
-        ]);
+        chips.push(vec![Span::styled(format!("{tps:.1}"), v), Span::styled(" tok/s", d)]);
     }
     if let Some(b) = bytes {
-        chips.push(vec![
-            Span::styled("KV ", d),
-            Span::styled(mib(b), v),
-            Span::styled(" MiB", d),
-        ]);
+        chips.push(vec![Span::styled("KV ", d), Span::styled(mib(b), v), Span::styled(" MiB", d)]);
     }
     super::pack_chips(chips, width as usize, 2, Span::styled(" · ", d))
 }

@@ -12,13 +12,7 @@ use crate::ui::editor::LineEditor;
 use crate::ui::text::char_width;
 
 /// Draws the popup; returns where the terminal cursor should go.
-pub fn render(
-    app: &App,
-    kind: EditorKind,
-    editor: &LineEditor,
-    area: Rect,
-    buf: &mut Buffer,
-) -> Option<Position> {
+pub fn render(app: &App, kind: EditorKind, editor: &LineEditor, area: Rect, buf: &mut Buffer) -> Option<Position> {
     let t = &app.theme;
     let w = area.width.saturating_sub(4).min(100);
     let text_w = w.saturating_sub(2).max(1) as usize;
@@ -47,15 +41,8 @@ pub fn render(
         EditorKind::Export => " Enter: write profile (JSON) · Esc: cancel ",
         EditorKind::Import => " Enter: load profile · Esc: cancel ",
     };
-    panel(title(kind.title(), true, t), true, t)
-        .title_bottom(Line::styled(hint, t.dim()))
-        .render(r, buf);
-    let inner = Rect::new(
-        r.x + 1,
-        r.y + 1,
-        r.width.saturating_sub(2),
-        r.height.saturating_sub(2),
-    );
+    panel(title(kind.title(), true, t), true, t).title_bottom(Line::styled(hint, t.dim())).render(r, buf);
+    let inner = Rect::new(r.x + 1, r.y + 1, r.width.saturating_sub(2), r.height.saturating_sub(2));
     // Which wrapped line holds the cursor; scroll so it is visible.
     let cur = editor.cursor();
     let cur_line = lines.iter().rposition(|(s, _)| *s <= cur).unwrap_or(0);
@@ -68,15 +55,10 @@ pub fn render(
         let y = inner.y + row as u16;
         put(buf, inner.x, y, &s, inner.width, t.base());
         if li == cur_line {
-            let col: usize = chars[start..cur]
-                .iter()
-                .map(|c| char_width(shown(*c)))
-                .sum();
+            let col: usize = chars[start..cur].iter().map(|c| char_width(shown(*c))).sum();
             let x = inner.x + col as u16;
             if x < inner.right() {
-                let ch = chars
-                    .get(cur)
-                    .map_or(" ".to_string(), |c| shown(*c).to_string());
+                let ch = chars.get(cur).map_or(" ".to_string(), |c| shown(*c).to_string());
                 put(buf, x, y, &ch, 1, t.cursor());
                 cursor_pos = Some(Position::new(x, y));
             }

@@ -20,9 +20,7 @@ fn job_name(job: Job) -> &'static str {
 
 /// "▕████▌    ▏" of `width` cells.
 pub fn gauge(done: usize, total: usize, width: usize) -> String {
-    let eighths = (done.min(total) * width * 8)
-        .checked_div(total)
-        .unwrap_or(0);
+    let eighths = (done.min(total) * width * 8).checked_div(total).unwrap_or(0);
     let mut s = String::from("▕");
     for c in 0..width {
         let e = eighths.saturating_sub(c * 8).min(8);
@@ -39,15 +37,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let mut spans = vec![Span::raw(" ")];
     for p in &app.progress {
-        spans.push(Span::styled(
-            format!("{} ", job_name(p.job)),
-            Style::default().fg(t.gauge),
-        ));
+        spans.push(Span::styled(format!("{} ", job_name(p.job)), Style::default().fg(t.gauge)));
         if p.total > 0 {
-            spans.push(Span::styled(
-                gauge(p.done, p.total, 12),
-                Style::default().fg(t.gauge),
-            ));
+            spans.push(Span::styled(gauge(p.done, p.total, 12), Style::default().fg(t.gauge)));
             spans.push(Span::styled(format!(" {}/{}  ", p.done, p.total), t.dim()));
         } else {
             spans.push(Span::styled("…  ", t.dim()));
@@ -60,10 +52,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Level::Error => ("error: ", t.error),
         };
         if !tag.is_empty() {
-            spans.push(Span::styled(
-                tag,
-                Style::default().fg(colour).add_modifier(Modifier::BOLD),
-            ));
+            spans.push(Span::styled(tag, Style::default().fg(colour).add_modifier(Modifier::BOLD)));
         }
         spans.push(Span::styled(m.text.clone(), Style::default().fg(colour)));
     } else if app.progress.is_empty() {

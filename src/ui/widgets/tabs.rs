@@ -16,11 +16,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         if !spans.is_empty() {
             spans.push(Span::styled("│", Style::default().fg(t.border)));
         }
-        let style = if *f == app.focus {
-            t.selected().add_modifier(Modifier::BOLD)
-        } else {
-            t.dim()
-        };
+        let style = if *f == app.focus { t.selected().add_modifier(Modifier::BOLD) } else { t.dim() };
         spans.push(Span::styled(label, style));
     }
     Line::from(spans).render(area, buf);

@@ -30,11 +30,7 @@ pub fn wrap(area: Rect, app: &App) -> Wrapped {
     let Some(p) = &app.prompt else {
         return Wrapped::default();
     };
-    wrap_items(
-        p.pieces.iter().map(String::as_str),
-        inner(area).width as usize,
-        true,
-    )
+    wrap_items(p.pieces.iter().map(String::as_str), inner(area).width as usize, true)
 }
 
 /// Prompt position under a click.
@@ -66,22 +62,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let mut head = format!("Tokens · layer {}", app.selected);
     if let Some(row) = share {
         let kept = row.iter().filter(|v| **v > 0.0).count();
-        head.push_str(&format!(
-            " · {pane:?} keeps {kept}/{len} ({:.1}%)",
-            100.0 * kept as f64 / len.max(1) as f64
-        ));
+        head.push_str(&format!(" · {pane:?} keeps {kept}/{len} ({:.1}%)", 100.0 * kept as f64 / len.max(1) as f64));
     }
     let mut block = panel(title(head, focused, t), focused, t);
     if len > 0 {
-        block = block
-            .title(Line::styled(format!(" pos {}/{} ", app.cursor, len), t.dim()).right_aligned());
+        block = block.title(Line::styled(format!(" pos {}/{} ", app.cursor, len), t.dim()).right_aligned());
     }
     block.render(area, buf);
     let i = inner(area);
     let Some(_) = &app.prompt else {
-        Paragraph::new("waiting for the prompt prefill…")
-            .style(t.dim())
-            .render(i, buf);
+        Paragraph::new("waiting for the prompt prefill…").style(t.dim()).render(i, buf);
         return;
     };
     let w = wrap(area, app);
@@ -89,9 +79,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let scroll = app.token_scroll.min(w.lines.len().saturating_sub(rows));
     let kept = Style::default().fg(t.fg);
     let partial = Style::default().fg(t.partial);
-    let evicted = Style::default()
-        .fg(t.evicted)
-        .add_modifier(Modifier::CROSSED_OUT | Modifier::DIM);
+    let evicted = Style::default().fg(t.evicted).add_modifier(Modifier::CROSSED_OUT | Modifier::DIM);
     for (r, line) in w.lines.iter().skip(scroll).take(rows).enumerate() {
         let spans: Vec<Span> = line
             .iter()
@@ -111,12 +99,5 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             .collect();
         Line::from(spans).render(Rect::new(i.x, i.y + r as u16, i.width, 1), buf);
     }
-    scroll_marker(
-        buf,
-        area,
-        scroll,
-        rows,
-        w.lines.len(),
-        Style::default().fg(t.accent),
-    );
+    scroll_marker(buf, area, scroll, rows, w.lines.len(), Style::default().fg(t.accent));
 }
