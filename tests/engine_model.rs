@@ -125,6 +125,8 @@ fn reference_masked_step(
     let (hq, hkv, d) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
     let g = hq / hkv;
     let eps = cfg.rms_eps;
+    // The query weights may carry 1/sqrt(d) already; apply whatever is left.
+    let scale = engine.model.attention_scale();
     let rms = |x: &Tensor, wt: &Tensor| -> Tensor {
         let var = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
         x.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(wt).unwrap()
@@ -155,7 +157,7 @@ fn reference_masked_step(
             let kvh = qh / g;
             let keys = Tensor::cat(&[kc.i((0, kvh)).unwrap(), k_new.i(kvh).unwrap().unsqueeze(0).unwrap()], 0).unwrap();
             let vals = Tensor::cat(&[vc.i((0, kvh)).unwrap(), v_new.i(kvh).unwrap().unsqueeze(0).unwrap()], 0).unwrap();
-            let scores: Vec<f32> = (keys.matmul(&q.i(qh).unwrap().unsqueeze(1).unwrap()).unwrap() / (d as f64).sqrt())
+            let scores: Vec<f32> = (keys.matmul(&q.i(qh).unwrap().unsqueeze(1).unwrap()).unwrap() * scale)
                 .unwrap()
                 .flatten_all()
                 .unwrap()

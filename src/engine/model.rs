@@ -45,10 +45,19 @@ pub struct Model {
     sin: Tensor,
     device: Device,
     dtype: DType,
+    /// Whether 1/sqrt(head_dim) is folded into the query projection.
+    q_prescaled: bool,
 }
 
 impl Model {
-    pub fn new(config: ModelConfig, weights: Weights, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(config: ModelConfig, mut weights: Weights, dtype: DType, device: &Device) -> Result<Self> {
+        // Folding the attention scale into dense query weights saves one
+        // kernel per layer and token (RoPE is linear, so the order is free).
+        let scale = 1.0 / (config.head_dim as f64).sqrt();
+        let mut q_prescaled = true;
+        for l in &mut weights.layers {
+            q_prescaled &= l.q.scale_dense(scale)?;
+        }
         let half = config.head_dim / 2;
         let inv: Vec<f32> =
             (0..half).map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f32 / config.head_dim as f32)).collect();
@@ -59,12 +68,22 @@ impl Model {
         let angles = pos.matmul(&inv)?;
         let cos = angles.cos()?.to_dtype(dtype)?;
         let sin = angles.sin()?.to_dtype(dtype)?;
-        Ok(Self { config, weights, cos, sin, device: device.clone(), dtype })
+        Ok(Self { config, weights, cos, sin, device: device.clone(), dtype, q_prescaled })
     }
 
     /// The weights, for reference implementations in tests and tools.
     pub fn weights(&self) -> &Weights {
         &self.weights
+    }
+
+    /// Factor still applied to q·k in attention: 1 when the query weights
+    /// carry the 1/sqrt(head_dim) scale, else that scale.
+    pub fn attention_scale(&self) -> f64 {
+        if self.q_prescaled {
+            1.0
+        } else {
+            1.0 / (self.config.head_dim as f64).sqrt()
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -202,9 +221,16 @@ impl Model {
         let lw = &self.weights.layers[layer];
         let n = x.dim(1)?;
         let (hq, hkv, d, g) = (c.n_heads, c.n_kv_heads, c.head_dim, c.group_size());
-        let q = lw.q.forward(x)?.reshape((1, n, hq, d))?.transpose(1, 2)?.contiguous()?;
-        let k = lw.k.forward(x)?.reshape((1, n, hkv, d))?.transpose(1, 2)?.contiguous()?;
-        let v = lw.v.forward(x)?.reshape((1, n, hkv, d))?.transpose(1, 2)?;
+        // [1, n, heads*d] -> [1, heads, n, d]; a single token needs no copy.
+        let heads = |t: Tensor, h: usize| -> Result<Tensor> {
+            Ok(match n {
+                1 => t.reshape((1, h, 1, d))?,
+                _ => t.reshape((1, n, h, d))?.transpose(1, 2)?.contiguous()?,
+            })
+        };
+        let q = heads(lw.q.forward(x)?, hq)?;
+        let k = heads(lw.k.forward(x)?, hkv)?;
+        let v = heads(lw.v.forward(x)?, hkv)?;
         let (q, k) = match c.rope_style {
             RopeStyle::Interleaved => {
                 (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
@@ -221,8 +247,10 @@ impl Model {
         // Grouped-query attention without repeating K/V: the query heads of
         // one KV head are stacked as rows of one matrix.
         let q = q.reshape((1, hkv, g * n, d))?;
-        let scale = 1.0 / (d as f64).sqrt();
-        let mut att = (q.matmul(&k_all.t()?)? * scale)?;
+        let mut att = q.matmul(&k_all.t()?)?;
+        if !self.q_prescaled {
+            att = (att * (1.0 / (d as f64).sqrt()))?;
+        }
         if n > 1 {
             att =
                 att.reshape((hkv, g, n, t))?.broadcast_add(&self.causal_mask(n, old)?)?.reshape((1, hkv, g * n, t))?;
@@ -232,7 +260,10 @@ impl Model {
             self.record(&att, li, stats, rec, pos, n, t)?;
         }
         let y = att.matmul(&v_all)?; // [1, hkv, g*n, d]
-        let y = y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?;
+        let y = match n {
+            1 => y.reshape((1, 1, hq * d))?,
+            _ => y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?,
+        };
         Ok(lw.o.forward(&y)?)
     }
 

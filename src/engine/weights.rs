@@ -24,6 +24,16 @@ impl Linear {
         w + self.bias.as_ref().map_or(0, |b| b.elem_count() * b.dtype().size_in_bytes())
     }
 
+    /// Multiplies a dense weight (and bias) by `s`; false, unchanged, if quantized.
+    pub fn scale_dense(&mut self, s: f64) -> candle_core::Result<bool> {
+        let QMatMul::Tensor(w) = &self.weight else { return Ok(false) };
+        self.weight = QMatMul::Tensor((w * s)?);
+        if let Some(b) = &self.bias {
+            self.bias = Some((b * s)?);
+        }
+        Ok(true)
+    }
+
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let y = xs.apply(&self.weight)?;
         match &self.bias {
