@@ -8,6 +8,7 @@
 #   BINARY defaults to target/release/depthkv if built, else target/debug/depthkv.
 # needs: tmux, python3 with Pillow, fonts-dejavu-core, the default model
 #   (fetched on first use, or `depthkv fetch-model`).
+# takes: about 4 minutes with the debug build on 2 CPU cores (two prefills).
 # writes: screenshots/{main,heatmap,help,narrow}.png
 #   main     200x50, mid-stream on the default split
 #   heatmap  200x50, after `p` (pyramid split) re-ran, heatmap focused, layer 20 selected
@@ -26,12 +27,17 @@ else
 fi
 [[ -x $BIN ]] || { echo "no depthkv binary at $BIN (build it, or pass its path)" >&2; exit 1; }
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+command -v tmux >/dev/null || { echo "needs tmux" >&2; exit 1; }
+python3 -c 'import PIL' 2>/dev/null || { echo "needs Pillow: python3 -m pip install pillow" >&2; exit 1; }
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ]] ||
+    { echo "needs DejaVu fonts: apt-get install fonts-dejavu-core" >&2; exit 1; }
 
 OUT=$ROOT/screenshots
 WORK=$(mktemp -d)
 SOCK=depthkv-shots-$$                # private tmux server: no user config, no clash
 TM=(tmux -L "$SOCK" -f /dev/null)
 WAIT_S=${WAIT_S:-300}                 # per state; prefill on CPU takes 30-90 s
+MID_TOKENS=${MID_TOKENS:-12}          # main.png: tokens the Full pane has streamed
 START=$SECONDS
 mkdir -p "$OUT" "$WORK/config"
 
@@ -63,11 +69,17 @@ wait_until() {
 # Conditions on a screen read from stdin.
 has() { grep -qF -- "$1"; }
 all_done() { [[ $(grep -o ' done ' | wc -l) -ge 3 ]]; }
-run_done() { local s; s=$(cat); [[ $s == *"run #$1"* ]] && all_done <<<"$s"; }
-# Streaming, and the Full pane has printed at least $1 tokens.
+# Run $1 finished: the status line says "ready:" (narrow pane titles drop "done").
+run_done() { local s; s=$(cat); [[ $s == *"run #$1"* ]] && { [[ $s == *" ready: "* ]] || all_done <<<"$s"; }; }
+# Streaming, and the Full pane has printed at least $1 tokens. Aborts if the
+# run ends first (the "main" shot is meant to be mid-stream).
 streaming_with() {
     local s n
     s=$(cat)
+    if [[ $s == *" ready: "* ]]; then
+        echo "the run finished before $1 tokens were seen streaming; lower MID_TOKENS" >&2
+        exit 1
+    fi
     [[ $s == *streaming* ]] || return 1  # a pane title says "streaming…"
     n=$(grep -oE '[│┃]([0-9]+) tok ·' <<<"$s" | grep -oE '[0-9]+' | sort -n | tail -1)
     [[ ${n:-0} -ge $1 ]]
@@ -102,7 +114,7 @@ log "binary: $BIN"
 
 # Wide layout, 200x50.
 start wide 200 50
-wait_until wide "wide: streaming" streaming_with 8
+wait_until wide "wide: streaming, $MID_TOKENS tokens in" streaming_with "$MID_TOKENS"
 shoot wide main 200x50
 wait_until wide "wide: run #1 done" run_done 1
 
@@ -128,4 +140,4 @@ wait_until narrow "narrow: run #1 done" run_done 1
 shoot narrow narrow 80x24
 quit_and_check narrow
 
-log "done: $(cd "$OUT" && echo main.png heatmap.png help.png narrow.png) in $OUT"
+log "done: main.png heatmap.png help.png narrow.png in $OUT"
