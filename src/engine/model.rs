@@ -63,6 +63,24 @@ impl Recorder {
     }
 }
 
+/// Decode contexts from which `att @ V` is split along the context.
+const SPLIT_K_MIN_CONTEXT: usize = 2048;
+const SPLIT_K_CHUNK: usize = 256;
+
+/// `att [1, h, r, t] @ v [1, h, t, d]` computed as a batch of `t / chunk`
+/// partial products summed afterwards. For a decode step (r = 3 rows, t in
+/// the thousands) a single GEMM reduces over t almost serially; measured on
+/// an H100 it took 123 µs per layer at t = 8192, most of the step.
+pub fn split_k_matmul(att: &Tensor, v: &Tensor, chunk: usize) -> candle_core::Result<Tensor> {
+    let (_, h, r, t) = att.dims4()?;
+    let d = v.dim(3)?;
+    let tp = t.div_ceil(chunk) * chunk;
+    let c = tp / chunk;
+    let a = att.pad_with_zeros(3, 0, tp - t)?.reshape((h, r, c, chunk))?.transpose(1, 2)?.contiguous()?;
+    let v = v.pad_with_zeros(2, 0, tp - t)?.reshape((h, c, chunk, d))?;
+    a.matmul(&v)?.sum(1)?.reshape((1, h, r, d))
+}
+
 pub struct Model {
     pub config: ModelConfig,
     weights: Weights,
@@ -297,7 +315,11 @@ impl Model {
         if let Some(rec) = rec {
             self.record(&att, layer, rec, pos, n, t)?;
         }
-        let y = att.matmul(&v_all)?; // [1, hkv, g*n, d]
+        let y = if n == 1 && t >= SPLIT_K_MIN_CONTEXT {
+            split_k_matmul(&att, &v_all, SPLIT_K_CHUNK)?
+        } else {
+            att.matmul(&v_all)? // [1, hkv, g*n, d]
+        };
         let y = match n {
             1 => y.reshape((1, 1, hq * d))?,
             _ => y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?,
@@ -330,5 +352,24 @@ impl Model {
             Recorder::add(&mut rec.window_sums[li], win, rec.prompt_len)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_k_matmul_equals_plain_matmul() {
+        let dev = Device::Cpu;
+        let att = Tensor::rand(0f32, 1.0, (1, 3, 3, 1000), &dev).unwrap();
+        // A strided view, as the cache hands out.
+        let vbuf = Tensor::randn(0f32, 1.0, (1, 3, 1100, 64), &dev).unwrap();
+        let v = vbuf.narrow(2, 0, 1000).unwrap();
+        let a = att.matmul(&v).unwrap();
+        let b = split_k_matmul(&att, &v, 128).unwrap();
+        assert_eq!(a.dims(), b.dims());
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-3, "split-K differs by {d}");
     }
 }
