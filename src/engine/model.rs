@@ -63,7 +63,8 @@ impl Recorder {
     }
 }
 
-/// Decode contexts from which `att @ V` is split along the context.
+/// Decode contexts from which `att @ V` is split along the context (GPU only:
+/// the CPU GEMM has no such problem and the split only adds copies).
 const SPLIT_K_MIN_CONTEXT: usize = 2048;
 const SPLIT_K_CHUNK: usize = 256;
 
@@ -315,7 +316,7 @@ impl Model {
         if let Some(rec) = rec {
             self.record(&att, layer, rec, pos, n, t)?;
         }
-        let y = if n == 1 && t >= SPLIT_K_MIN_CONTEXT {
+        let y = if n == 1 && t >= SPLIT_K_MIN_CONTEXT && self.device.is_cuda() {
             split_k_matmul(&att, &v_all, SPLIT_K_CHUNK)?
         } else {
             att.matmul(&v_all)? // [1, hkv, g*n, d]
