@@ -45,6 +45,10 @@ pub struct GenerateArgs {
     pub alloc: AllocArgs,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Keep every layer at its budget while generating too, evicting the slots
+    /// with the least accumulated attention (H2O style). Off by default.
+    #[arg(long)]
+    pub decode_evict: bool,
     /// Print one JSON object at the end instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -76,7 +80,14 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let mut shown = 0usize;
     let mut ids = Vec::new();
-    let out = engine.generate(cache, &pre.first_logits, &params, &mut |t| {
+    let mut dec = match a.decode_evict {
+        true => {
+            let ev = crate::engine::evict::Evictor::new(budgets.clone(), select.sinks, select.window, 16);
+            engine.evicting_decoder(cache, &pre.first_logits, &params, ev)
+        }
+        false => engine.decoder(cache, &pre.first_logits, &params),
+    };
+    let mut on_token = |t: u32| {
         ids.push(t);
         if !a.json {
             // Decode the whole tail so multi-byte characters split over tokens print whole.
@@ -88,7 +99,12 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             }
         }
         true
-    })?;
+    };
+    while let Some(t) = dec.step(&engine)? {
+        on_token(t);
+    }
+    let out = dec.produced.clone();
+    let evicted = dec.evictor.as_ref().map(|e| e.evicted);
     let secs = start.elapsed().as_secs_f64();
     let text = engine.decode(&out);
     if a.json {
@@ -101,6 +117,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             "kv_bytes": kv_bytes,
             "kv_bytes_full": full_bytes,
             "layer_budgets": budgets,
+            "decode_evicted_slots": evicted,
+            "kv_bytes_end": dec.cache.bytes(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

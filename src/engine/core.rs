@@ -5,6 +5,7 @@ use super::cache::KvCache;
 use super::config::ModelConfig;
 use super::device::{self, DeviceChoice};
 use super::error::{EngineError, Result};
+use super::evict::Evictor;
 use super::model::{AttentionStats, Logits, Model};
 use super::protocol::{GenParams, ModelInfo};
 use super::sampler::Sampler;
@@ -134,7 +135,14 @@ impl Engine {
             produced: Vec::new(),
             max_new: params.max_new_tokens,
             done: false,
+            evictor: None,
         }
+    }
+
+    /// As `decoder`, keeping every layer within its budget while generating
+    /// (decode-phase eviction).
+    pub fn evicting_decoder(&self, cache: KvCache, first_logits: &Tensor, params: &GenParams, evictor: Evictor) -> Decoder {
+        Decoder { evictor: Some(evictor), ..self.decoder(cache, first_logits, params) }
     }
 
     /// Greedy or sampled generation, calling `on_token` for each new token;
@@ -184,6 +192,7 @@ pub struct Decoder {
     pub produced: Vec<u32>,
     max_new: usize,
     done: bool,
+    pub evictor: Option<Evictor>,
 }
 
 impl Decoder {
@@ -198,6 +207,10 @@ impl Decoder {
         let at_limit = self.produced.len() >= self.max_new || self.cache.next_pos() + 1 >= engine.config().max_context;
         if engine.is_eos(token) || at_limit {
             self.done = true;
+        } else if let Some(ev) = self.evictor.as_mut() {
+            let (logits, seen) = engine.model.forward_observed(&mut self.cache, &[token], Logits::Last)?;
+            ev.observe(&mut self.cache, seen)?;
+            self.next_logits = logits;
         } else {
             self.next_logits = engine.model.forward(&mut self.cache, &[token], Logits::Last)?;
         }

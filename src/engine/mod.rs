@@ -7,6 +7,7 @@ pub mod config;
 pub mod core;
 pub mod device;
 pub mod error;
+pub mod evict;
 pub mod fetch;
 pub mod gguf_tokenizer;
 pub mod model;

@@ -40,6 +40,15 @@ struct Recorder {
     accumulated: Vec<Option<Tensor>>,
 }
 
+/// What a forward hands out besides logits.
+enum Observe<'a> {
+    /// Prefill statistics for token selection.
+    Prefill(&'a mut Recorder),
+    /// Per-layer attention of the new token(s) to every cached slot,
+    /// `[kv_heads, slots]` summed over queries (decode-phase eviction).
+    Decode(&'a mut Vec<Tensor>),
+}
+
 impl Recorder {
     /// Adds `[kv_heads, t]` (t <= prompt_len) into a `[kv_heads, prompt_len]` slot.
     fn add(slot: &mut Option<Tensor>, part: Tensor, prompt_len: usize) -> Result<()> {
@@ -149,6 +158,14 @@ impl Model {
         self.forward_inner(cache, tokens, logits, None)
     }
 
+    /// As `forward`, also returning each layer's attention to its cached
+    /// slots, `[kv_heads, slots]` summed over the new tokens and query groups.
+    pub fn forward_observed(&self, cache: &mut KvCache, tokens: &[u32], logits: Logits) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut seen = Vec::with_capacity(self.config.n_layers);
+        let out = self.forward_inner(cache, tokens, logits, Some(Observe::Decode(&mut seen)))?;
+        Ok((out, seen))
+    }
+
     /// Prefills a whole prompt in chunks of at most `chunk` tokens, recording
     /// attention statistics for the last `window` tokens. Returns the cache,
     /// the statistics and the logits of the last position.
@@ -197,7 +214,7 @@ impl Model {
         bounds.reverse();
         let mut last = None;
         for &(s, e) in &bounds {
-            let out = self.forward_inner(&mut cache, &tokens[s..e], Logits::Last, Some(&mut rec))?;
+            let out = self.forward_inner(&mut cache, &tokens[s..e], Logits::Last, Some(Observe::Prefill(&mut rec)))?;
             last = Some(out);
             if !progress(e, l) {
                 return Err(EngineError::Cancelled);
@@ -227,7 +244,7 @@ impl Model {
         cache: &mut KvCache,
         tokens: &[u32],
         logits: Logits,
-        mut rec: Option<&mut Recorder>,
+        mut obs: Option<Observe<'_>>,
     ) -> Result<Tensor> {
         let n = tokens.len();
         let pos = cache.next_pos();
@@ -244,7 +261,7 @@ impl Model {
         let mask = if n > 1 { Some(self.causal_mask(n, pos)?) } else { None };
         for (li, lw) in self.weights.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &lw.attn_norm, self.config.rms_eps as f32)?;
-            let attn = self.attention(cache, li, &h, &cos, &sin, pos, mask.as_ref(), rec.as_deref_mut())?;
+            let attn = self.attention(cache, li, &h, &cos, &sin, pos, mask.as_ref(), obs.as_mut())?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &lw.ffn_norm, self.config.rms_eps as f32)?;
             let g = lw.gate.forward(&h)?;
@@ -271,7 +288,7 @@ impl Model {
         sin: &Tensor,
         pos: usize,
         mask: Option<&Tensor>,
-        rec: Option<&mut Recorder>,
+        obs: Option<&mut Observe<'_>>,
     ) -> Result<Tensor> {
         let c = &self.config;
         let lw = &self.weights.layers[layer];
@@ -313,8 +330,12 @@ impl Model {
             att = att.reshape((hkv, g, n, t))?.broadcast_add(&mask)?.reshape((1, hkv, g * n, t))?;
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
-        if let Some(rec) = rec {
-            self.record(&att, layer, rec, pos, n, t)?;
+        match obs {
+            Some(Observe::Prefill(rec)) => self.record(&att, layer, rec, pos, n, t)?,
+            Some(Observe::Decode(seen)) => {
+                seen.push(att.reshape((hkv, g * n, t))?.to_dtype(DType::F32)?.sum(1)?);
+            }
+            None => {}
         }
         let y = if n == 1 && t >= SPLIT_K_MIN_CONTEXT && self.device.is_cuda() {
             split_k_matmul(&att, &v_all, SPLIT_K_CHUNK)?
