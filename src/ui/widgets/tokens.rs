@@ -72,7 +72,9 @@ fn titles(app: &App) -> Vec<String> {
             out.push(format!(
                 "Tokens · layer {layer} · {pane:?} · budget {budget} ({pct:.1}%) per head · {any} positions kept by any head"
             ));
-            out.push(format!("Tokens · layer {layer} · {pane:?} budget {budget} ({pct:.1}%) per head · {any} by any head"));
+            out.push(format!(
+                "Tokens · layer {layer} · {pane:?} budget {budget} ({pct:.1}%) per head · {any} by any head"
+            ));
             out.push(format!("Tokens · layer {layer} · budget {budget} ({pct:.1}%) per head · {any} by any head"));
             out.push(format!("Tokens · L{layer} · {budget} per head · {any} by any head"));
             out.push(format!("Tokens · L{layer} · {budget} per head"));
