@@ -9,7 +9,7 @@ use ratatui::widgets::Widget;
 
 use super::Chip;
 use crate::ui::app::App;
-use crate::ui::text::{group_digits, mib, str_width};
+use crate::ui::text::{group_digits, mib};
 
 /// Groups of spans kept together when the header wraps. When the last line
 /// is short of room, fallbacks are taken in rank order: the slot count (the
@@ -103,6 +103,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 mod tests {
     use super::*;
     use crate::ui::fake::{Harness, DEMO_PROMPT};
+    use crate::ui::text::str_width;
     use crate::ui::TuiOptions;
 
     fn text(lines: &[Line]) -> Vec<String> {
