@@ -181,7 +181,7 @@ fn fit_line<'a>(chips: Vec<Chip<'a>>, width: usize, sep: &Span<'a>) -> Line<'a> 
         let over = total - width;
         let cut = shown.iter().copied().find(|&i| {
             let f = &chips[i].forms[at[i]];
-            f.cut_min.is_some_and(|m| chips[i].width(at[i]) >= over + m + 1)
+            f.cut_min.is_some_and(|m| chips[i].width(at[i]) > over + m)
         });
         if let Some(c) = cut {
             let parts = shown.into_iter().map(|i| {
