@@ -101,3 +101,47 @@ pub fn device_memory_used(device: &Device) -> Option<usize> {
     let _ = device;
     None
 }
+
+/// Microseconds per call of the attention pieces of one decode step at
+/// context `t` (one layer, the model's head layout), after warm-up. Answers
+/// "what dominates a decode step" as the context grows.
+pub fn attention_op_profile(engine: &Engine, t: usize, iters: usize) -> Result<Vec<(String, f64)>> {
+    let c = engine.config();
+    let (hkv, g, d) = (c.n_kv_heads, c.group_size(), c.head_dim);
+    let dev = engine.model.device().clone();
+    let dt = engine.model.dtype();
+    let cap = t + 128;
+    let kbuf = Tensor::randn(0f32, 1.0, (1, hkv, cap, d), &dev)?.to_dtype(dt)?;
+    let vbuf = Tensor::randn(0f32, 1.0, (1, hkv, cap, d), &dev)?.to_dtype(dt)?;
+    let k = kbuf.narrow(2, 0, t)?;
+    let v = vbuf.narrow(2, 0, t)?;
+    let kc = k.contiguous()?;
+    let vc = v.contiguous()?;
+    let q = Tensor::randn(0f32, 1.0, (1, hkv, g, d), &dev)?.to_dtype(dt)?;
+    let att = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
+    let new_k = Tensor::randn(0f32, 1.0, (1, hkv, 1, d), &dev)?.to_dtype(dt)?;
+    let x = Tensor::randn(0f32, 1.0, (1, 1, c.hidden), &dev)?.to_dtype(dt)?;
+    let lw = &engine.model.weights().layers[0];
+    let time = |name: &str, f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<(String, f64)> {
+        f()?;
+        sync(&dev)?;
+        let start = Instant::now();
+        for _ in 0..iters {
+            f()?;
+        }
+        sync(&dev)?;
+        Ok((name.to_string(), start.elapsed().as_secs_f64() * 1e6 / iters as f64))
+    };
+    Ok(vec![
+        time("q_proj", &|| lw.q.forward(&x))?,
+        time("mlp_up", &|| lw.up.forward(&x))?,
+        time("append_slice_set", &|| kbuf.slice_set(&new_k, 2, t).map(|_| new_k.clone()))?,
+        time("qk_matmul_strided", &|| q.matmul(&k.t()?))?,
+        time("qk_matmul_contiguous", &|| q.matmul(&kc.t()?))?,
+        time("softmax", &|| candle_nn::ops::softmax_last_dim(&att))?,
+        time("av_matmul_strided", &|| att.matmul(&v))?,
+        time("av_matmul_contiguous", &|| att.matmul(&vc))?,
+        time("rms_norm", &|| candle_nn::ops::rms_norm(&x, &lw.attn_norm, 1e-5))?,
+        time("add", &|| &x + &x)?,
+    ])
+}

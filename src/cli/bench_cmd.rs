@@ -52,6 +52,9 @@ pub struct BenchArgs {
     /// Write the JSON here as well as printing it.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also time the attention pieces of a decode step at each context (µs per call).
+    #[arg(long)]
+    pub op_profile: bool,
     /// Draw decode tokens/s vs context (ours full, pruned, stock) to a .png or .svg.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -239,6 +242,16 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         Value::Null
     };
 
+    let op_profile = if a.op_profile {
+        let mut per_ctx = serde_json::Map::new();
+        for &ctx in &a.contexts {
+            let ops = bench::attention_op_profile(&engine, ctx, 200)?;
+            per_ctx.insert(ctx.to_string(), ops.into_iter().map(|(k, v)| (k, json!(v))).collect());
+        }
+        Value::Object(per_ctx)
+    } else {
+        Value::Null
+    };
     let weight_bytes = engine.model.weights().decode_bytes();
     let bw = a.bandwidth_gbs.or(match dev {
         candle_core::Device::Cpu => None,
@@ -254,6 +267,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         "model": engine.info.name, "device": engine.info.device, "dtype": engine.info.dtype,
         "reps": a.reps, "contexts": rows, "rerun": rerun, "calibration": calibration,
         "decode_bandwidth_bound": bound, "weight_bytes_per_decode_step": weight_bytes,
+        "attention_op_profile_us": op_profile,
     });
     let text = serde_json::to_string_pretty(&out)?;
     println!("{text}");

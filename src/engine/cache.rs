@@ -88,6 +88,14 @@ impl LayerCache {
         Ok(())
     }
 
+    /// Makes room for `slots` more tokens without further reallocation.
+    pub fn reserve(&mut self, slots: usize) -> Result<()> {
+        if self.len + slots > self.capacity() {
+            self.reallocate(self.len + slots)?;
+        }
+        Ok(())
+    }
+
     /// Moves the live slots into a new buffer of `capacity` slots.
     fn reallocate(&mut self, capacity: usize) -> Result<()> {
         let (_, h, _, d) = self.k.dims4()?;

@@ -26,6 +26,6 @@ pub use select::{pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfi
 /// Default DepthKV blend: share of the uniform split mixed into the
 /// sensitivity split. Pure proportional allocation starves the layers that
 /// measured ~0 sensitivity, which hurts plain continuations (see docs/results.md).
-pub const DEPTHKV_MIX: f64 = 0.5;
+pub const DEPTHKV_MIX: f64 = 0.2;
 /// Default DepthKV per-layer floor (kept fraction of the prompt).
 pub const DEPTHKV_FLOOR: f64 = 0.0;
