@@ -285,6 +285,33 @@ mod tests {
         }
     }
 
+    fn rgb(c: Color) -> [f32; 3] {
+        match c {
+            Color::Rgb(r, g, b) => [r, g, b].map(f32::from),
+            other => panic!("{other:?} is not RGB"),
+        }
+    }
+
+    fn distance(a: Color, b: Color) -> f32 {
+        let (a, b) = (rgb(a), rgb(b));
+        (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f32>().sqrt()
+    }
+
+    #[test]
+    fn evicted_cells_are_dark_and_stand_apart() {
+        for (name, _) in BUILTIN {
+            let t = Theme::builtin(name).unwrap();
+            let e = t.heat_evicted;
+            let [r, g, b] = rgb(e);
+            assert!(0.2126 * r + 0.7152 * g + 0.0722 * b < 0.3 * 255.0, "{name}: evicted {e:?} is not dark");
+            // The legend swatch sits on the panel background; cells sit next to ramp colours.
+            assert!(distance(e, t.bg) >= 45.0, "{name}: evicted {e:?} too close to the background");
+            for c in &t.heat_ramp {
+                assert!(distance(e, *c) >= 45.0, "{name}: evicted {e:?} too close to ramp colour {c:?}");
+            }
+        }
+    }
+
     #[test]
     fn heat_interpolates_endpoints() {
         let t = Theme::builtin("high-contrast").unwrap();

@@ -4,13 +4,14 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::style::{Modifier, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::{panel, put, scroll_marker, title};
 use crate::ui::app::{App, Focus};
 use crate::ui::text::group_digits;
+use crate::ui::theme::Theme;
 
 const EIGHTHS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
 const LEVELS: [&str; 8] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
@@ -97,6 +98,18 @@ pub fn fmt_sens(v: f64) -> String {
     }
 }
 
+/// The uniform marker's cell. Over the filled part it is drawn in the panel
+/// background colour, which contrasts with the fill; a bar ending inside the
+/// marker's column is rounded to a whole cell there, so the marker never
+/// gives way to the bar's end.
+fn marker_cell(t: &Theme, fill: Color, filled: bool) -> (&'static str, Style) {
+    if filled {
+        ("┊", Style::default().fg(t.bg).bg(fill).add_modifier(Modifier::BOLD))
+    } else {
+        ("┊", Style::default().fg(t.uniform_marker).bg(t.bar_empty))
+    }
+}
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let focused = app.focus == Focus::Budgets;
@@ -162,21 +175,14 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         let part = eighths % 8;
         let fill = if locked { t.locked } else { t.bar_fill };
         for c in 0..g.bar_w as usize {
-            let (sym, style) = if c < full {
+            let (sym, style) = if Some(c) == uniform_col {
+                marker_cell(t, fill, c < full || (c == full && part >= 4))
+            } else if c < full {
                 ("█", Style::default().fg(fill).bg(t.bar_empty))
             } else if c == full && part > 0 {
                 (EIGHTHS[part], Style::default().fg(fill).bg(t.bar_empty))
             } else {
                 (" ", Style::default().bg(t.bar_empty))
-            };
-            let (sym, style) = if Some(c) == uniform_col && !(c == full && part > 0) {
-                if c < full {
-                    ("┊", Style::default().fg(t.bar_empty).bg(fill))
-                } else {
-                    ("┊", Style::default().fg(t.uniform_marker).bg(t.bar_empty))
-                }
-            } else {
-                (sym, style)
             };
             if let Some(cell) = buf.cell_mut((g.bar_x + c as u16, y)) {
                 cell.set_symbol(sym).set_style(style);
@@ -202,4 +208,54 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
     }
     scroll_marker(buf, area, app.bars_scroll, g.rows, n, Style::default().fg(t.accent));
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyCode;
+
+    use super::*;
+    use crate::prune::StrategyKind;
+    use crate::ui::fake::{self, Harness, DEMO_PROMPT};
+    use crate::ui::TuiOptions;
+
+    #[test]
+    fn uniform_marker_shows_on_every_row_wherever_the_bar_ends() {
+        let opts = TuiOptions {
+            initial_budget: 0.2,
+            initial_strategy: StrategyKind::DepthKv,
+            initial_sensitivity: Some(fake::sensitivity(24).iter().map(|s| s.mean).collect()),
+            prompt: DEMO_PROMPT.to_string(),
+            ..TuiOptions::default()
+        };
+        let mut h = Harness::new(&opts, (200, 50));
+        h.load(24, DEMO_PROMPT);
+        // Grow layer 20 (below its uniform share) across the marker, one step at a time.
+        for _ in 0..20 {
+            h.press(KeyCode::Down);
+        }
+        let mut seen = [false; 2];
+        for step in 0..60 {
+            let buf = h.draw();
+            let g = geometry(h.app.layout().bars.unwrap(), &h.app);
+            let b = &h.app.budgets;
+            let len = b.prompt_len;
+            let col = ((b.uniform[0] * g.bar_w as usize + len / 2) / len).clamp(1, g.bar_w as usize) - 1;
+            let x = g.bar_x + col as u16;
+            for row in 0..g.rows.min(b.n_layers) {
+                let layer = h.app.bars_scroll + row;
+                let cell = &buf[(x, g.inner.y + row as u16)];
+                assert_eq!(cell.symbol(), "┊", "step {step}, layer {layer}");
+                let filled = cell.bg != h.app.theme.bar_empty;
+                // Over the fill exactly when the bar covers at least half of the cell.
+                let eighths = (b.custom[layer] * g.bar_w as usize * 8 + len / 2) / len;
+                assert_eq!(filled, eighths >= 8 * col + 4, "step {step}, layer {layer}");
+                if layer == 20 {
+                    seen[usize::from(filled)] = true;
+                }
+            }
+            h.press(KeyCode::Right);
+        }
+        assert_eq!(seen, [true, true], "layer 20's bar crossed the marker");
+    }
 }

@@ -67,13 +67,28 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
+/// Blank columns between the border and the text, on both sides.
+const PAD: usize = 1;
+/// Blank columns between two columns of keys.
+const GAP: usize = 2;
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let groups = groups(app);
-    let col_w: usize = 38;
-    let avail_w = area.width.saturating_sub(4) as usize;
+    // A column is as wide as its longest entry (or heading).
+    let content_w = groups
+        .iter()
+        .flatten()
+        .map(|r| match r {
+            Row::Heading(h) => str_width(h),
+            Row::Entry(_, desc) => KEY_W + 1 + str_width(desc),
+        })
+        .max()
+        .unwrap_or(KEY_W);
+    let avail_w = (area.width as usize).saturating_sub(2 + 2 * PAD);
+    let col_w = content_w.min(avail_w).max(1);
     let avail_h = area.height.saturating_sub(2) as usize;
-    let max_cols = (avail_w / col_w).max(1);
+    let max_cols = ((avail_w + GAP) / (col_w + GAP)).max(1);
     let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
     let total: usize = sizes.iter().sum();
     // Prefer two columns, then the shortest packing of whole groups; if
@@ -100,8 +115,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             used.into_iter().max().unwrap_or(0)
         }
         None => {
-            let ncols = max_cols;
-            let per = total.div_ceil(ncols);
+            let per = total.div_ceil(max_cols);
             for (k, r) in groups.iter().flatten().enumerate() {
                 cells.push((k / per, k % per, r));
             }
@@ -109,23 +123,27 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
     };
     let used_cols = cells.iter().map(|c| c.0 + 1).max().unwrap_or(1);
-    let w = (used_cols * col_w + 2) as u16;
-    let h = (height + 2) as u16;
-    let r = centered(area, w.max(30), h);
+    let text_w = used_cols * col_w + (used_cols - 1) * GAP;
+    let hint = " any key closes · keys.toml in the config dir rebinds ";
+    // Wide enough for the hint on the bottom border when there is room.
+    let mut inner_w = (text_w + 2 * PAD).max(str_width(hint) + 2);
+    inner_w += (inner_w - text_w) % 2; // so the margins can be equal
+    let w = inner_w + 2;
+    let r = centered(area, w as u16, (height + 2) as u16);
     Clear.render(r, buf);
-    panel(title("Keys", true, t), true, t)
-        .title_bottom(Line::styled(" any key closes · keys.toml in the config dir rebinds ", t.dim()))
-        .render(r, buf);
+    panel(title("Keys", true, t), true, t).title_bottom(Line::styled(hint, t.dim())).render(r, buf);
     let inner = Rect::new(r.x + 1, r.y + 1, r.width.saturating_sub(2), r.height.saturating_sub(2));
+    // The text block centred: equal margins left and right.
+    let left = inner.x + (inner.width as usize).saturating_sub(text_w) as u16 / 2;
     for (c, y, row) in cells {
         if y >= inner.height as usize {
             continue;
         }
-        let x = inner.x + (c * col_w) as u16 + 1;
+        let x = left + (c * (col_w + GAP)) as u16;
         if x >= inner.right() {
             continue;
         }
-        let width = (inner.right() - x).min(col_w as u16 - 1) as usize;
+        let width = (inner.right() - x).min(col_w as u16) as usize;
         let line = match row {
             Row::Heading(h) => Line::from(Span::styled(
                 h.to_string(),
@@ -142,5 +160,44 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             }
         };
         line.render(Rect::new(x, inner.y + y as u16, width as u16, 1), buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyCode;
+
+    use crate::ui::fake::{Harness, DEMO_PROMPT};
+    use crate::ui::TuiOptions;
+
+    /// The box's rows between its side borders.
+    fn box_rows(size: (u16, u16)) -> Vec<String> {
+        let opts = TuiOptions { prompt: DEMO_PROMPT.to_string(), ..TuiOptions::default() };
+        let mut h = Harness::new(&opts, size);
+        h.load(24, DEMO_PROMPT);
+        h.press(KeyCode::Char('?'));
+        let buf = h.draw();
+        let rows: Vec<String> =
+            (0..size.1).map(|y| (0..size.0).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect();
+        let top = rows.iter().position(|r| r.contains("┏ Keys ")).expect("the help box");
+        let left = rows[top].chars().position(|c| c == '┏').unwrap();
+        let right = left + rows[top].chars().skip(left).position(|c| c == '┓').unwrap();
+        rows[top + 1..]
+            .iter()
+            .take_while(|r| r.chars().nth(left) == Some('┃'))
+            .map(|r| r.chars().skip(left + 1).take(right - left - 1).collect())
+            .collect()
+    }
+
+    #[test]
+    fn text_has_equal_margins_on_both_sides() {
+        for size in [(80, 24), (120, 40), (200, 50), (60, 40)] {
+            let rows = box_rows(size);
+            assert!(!rows.is_empty(), "{size:?}");
+            let margin_l = rows.iter().map(|r| r.chars().take_while(|c| *c == ' ').count()).min().unwrap();
+            let margin_r = rows.iter().map(|r| r.chars().rev().take_while(|c| *c == ' ').count()).min().unwrap();
+            assert!(margin_l >= 1, "{size:?}: {rows:#?}");
+            assert_eq!(margin_l, margin_r, "{size:?}: {rows:#?}");
+        }
     }
 }

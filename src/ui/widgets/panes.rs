@@ -1,6 +1,7 @@
 //! The three output panes (Full / Uniform / Custom) streaming side by side.
 //! The first token where a pruned pane leaves the full-cache continuation is
-//! highlighted; quality metrics appear at the bottom once a pane is done.
+//! highlighted; quality metrics appear at the bottom once a pane is done, and
+//! the run's state (streaming / done / stopped) on the bottom border.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -12,7 +13,7 @@ use super::{panel, put};
 use crate::engine::protocol::Pane;
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::pane_columns;
-use crate::ui::text::{mib, wrap_items, Wrapped};
+use crate::ui::text::{mib, str_width, wrap_items, Wrapped};
 
 fn inner(area: Rect) -> Rect {
     Rect::new(
@@ -78,41 +79,47 @@ fn render_pane(app: &App, pane: Pane, col: Rect, buf: &mut Buffer) {
     let diff = first_diff(app, pane);
     let name =
         Span::styled(format!(" {pane:?} "), Style::default().fg(pane_colour(app, pane)).add_modifier(Modifier::BOLD));
-    let badge = match diff {
-        Some(i) => Some(Span::styled(
-            format!("≠ @{i}"),
-            Style::default().fg(t.diverge_fg).bg(t.diverge_bg).add_modifier(Modifier::BOLD),
-        )),
+    let badge_style = Style::default().fg(t.diverge_fg).bg(t.diverge_bg).add_modifier(Modifier::BOLD);
+    // Divergence badge and KV share, long and short forms.
+    let badge: Option<[Span; 2]> = match diff {
+        Some(i) => Some([format!("≠ @{i}"), format!("≠@{i}")].map(|s| Span::styled(s, badge_style))),
         None if pane != Pane::Full && state.metrics.is_some() && !state.tokens.is_empty() => {
-            Some(Span::styled("= full", Style::default().fg(t.ok)))
+            Some(["= full", "=full"].map(|s| Span::styled(s, Style::default().fg(t.ok))))
         }
         None => None,
     };
-    let kv = app.run_id.map(|_| Span::styled(format!("{share:.0}% KV"), t.dim()));
-    let status = if app.run_id.is_none() {
-        ""
-    } else if state.metrics.is_some() {
-        "done"
-    } else if app.run_stopped {
-        "stopped"
-    } else {
-        "streaming…"
-    };
-    let status = Span::styled(format!(" {status} "), t.dim());
-    // Most important first: name, divergence, KV share, status.
-    let room = col.width.saturating_sub(4) as usize;
-    let mut head = vec![name];
-    let mut used = head[0].width();
-    for s in badge.into_iter().chain(kv) {
-        if used + s.width() < room {
-            used += s.width() + 1;
-            head.push(s);
-            head.push(Span::raw(" "));
-        }
-    }
+    let kv: Option<[Span; 2]> =
+        app.run_id.map(|_| [format!("{share:.0}% KV"), format!("{share:.0}%")].map(|s| Span::styled(s, t.dim())));
+    // The longest title that fits: name, then divergence, then KV share.
+    let room = col.width.saturating_sub(2) as usize;
+    // (badge form, KV form): long forms first, the KV share goes before the badge.
+    let candidates = [(0, Some(0)), (0, Some(1)), (1, Some(1)), (0, None), (1, None)];
+    let head = candidates
+        .iter()
+        .map(|&(b, k)| {
+            let badge = badge.as_ref().map(|f| f[b].clone());
+            let kv = k.and_then(|k| kv.as_ref().map(|f| f[k].clone()));
+            let mut spans = vec![name.clone()];
+            for s in badge.into_iter().chain(kv) {
+                spans.extend([s, Span::raw(" ")]);
+            }
+            spans
+        })
+        .find(|spans| spans.iter().map(Span::width).sum::<usize>() <= room)
+        .unwrap_or_else(|| vec![name.clone()]);
     let mut block = panel(Line::from(head), focused, t);
-    if !status.content.trim().is_empty() && used + status.width() < room {
-        block = block.title(Line::from(status).right_aligned());
+    // The run's state on the bottom border, where it always has room.
+    let status = if app.run_id.is_none() {
+        None
+    } else if state.metrics.is_some() {
+        Some("done")
+    } else if app.run_stopped {
+        Some("stopped")
+    } else {
+        Some("streaming…")
+    };
+    if let Some(s) = status.map(|s| format!(" {s} ")).filter(|s| str_width(s) + 2 <= col.width as usize) {
+        block = block.title_bottom(Line::styled(s, t.dim()).right_aligned());
     }
     block.render(col, buf);
 
