@@ -141,7 +141,13 @@ impl Engine {
 
     /// As `decoder`, keeping every layer within its budget while generating
     /// (decode-phase eviction).
-    pub fn evicting_decoder(&self, cache: KvCache, first_logits: &Tensor, params: &GenParams, evictor: Evictor) -> Decoder {
+    pub fn evicting_decoder(
+        &self,
+        cache: KvCache,
+        first_logits: &Tensor,
+        params: &GenParams,
+        evictor: Evictor,
+    ) -> Decoder {
         Decoder { evictor: Some(evictor), ..self.decoder(cache, first_logits, params) }
     }
 

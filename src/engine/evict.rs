@@ -44,11 +44,8 @@ impl Evictor {
             }
             let scores = acc.to_vec2::<f32>()?;
             let layer = &cache.layers()[l];
-            let keep: Vec<Vec<u32>> = scores
-                .iter()
-                .enumerate()
-                .map(|(h, row)| self.keep_for_head(row, layer.positions(h), budget))
-                .collect();
+            let keep: Vec<Vec<u32>> =
+                scores.iter().enumerate().map(|(h, row)| self.keep_for_head(row, layer.positions(h), budget)).collect();
             let kept_scores: Vec<f32> =
                 keep.iter().zip(&scores).flat_map(|(k, row)| k.iter().map(|&s| row[s as usize])).collect();
             *cache.layer_mut(l) = layer.gather(&keep, self.batch + 1)?;

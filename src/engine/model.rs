@@ -160,7 +160,12 @@ impl Model {
 
     /// As `forward`, also returning each layer's attention to its cached
     /// slots, `[kv_heads, slots]` summed over the new tokens and query groups.
-    pub fn forward_observed(&self, cache: &mut KvCache, tokens: &[u32], logits: Logits) -> Result<(Tensor, Vec<Tensor>)> {
+    pub fn forward_observed(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        logits: Logits,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
         let mut seen = Vec::with_capacity(self.config.n_layers);
         let out = self.forward_inner(cache, tokens, logits, Some(Observe::Decode(&mut seen)))?;
         Ok((out, seen))
