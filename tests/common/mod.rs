@@ -6,8 +6,13 @@ use depthkv::engine::source::ModelSource;
 use depthkv::engine::{fetch, Engine, LoadOptions};
 use std::path::PathBuf;
 
+/// Installs the default model once per test process (tests run in parallel).
 pub fn default_model_path() -> PathBuf {
-    fetch::ensure_default_model(&mut |m| eprintln!("{m}")).expect("the default model could not be installed")
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        fetch::ensure_default_model(&mut |m| eprintln!("{m}")).expect("the default model could not be installed")
+    })
+    .clone()
 }
 
 pub fn default_engine() -> Engine {
