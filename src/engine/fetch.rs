@@ -6,6 +6,9 @@
 //! before the file is moved into place, so a half-written or wrong file never
 //! lands at the final path.
 
+// The error lists both routes' failures in full; it is returned once per install.
+#![allow(clippy::result_large_err)]
+
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -155,6 +155,9 @@ fn summarize(method: &str, budget: f64, samples: &[Sample]) -> MethodResult {
     }
 }
 
+/// A per-prompt measurement and its report name.
+type Metric = (&'static str, fn(&Sample) -> f64);
+
 /// Paired tests of `depthkv` against every other method, per budget, on KL
 /// to full and top-1 agreement.
 fn compare_to_depthkv(cfg: &EvalConfig, pruned: &[Vec<Vec<Sample>>]) -> Vec<Comparison> {
@@ -164,7 +167,7 @@ fn compare_to_depthkv(cfg: &EvalConfig, pruned: &[Vec<Vec<Sample>>]) -> Vec<Comp
     let mut out = Vec::new();
     for (bi, &b) in cfg.budgets.iter().enumerate() {
         for (oi, other) in cfg.methods.iter().enumerate().filter(|(i, _)| *i != d) {
-            let metrics: [(&str, fn(&Sample) -> f64); 2] =
+            let metrics: [Metric; 2] =
                 [("kl_to_full", |s| s.quality.kl), ("top1_agreement", |s| s.quality.top1)];
             for (name, f) in metrics {
                 let a: Vec<f64> = pruned[d][bi].iter().map(f).collect();
