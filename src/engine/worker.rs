@@ -60,6 +60,9 @@ struct Worker {
 struct PaneRun {
     pane: Pane,
     decoder: Decoder,
+    /// The pane's cache as pruned, before decoding (a cheap clone that shares
+    /// the slots); the quality pass teacher-forces from it.
+    pruned: KvCache,
     kv_bytes: usize,
     text_len: usize,
     started: Instant,
@@ -196,6 +199,7 @@ impl Worker {
             panes.push(PaneRun {
                 pane,
                 kv_bytes: cache.bytes(),
+                pruned: cache.clone(),
                 decoder: self.engine.decoder(cache, &pre.first_logits, params),
                 text_len: 0,
                 started: Instant::now(),
@@ -227,9 +231,7 @@ impl Worker {
             let (kl, top1) = if p.pane == Pane::Full || full_tokens.is_empty() {
                 (0.0, 1.0)
             } else {
-                let budgets = if p.pane == Pane::Uniform { uniform } else { custom };
-                let (cache, _) = self.pane_cache(pre, budgets, full_tokens.len())?;
-                let lp = self.engine.teacher_force(&cache, &pre.first_logits, &full_tokens)?;
+                let lp = self.engine.teacher_force(&p.pruned, &pre.first_logits, &full_tokens)?;
                 let q = scoring::compare(&full_lp, &lp, &full_tokens)?;
                 (q.kl, q.top1)
             };

@@ -167,8 +167,7 @@ fn compare_to_depthkv(cfg: &EvalConfig, pruned: &[Vec<Vec<Sample>>]) -> Vec<Comp
     let mut out = Vec::new();
     for (bi, &b) in cfg.budgets.iter().enumerate() {
         for (oi, other) in cfg.methods.iter().enumerate().filter(|(i, _)| *i != d) {
-            let metrics: [Metric; 2] =
-                [("kl_to_full", |s| s.quality.kl), ("top1_agreement", |s| s.quality.top1)];
+            let metrics: [Metric; 2] = [("kl_to_full", |s| s.quality.kl), ("top1_agreement", |s| s.quality.top1)];
             for (name, f) in metrics {
                 let a: Vec<f64> = pruned[d][bi].iter().map(f).collect();
                 let o: Vec<f64> = pruned[oi][bi].iter().map(f).collect();
