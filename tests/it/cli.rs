@@ -1,7 +1,7 @@
 //! The command line on the real default model: bad input gets a clear
 //! message (never a panic), and calibrate → profile → eval works end to end.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -14,7 +14,7 @@
 //! candle's stock model reads CANDLE_DEQUANTIZE_ALL once per thread, so each
 //! mode runs on a fresh thread, one after the other, in this single test.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, IndexOp, Tensor, D};
 use candle_transformers::models::quantized_llama::ModelWeights;

@@ -1,7 +1,7 @@
 //! Decode-phase eviction on the real default model: every layer stays within
 //! its budget while generating, sinks survive, and without pressure nothing changes.
 
-mod common;
+use crate::common;
 
 use depthkv::engine::evict::Evictor;
 use depthkv::engine::protocol::GenParams;

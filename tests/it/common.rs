@@ -15,7 +15,14 @@ pub fn default_model_path() -> PathBuf {
     .clone()
 }
 
-pub fn default_engine() -> Engine {
+/// The default model on the CPU, loaded once and shared by every test.
+pub fn default_engine() -> &'static Engine {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(owned_engine)
+}
+
+/// A fresh load, for tests that hand the engine to a worker thread.
+pub fn owned_engine() -> Engine {
     Engine::load_source(
         ModelSource::Gguf(default_model_path()),
         &LoadOptions { device: DeviceChoice::Cpu, ..Default::default() },

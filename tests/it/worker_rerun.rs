@@ -1,7 +1,7 @@
 //! The engine thread on the real default model: a budget change supersedes
 //! the run in flight, and the new run's tokens equal a direct headless run.
 
-mod common;
+use crate::common;
 
 use depthkv::engine::protocol::{Command, Event, GenParams, Pane};
 use depthkv::engine::{worker, PrefillOptions};
@@ -13,7 +13,7 @@ Question: what was the name of the ship?";
 
 #[test]
 fn rerun_streams_under_newest_id_and_matches_headless() {
-    let engine = common::default_engine();
+    let engine = common::owned_engine();
     let select = SelectConfig::default();
     let tokens = engine.encode(PROMPT, true).unwrap();
     let l = tokens.len();

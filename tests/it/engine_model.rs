@@ -1,7 +1,7 @@
 //! The engine on the real default model: answers, logits against candle's
 //! stock quantized_llama, and the pruned cache against masked attention.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use depthkv::engine::model::Logits;

