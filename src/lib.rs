@@ -1,18 +1,28 @@
 //! depthkv: a workbench for layer-dependent KV-cache pruning.
 //!
-//! - `engine`: our own forward pass over a KV cache we can read and prune (no UI types).
-//! - `prune`: which tokens a layer keeps, and how one global budget is split across layers.
-//! - `calib`: per-layer sensitivity measurement and its statistics.
-//! - `profile`: versioned JSON profiles (import/export).
-//! - `eval`: prompt sets, generated long-context tasks, the evaluation harness and plots.
-//! - `ui`: the terminal workbench.
-//! - `cli`: the command-line front end.
+//! The crate is built in floors; a module imports only from floors below it
+//! (tests/it/floors.rs fails on an upward import):
+//!
+//! ```text
+//!  5  cli   ui                 front ends: flags and the terminal workbench
+//!  4  eval  bench              prompt sets, tasks, reports, plots; benchmarks
+//!  3  session                  engine thread, protocol of variants, budgets applied
+//!                              to a cached prefill, scoring, calibration
+//!  2  profile                  versioned JSON profiles (import/export)
+//!  1  prune                    which tokens a layer keeps; one budget split across layers
+//!  0  engine   stats           forward pass, KV cache, tokenizer; statistics
+//! ```
+//!
+//! `ui` and `cli` talk to the engine only through a session: the TUI over the
+//! engine thread's channels, the CLI through the same scoring and
+//! calibration functions.
 
 pub mod bench;
-pub mod calib;
 pub mod cli;
 pub mod engine;
 pub mod eval;
 pub mod profile;
 pub mod prune;
+pub mod session;
+pub mod stats;
 pub mod ui;

@@ -3,13 +3,13 @@
 use super::args::ModelArgs;
 use super::strategy::{AllocArgs, SelectArgs};
 use crate::bench::{self, stock, Stat};
-use crate::calib::sensitivity::{calibrate, CalibConfig};
 use crate::engine::source::ModelSource;
 use crate::engine::weights::WeightMode;
-use crate::engine::{Engine, PrefillOptions};
+use crate::engine::Engine;
 use crate::eval::prompts::PromptItem;
 use crate::eval::tasks::{generate_tasks, TaskKind, TaskParams};
 use crate::prune::Strategy;
+use crate::session::calibrate::{calibrate, CalibConfig};
 use clap::Args;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -108,7 +108,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let dev = engine.model.device().clone();
     let depthkv = a.alloc.strategy("depthkv", &engine)?;
     let n = a.decode_tokens;
-    let opts = PrefillOptions { window: select.window, ..Default::default() };
+    let opts = select.prefill_options();
     let quantized = if a.with_quantized {
         let mut o = a.model.load_options()?;
         o.weights = WeightMode::Quantized;
@@ -195,7 +195,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 let mut dec = engine.decoder(
                     cache,
                     &pre.first_logits,
-                    &crate::engine::protocol::GenParams { max_new_tokens: 64, ..Default::default() },
+                    &crate::engine::GenParams { max_new_tokens: 64, ..Default::default() },
                 );
                 // The first token comes from the prefill logits; the second is the
                 // first that reads the new cache, so it is the one timed.
@@ -235,8 +235,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        let cfg = CalibConfig { select, prefill: opts, chat: false, ..Default::default() };
-        let res = calibrate(&engine, &items, &cfg, &mut |_, _| true)?;
+        let cfg = CalibConfig { select, prefill: opts, ..Default::default() };
+        let specs: Vec<_> = items.iter().map(|p| p.spec(false)).collect();
+        let res = calibrate(&engine, &specs, &cfg, &mut |_, _| true)?;
         json!({"prompts": a.calib_prompts, "context": a.calib_context, "layers": engine.config().n_layers, "seconds": res.seconds})
     } else {
         Value::Null

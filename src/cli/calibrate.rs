@@ -3,11 +3,10 @@
 use super::args::ModelArgs;
 use super::progress::Bar;
 use super::strategy::{check_budget, AllocArgs, SelectArgs};
-use crate::calib::sensitivity::{calibrate, CalibConfig};
-use crate::engine::PrefillOptions;
 use crate::eval::prompts::{load_prompts, prompt_set_sha256};
 use crate::profile::{self, CalibrationMeta, Profile};
 use crate::prune::{kept_fractions, StrategyKind};
+use crate::session::calibrate::{calibrate, CalibConfig};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -71,12 +70,12 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         continuation_tokens: a.tokens,
         use_reference: !a.ignore_reference,
         select,
-        prefill: PrefillOptions { window: select.window, ..Default::default() },
-        chat: !a.raw,
+        prefill: select.prefill_options(),
         ..Default::default()
     };
     let bar = Bar::new("calibrating", a.json);
-    let res = calibrate(&engine, &prompts, &cfg, &mut |d, t| bar.update(d, t))?;
+    let specs: Vec<_> = prompts.iter().map(|p| p.spec(!a.raw)).collect();
+    let res = calibrate(&engine, &specs, &cfg, &mut |d, t| bar.update(d, t))?;
     let n_layers = engine.config().n_layers;
 
     let mut p = Profile::new(profile::model::fingerprint(&engine)?, a.strategy.clone(), a.budget, vec![1.0; n_layers]);

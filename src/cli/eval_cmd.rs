@@ -3,7 +3,6 @@
 use super::args::ModelArgs;
 use super::progress::Bar;
 use super::strategy::{check_budget, AllocArgs, SelectArgs};
-use crate::engine::PrefillOptions;
 use crate::eval::prompts::load_prompts;
 use crate::eval::report::markdown_table;
 use crate::eval::runner::{evaluate, EvalConfig, Method};
@@ -70,7 +69,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         continuation_tokens: a.tokens,
         answer_tokens: a.answer_tokens,
         select,
-        prefill: PrefillOptions { window: select.window, ..Default::default() },
+        prefill: select.prefill_options(),
         chat: !a.raw,
         ..Default::default()
     };

@@ -2,8 +2,9 @@
 
 use super::args::ModelArgs;
 use super::strategy::{check_budget, AllocArgs, SelectArgs};
-use crate::engine::protocol::GenParams;
-use crate::engine::PrefillOptions;
+use crate::engine::evict::Evictor;
+use crate::engine::Detokenizer;
+use crate::engine::GenParams;
 use crate::prune::apply;
 use anyhow::Context;
 use clap::Args;
@@ -66,7 +67,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let strategy = if budget < 1.0 { Some(a.alloc.strategy(&a.strategy, &engine)?) } else { None };
     let chat = !a.raw && engine.codec.has_chat();
     let tokens = engine.encode(&prompt, chat)?;
-    let pre = engine.prefill(&tokens, PrefillOptions { window: select.window, ..Default::default() })?;
+    let pre = engine.prefill(&tokens, select.prefill_options())?;
     let full_bytes = pre.cache.bytes();
     let (cache, budgets) = match &strategy {
         None => (pre.cache.clone(), vec![tokens.len(); engine.config().n_layers]),
@@ -78,30 +79,17 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let kv_bytes = cache.bytes();
     let params = GenParams { max_new_tokens: a.max_new, temperature: a.temperature, top_p: a.top_p, seed: a.seed };
     let start = std::time::Instant::now();
-    let mut shown = 0usize;
-    let mut ids = Vec::new();
-    let mut dec = match a.decode_evict {
-        true => {
-            let ev = crate::engine::evict::Evictor::new(budgets.clone(), select.sinks, select.window, 16);
-            engine.evicting_decoder(cache, &pre.first_logits, &params, ev)
-        }
-        false => engine.decoder(cache, &pre.first_logits, &params),
-    };
-    let mut on_token = |t: u32| {
-        ids.push(t);
-        if !a.json {
-            // Decode the whole tail so multi-byte characters split over tokens print whole.
-            let text = engine.decode(&ids);
-            if text.len() > shown && text.is_char_boundary(shown) {
-                print!("{}", &text[shown..]);
-                let _ = std::io::stdout().flush();
-                shown = text.len();
-            }
-        }
-        true
-    };
+    let evictor = a.decode_evict.then(|| Evictor::new(budgets.clone(), select.sinks, select.window, 16));
+    let mut dec = engine.decoder_with(cache, &pre.first_logits, &params, evictor);
+    let mut detok = Detokenizer::new();
     while let Some(t) = dec.step(&engine)? {
-        on_token(t);
+        if !a.json {
+            print!("{}", detok.push(&engine.codec, t));
+            let _ = std::io::stdout().flush();
+        }
+    }
+    if !a.json {
+        print!("{}", detok.flush(&engine.codec));
     }
     let out = dec.produced.clone();
     let evicted = dec.evictor.as_ref().map(|e| e.evicted);

@@ -2,10 +2,10 @@
 
 use super::args::ModelArgs;
 use super::strategy::{check_budget, read_profile, AllocArgs, SelectArgs};
-use crate::engine::protocol::GenParams;
-use crate::engine::worker;
+use crate::engine::GenParams;
 use crate::eval::tasks::{estimate_tokens, generate_tasks, TaskKind, TaskParams};
 use crate::prune::StrategyKind;
+use crate::session::worker;
 use crate::ui::run::{run_tui, TuiOptions};
 use anyhow::Context;
 use clap::Args;

@@ -7,7 +7,7 @@ use super::device::{self, DeviceChoice};
 use super::error::{EngineError, Result};
 use super::evict::Evictor;
 use super::model::{AttentionStats, Logits, Model};
-use super::protocol::{GenParams, ModelInfo};
+use super::params::{GenParams, ModelInfo};
 use super::sampler::Sampler;
 use super::source::{self, HubSettings, ModelSource};
 use super::tokenizer::{self, TextCodec};
@@ -137,6 +137,17 @@ impl Engine {
             done: false,
             evictor: None,
         }
+    }
+
+    /// `decoder`, or `evicting_decoder` when an evictor is given.
+    pub fn decoder_with(
+        &self,
+        cache: KvCache,
+        first_logits: &Tensor,
+        params: &GenParams,
+        evictor: Option<Evictor>,
+    ) -> Decoder {
+        Decoder { evictor, ..self.decoder(cache, first_logits, params) }
     }
 
     /// As `decoder`, keeping every layer within its budget while generating

@@ -1,21 +1,23 @@
 //! The headless engine: model loading, our own forward pass, the KV cache.
-//! Nothing here knows about the UI; front ends talk to it directly or
-//! through the engine thread (`worker`) with the plain messages of `protocol`.
+//! The bottom floor: it imports nothing of prune, session, profile, eval or
+//! the front ends. Sessions drive it; front ends talk to a session.
 pub mod cache;
 pub mod chat;
 pub mod config;
 pub mod core;
+pub mod detok;
 pub mod device;
 pub mod error;
 pub mod evict;
 pub mod fetch;
 pub mod gguf_tokenizer;
 pub mod model;
-pub mod protocol;
+pub mod params;
 pub mod sampler;
 pub mod source;
 pub mod tokenizer;
 pub mod weights;
-pub mod worker;
 
 pub use self::core::{Decoder, Engine, LoadOptions, PrefillOptions, Prefilled};
+pub use self::detok::Detokenizer;
+pub use self::params::{GenParams, ModelInfo};

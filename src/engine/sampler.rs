@@ -2,7 +2,7 @@
 //! (candle-transformers' LogitsProcessor, so a seed always gives the same text).
 
 use super::error::Result;
-use super::protocol::GenParams;
+use super::params::GenParams;
 use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 

@@ -10,7 +10,6 @@ pub mod plot;
 pub mod prompts;
 pub mod report;
 pub mod runner;
-pub mod scoring;
 pub mod tasks;
 
 pub use self::plot::{plot_lines, plot_panels, plot_quality_vs_budget, LegendCorner, Panel, PlotError};

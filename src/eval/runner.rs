@@ -1,14 +1,14 @@
 //! The evaluation harness: every method at every budget on every prompt,
 //! from one prefill per prompt, with paired significance tests.
 
-use crate::calib::stats;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::protocol::GenParams;
+use crate::engine::GenParams;
 use crate::engine::{Engine, PrefillOptions};
 use crate::eval::prompts::PromptItem;
 use crate::eval::report::{Comparison, EvalReport, MethodResult};
-use crate::eval::scoring::{self, Continuation, Quality, Scored};
 use crate::prune::{apply, SelectConfig, Strategy};
+use crate::session::scoring::{self, Continuation, Quality, Scored};
+use crate::stats;
 
 /// A named way of splitting the budget across layers.
 #[derive(Debug, Clone)]
@@ -111,7 +111,8 @@ pub fn evaluate(
     let mut full = Vec::new();
     let mut pruned = vec![vec![Vec::new(); cfg.budgets.len()]; cfg.methods.len()];
     for (pi, item) in prompts.iter().enumerate() {
-        let s = scoring::prepare(engine, item, cfg.chat, cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
+        let s =
+            scoring::prepare(engine, &item.spec(cfg.chat), cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
         let l = s.pre.tokens.len();
         full.push(sample(engine, &s, item, &s.pre.cache, cfg)?);
         for (mi, m) in cfg.methods.iter().enumerate() {

@@ -5,8 +5,24 @@
 use super::{allocate, feasible_total, select_layer, total_slots, LayerLimits, LayerStats, SelectConfig, Strategy};
 use crate::engine::cache::KvCache;
 use crate::engine::error::Result as EngineResult;
-use crate::engine::protocol::Occupancy;
-use crate::engine::Prefilled;
+
+use crate::engine::{PrefillOptions, Prefilled};
+
+/// Which prompt positions each (layer, kv head) keeps after pruning.
+/// `kept[layer][kv_head]` is sorted and unique.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occupancy {
+    pub prompt_len: usize,
+    pub kept: Vec<Vec<Vec<u32>>>,
+}
+
+impl SelectConfig {
+    /// Prefill settings that record the statistics this selection reads
+    /// (its observation window).
+    pub fn prefill_options(&self) -> PrefillOptions {
+        PrefillOptions { window: self.window, ..Default::default() }
+    }
+}
 
 /// Per-layer limits for a prompt under a selection config.
 pub fn limits(cfg: &SelectConfig, prompt_len: usize) -> LayerLimits {

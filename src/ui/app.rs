@@ -8,9 +8,42 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use crate::engine::protocol::{
-    Command, Event, GenParams, Job, LayerSensitivity, ModelInfo, Occupancy, Pane, PaneMetrics, PromptSnapshot, RunId,
+use crate::session::protocol::{
+    Command, Event, GenParams, Job, LayerSensitivity, ModelInfo, Occupancy, PromptSnapshot, RunId, Variant, VariantId,
+    VariantMetrics,
 };
+
+/// A pane's quality figures, as the session reports them.
+pub type PaneMetrics = VariantMetrics;
+
+/// Which of the three side-by-side decodes a pane shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pane {
+    Full,
+    Uniform,
+    Custom,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 3] = [Pane::Full, Pane::Uniform, Pane::Custom];
+
+    pub fn index(self) -> usize {
+        match self {
+            Pane::Full => 0,
+            Pane::Uniform => 1,
+            Pane::Custom => 2,
+        }
+    }
+
+    /// The variant id this pane's decode runs under.
+    pub fn variant(self) -> VariantId {
+        self.index() as VariantId
+    }
+
+    pub fn from_variant(id: VariantId) -> Option<Pane> {
+        Pane::ALL.into_iter().find(|p| p.variant() == id)
+    }
+}
 
 use super::budget::{Budgets, Shape};
 use super::editor::{EditOutcome, LineEditor};
@@ -205,6 +238,8 @@ pub struct App {
     pub attention: Vec<Vec<f32>>,
     pub awaiting_prefill: bool,
     pub params: GenParams,
+    /// Token scorer of the pruned panes.
+    pub scorer: crate::prune::Scorer,
 
     pub budgets: Budgets,
     pub sensitivity: Option<Vec<LayerSensitivity>>,
@@ -289,15 +324,12 @@ impl App {
             attention: Vec::new(),
             awaiting_prefill: false,
             params: opts.params.clone(),
-            budgets: Budgets {
-                sinks: opts.select.sinks,
-                window: opts.select.window,
-                ..Budgets::new(opts.initial_budget, shape)
-            },
+            scorer: opts.select.scorer,
+            budgets: Budgets::new(opts.initial_budget, shape),
             sensitivity,
             profile_name: opts.profile_name.clone(),
             profiles_dir,
-            ablation_keep: crate::calib::sensitivity::CalibConfig::default().ablation_keep,
+            ablation_keep: crate::session::calibrate::CalibConfig::default().ablation_keep,
             next_id: 1,
             run_id: None,
             run_started: None,
@@ -393,12 +425,13 @@ impl App {
             p.reset_run();
         }
         self.pane_scroll = 0;
-        fx.push(Effect::Send(Command::Run {
-            run_id: id,
-            uniform: self.budgets.uniform.clone(),
-            custom: self.budgets.custom.clone(),
-            params: self.params.clone(),
-        }));
+        let scorer = self.scorer;
+        let variants = vec![
+            Variant::full(Pane::Full.variant()),
+            Variant::layers(Pane::Uniform.variant(), self.budgets.uniform.clone(), scorer),
+            Variant::layers(Pane::Custom.variant(), self.budgets.custom.clone(), scorer),
+        ];
+        fx.push(Effect::Send(Command::Run { run_id: id, variants, params: self.params.clone() }));
     }
 
     /// Sizes the budgets once both the model and the prompt are known, then runs.
@@ -406,12 +439,12 @@ impl App {
         let (Some(model), Some(prompt)) = (&self.model, &self.prompt) else {
             return;
         };
-        let (n, len) = (model.n_layers, prompt.pieces.len());
+        let (n, len, min) = (model.n_layers, prompt.pieces.len(), prompt.min_layer_tokens);
         if n == 0 || len == 0 {
             self.message(Level::Warn, "empty prompt: nothing to prune (press o to edit it)");
             return;
         }
-        match self.budgets.configure(n, len) {
+        match self.budgets.configure(n, len, min) {
             Ok(()) => {
                 self.selected = self.selected.min(n - 1);
                 self.cursor = self.cursor.min(len - 1);
@@ -451,7 +484,8 @@ impl App {
                 self.follow_cursor = true;
                 self.try_configure(fx);
             }
-            Event::Occupancy { run_id, pane, occupancy } => {
+            Event::Occupancy { run_id, variant, occupancy } => {
+                let Some(pane) = Pane::from_variant(variant) else { return };
                 if Some(run_id) == self.run_id {
                     let p = &mut self.panes[pane.index()];
                     p.share = keep_share(&occupancy);
@@ -459,7 +493,8 @@ impl App {
                     p.occupancy_stale = false;
                 }
             }
-            Event::Token { run_id, pane, index, token_id, text } => {
+            Event::Token { run_id, variant, index, token_id, text } => {
+                let Some(pane) = Pane::from_variant(variant) else { return };
                 if Some(run_id) == self.run_id && !self.run_stopped {
                     let toks = &mut self.panes[pane.index()].tokens;
                     if index < toks.len() {
@@ -469,7 +504,9 @@ impl App {
                     }
                 }
             }
-            Event::PaneDone { run_id, pane, metrics } => {
+            Event::RunDone { .. } => {}
+            Event::VariantDone { run_id, variant, metrics } => {
+                let Some(pane) = Pane::from_variant(variant) else { return };
                 if Some(run_id) == self.run_id {
                     self.panes[pane.index()].metrics = Some(metrics);
                 }
@@ -978,7 +1015,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         action,
         Action::Tick(_)
             | Action::Engine(
-                Event::Token { .. } | Event::Occupancy { .. } | Event::PaneDone { .. } | Event::Progress { .. }
+                Event::Token { .. }
+                    | Event::Occupancy { .. }
+                    | Event::VariantDone { .. }
+                    | Event::RunDone { .. }
+                    | Event::Progress { .. }
             )
     );
     match action {

@@ -4,11 +4,6 @@
 
 use crate::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
 
-/// Default attention sinks + observation window the selector always keeps;
-/// the per-layer minimum is `min(sinks + window, L)` (see `Budgets::sinks`).
-pub const SINKS: usize = 4;
-pub const WINDOW: usize = 32;
-
 /// DepthKV defaults used by the `d` reset (the same as the CLI's).
 pub const DEPTH_MIX: f64 = crate::prune::DEPTHKV_MIX;
 pub const DEPTH_FLOOR: f64 = crate::prune::DEPTHKV_FLOOR;
@@ -72,11 +67,6 @@ pub struct Budgets {
     pub custom: Vec<usize>,
     pub uniform: Vec<usize>,
     pub locked: Vec<bool>,
-    /// Positions the engine's selector always keeps at the start / end of
-    /// the prompt; they set the per-layer minimum. Must match the engine's
-    /// `SelectConfig`, or it refuses the budgets.
-    pub sinks: usize,
-    pub window: usize,
 }
 
 impl Budgets {
@@ -91,8 +81,6 @@ impl Budgets {
             custom: Vec::new(),
             uniform: Vec::new(),
             locked: Vec::new(),
-            sinks: SINKS,
-            window: WINDOW,
         }
     }
 
@@ -126,13 +114,14 @@ impl Budgets {
         }
     }
 
-    /// Sizes the splits for a (new) model/prompt. Locks survive only if the
-    /// geometry is unchanged.
-    pub fn configure(&mut self, n_layers: usize, prompt_len: usize) -> Result<(), PruneError> {
+    /// Sizes the splits for a (new) model/prompt; `min_layer_tokens` is the
+    /// session's per-layer minimum for this prompt (from its snapshot). Locks
+    /// survive only if the geometry is unchanged.
+    pub fn configure(&mut self, n_layers: usize, prompt_len: usize, min_layer_tokens: usize) -> Result<(), PruneError> {
         let same = n_layers == self.n_layers && prompt_len == self.prompt_len;
         self.n_layers = n_layers;
         self.prompt_len = prompt_len;
-        self.limits = LayerLimits::new(self.sinks, self.window, prompt_len);
+        self.limits = LayerLimits { min: min_layer_tokens.min(prompt_len), max: prompt_len };
         if !same {
             self.locked = vec![false; n_layers];
             if let Shape::Fractions(f) = &self.shape {
@@ -264,7 +253,7 @@ mod tests {
     #[test]
     fn locks_survive_global_change() {
         let mut b = Budgets::new(0.5, Shape::Uniform);
-        b.configure(8, 400).unwrap();
+        b.configure(8, 400, 36).unwrap();
         assert_eq!(b.custom_slots(), 1600);
         b.set_layer(2, 300).unwrap();
         b.toggle_lock(2);
@@ -279,7 +268,7 @@ mod tests {
     #[test]
     fn global_clamps_to_feasible() {
         let mut b = Budgets::new(0.5, Shape::Pyramid { beta: 20.0 });
-        b.configure(4, 100).unwrap();
+        b.configure(4, 100, 36).unwrap();
         b.set_global(0.01).unwrap();
         assert!((b.global - 0.36).abs() < 1e-9);
         assert!(b.custom.iter().all(|&x| x == 36));

@@ -14,11 +14,15 @@ use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::engine::protocol::{
-    Command, EngineHandle, Event, Job, LayerSensitivity, ModelInfo, Occupancy, Pane, PaneMetrics, PromptSnapshot, RunId,
+use std::collections::HashMap;
+
+use crate::prune::{self, LayerLimits, SelectConfig};
+use crate::session::protocol::{
+    Allocation, Command, EngineHandle, Event, GenParams, Job, LayerSensitivity, ModelInfo, Occupancy, PromptSnapshot,
+    RunId, Variant, VariantId,
 };
 
-use super::app::{Action, App};
+use super::app::{Action, App, Pane, PaneMetrics};
 use super::keys::Keymap;
 use super::run::{dispatch, TuiOptions};
 use super::theme::Theme;
@@ -62,7 +66,15 @@ impl FakeEngine {
         self.commands()
             .iter()
             .filter_map(|c| match c {
-                Command::Run { run_id, uniform, custom, .. } => Some((*run_id, uniform.clone(), custom.clone())),
+                Command::Run { run_id, variants, .. } => {
+                    let budgets = |p: Pane| {
+                        variants.iter().find(|v| v.id == p.variant()).and_then(|v| match &v.allocation {
+                            Allocation::Layers(b) => Some(b.clone()),
+                            _ => None,
+                        })
+                    };
+                    Some((*run_id, budgets(Pane::Uniform)?, budgets(Pane::Custom)?))
+                }
                 _ => None,
             })
             .collect()
@@ -176,7 +188,9 @@ pub fn snapshot(pieces: Vec<String>, n_layers: usize, n_kv_heads: usize) -> Prom
                 .collect()
         })
         .collect();
-    PromptSnapshot { pieces, window_attention, prefill_seconds: 0.042 }
+    let sel = SelectConfig::default();
+    let min_layer_tokens = LayerLimits::new(sel.sinks, sel.window, len).min;
+    PromptSnapshot { pieces, window_attention, prefill_seconds: 0.042, min_layer_tokens }
 }
 
 /// What the engine's selector would keep: sinks and the recent window
@@ -192,7 +206,9 @@ pub fn occupancy(snap: &PromptSnapshot, budgets: &[usize]) -> Occupancy {
                 .iter()
                 .map(|att| {
                     let b = b.min(len);
-                    let mut forced: Vec<usize> = (0..4.min(len)).chain(len.saturating_sub(32)..len).collect();
+                    let sel = SelectConfig::default();
+                    let mut forced: Vec<usize> =
+                        (0..sel.sinks.min(len)).chain(len.saturating_sub(sel.window)..len).collect();
                     forced.dedup();
                     let mut rest: Vec<usize> = (0..len).filter(|p| !forced.contains(p)).collect();
                     rest.sort_by(|&a, &c| att[c].total_cmp(&att[a]).then(a.cmp(&c)));
@@ -234,7 +250,7 @@ pub fn token_events(run_id: RunId, pane: Pane, text: &str, range: std::ops::Rang
         .enumerate()
         .skip(range.start)
         .take(range.len())
-        .map(|(index, t)| Event::Token { run_id, pane, index, token_id: token_id(&t), text: t })
+        .map(|(index, t)| Event::Token { run_id, variant: pane.variant(), index, token_id: token_id(&t), text: t })
         .collect()
 }
 
@@ -254,6 +270,7 @@ pub fn metrics(pane: Pane, slots: usize, full_slots: usize, bytes_per_slot: usiz
             _ => 74.5,
         },
         kv_bytes: slots * bytes_per_slot,
+        cached: false,
     }
 }
 
@@ -389,6 +406,7 @@ fn demo_worker(n_layers: usize, delay: Duration, rx: Receiver<Command>, tx: Unbo
     send(Event::Loaded(info.clone()));
     let mut snap: Option<PromptSnapshot> = None;
     let mut pending: Option<Command> = None;
+    let mut store: DemoStore = HashMap::new();
     loop {
         let cmd = match pending.take() {
             Some(c) => c,
@@ -404,6 +422,7 @@ fn demo_worker(n_layers: usize, delay: Duration, rx: Receiver<Command>, tx: Unbo
                 send(Event::Progress { job: Job::Prefill, done: 0, total: 1 });
                 let s = snapshot(split_words(&text), n_layers, info.n_kv_heads);
                 snap = Some(s.clone());
+                store.clear();
                 send(Event::Prefilled(s));
             }
             Command::Calibrate { run_id, .. } => {
@@ -413,52 +432,153 @@ fn demo_worker(n_layers: usize, delay: Duration, rx: Receiver<Command>, tx: Unbo
                 }
                 send(Event::Calibrated { run_id, sensitivity: sensitivity(n_layers), seconds: 1.7 });
             }
-            Command::Run { run_id, uniform, custom, params } => {
+            Command::Run { run_id, variants, params } => {
                 let Some(s) = &snap else {
                     send(Event::Error { run_id: Some(run_id), message: "no prompt".into() });
                     continue;
                 };
-                let len = s.pieces.len();
-                let full = vec![len; n_layers];
-                let occ = [occupancy(s, &full), occupancy(s, &uniform), occupancy(s, &custom)];
-                for (pane, o) in Pane::ALL.into_iter().zip(occ) {
-                    send(Event::Occupancy { run_id, pane, occupancy: o });
-                }
-                let streams: Vec<Vec<Event>> = Pane::ALL
-                    .iter()
-                    .map(|&p| token_events(run_id, p, DEMO_OUTPUTS[p.index()], 0..params.max_new_tokens))
-                    .collect();
-                let longest = streams.iter().map(Vec::len).max().unwrap_or(0);
-                let mut stopped = false;
-                'stream: for i in 0..longest {
-                    for st in &streams {
-                        if let Some(ev) = st.get(i) {
-                            send(ev.clone());
-                        }
+                match demo_run(s, n_layers, &info, run_id, &variants, &params, &mut store) {
+                    Err(message) => {
+                        send(Event::Error { run_id: Some(run_id), message });
                     }
-                    std::thread::sleep(delay);
-                    match rx.try_recv() {
-                        Ok(Command::Cancel) => {
-                            stopped = true;
-                            break 'stream;
+                    Ok(plan) => match stream_demo_run(run_id, plan, &params, delay, &rx, &send, &mut store) {
+                        Streamed::Done => {
+                            send(Event::RunDone { run_id });
                         }
-                        Ok(c) => {
-                            pending = Some(c);
-                            stopped = true;
-                            break 'stream;
-                        }
-                        Err(TryRecvError::Empty) => {}
-                        Err(TryRecvError::Disconnected) => return,
-                    }
-                }
-                if !stopped {
-                    let slots = [len * n_layers, uniform.iter().sum(), custom.iter().sum()];
-                    for p in Pane::ALL {
-                        let m = metrics(p, slots[p.index()], slots[0], info.kv_bytes_per_token_layer);
-                        send(Event::PaneDone { run_id, pane: p, metrics: m });
-                    }
+                        Streamed::Interrupted(c) => pending = c,
+                        Streamed::Gone => return,
+                    },
                 }
             }
         }
     }
+}
+
+/// What makes two demo variants stream the same events: the variant id
+/// picks the demo text, the rest is what the real session keys on.
+type DemoKey = (VariantId, Vec<usize>, prune::Scorer, bool, (usize, u64, Option<u64>, u64));
+type DemoStore = HashMap<DemoKey, Vec<Event>>;
+
+/// One variant of a demo run: its key, and its events (run id 0, to be
+/// re-tagged), or `None` when the store has them already.
+struct DemoVariant {
+    key: DemoKey,
+    fresh: bool,
+    events: Vec<Event>,
+}
+
+enum Streamed {
+    Done,
+    Interrupted(Option<Command>),
+    Gone,
+}
+
+/// Resolves and checks every variant the way the session does, and builds
+/// its events (from the store when nothing changed).
+fn demo_run(
+    s: &PromptSnapshot,
+    n_layers: usize,
+    info: &ModelInfo,
+    run_id: RunId,
+    variants: &[Variant],
+    params: &GenParams,
+    store: &mut DemoStore,
+) -> Result<Vec<DemoVariant>, String> {
+    let len = s.pieces.len();
+    let limits = LayerLimits { min: s.min_layer_tokens, max: len };
+    variants
+        .iter()
+        .map(|v| {
+            let budgets = match &v.allocation {
+                Allocation::Full => vec![len; n_layers],
+                Allocation::Layers(b) => b.clone(),
+                Allocation::Strategy { strategy, budget } => {
+                    let total = prune::feasible_total(prune::total_slots(*budget, len, n_layers), n_layers, limits);
+                    prune::allocate(strategy, n_layers, total, limits).map_err(|e| e.to_string())?
+                }
+            };
+            if budgets.len() != n_layers {
+                return Err(format!("{} layer budgets given, the model has {n_layers} layers", budgets.len()));
+            }
+            if let Some(b) = budgets.iter().find(|&&b| b < limits.min || b > limits.max) {
+                return Err(format!("layer budget {b} is outside [{}, {}]", limits.min, limits.max));
+            }
+            let key = (v.id, budgets.clone(), v.scorer, v.decode_evict, params.key());
+            if let Some(events) = store.get(&key) {
+                return Ok(DemoVariant { key, fresh: false, events: events.clone() });
+            }
+            let text = DEMO_OUTPUTS[v.id as usize % DEMO_OUTPUTS.len()];
+            let kind = match v.allocation {
+                Allocation::Full => Pane::Full,
+                _ if v.id as usize % DEMO_OUTPUTS.len() == 1 => Pane::Uniform,
+                _ => Pane::Custom,
+            };
+            let mut events = vec![Event::Occupancy { run_id, variant: v.id, occupancy: occupancy(s, &budgets) }];
+            let pane_tokens = token_events(run_id, kind, text, 0..params.max_new_tokens);
+            events.extend(pane_tokens.into_iter().map(|e| match e {
+                Event::Token { index, token_id, text, .. } => {
+                    Event::Token { run_id, variant: v.id, index, token_id, text }
+                }
+                other => other,
+            }));
+            let m = metrics(kind, budgets.iter().sum(), len * n_layers, info.kv_bytes_per_token_layer);
+            events.push(Event::VariantDone { run_id, variant: v.id, metrics: m });
+            Ok(DemoVariant { key, fresh: true, events })
+        })
+        .collect()
+}
+
+fn retag(ev: &Event, run: RunId, cached: bool) -> Event {
+    match ev.clone() {
+        Event::Occupancy { variant, occupancy, .. } => Event::Occupancy { run_id: run, variant, occupancy },
+        Event::Token { variant, index, token_id, text, .. } => {
+            Event::Token { run_id: run, variant, index, token_id, text }
+        }
+        Event::VariantDone { variant, metrics, .. } => {
+            Event::VariantDone { run_id: run, variant, metrics: PaneMetrics { cached, ..metrics } }
+        }
+        other => other,
+    }
+}
+
+/// Replays stored variants at once and streams fresh ones a token each in
+/// turn; a new command interrupts between tokens, like the session.
+fn stream_demo_run(
+    run_id: RunId,
+    plan: Vec<DemoVariant>,
+    params: &GenParams,
+    delay: Duration,
+    rx: &Receiver<Command>,
+    send: &dyn Fn(Event) -> bool,
+    store: &mut DemoStore,
+) -> Streamed {
+    let _ = params;
+    for v in plan.iter().filter(|v| !v.fresh) {
+        for e in &v.events {
+            send(retag(e, run_id, true));
+        }
+    }
+    let fresh: Vec<&DemoVariant> = plan.iter().filter(|v| v.fresh).collect();
+    for v in &fresh {
+        send(retag(&v.events[0], run_id, false));
+    }
+    let longest = fresh.iter().map(|v| v.events.len()).max().unwrap_or(0);
+    for i in 1..longest {
+        for v in &fresh {
+            if let Some(e) = v.events.get(i) {
+                send(retag(e, run_id, false));
+            }
+        }
+        std::thread::sleep(delay);
+        match rx.try_recv() {
+            Ok(Command::Cancel) => return Streamed::Interrupted(None),
+            Ok(c) => return Streamed::Interrupted(Some(c)),
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return Streamed::Gone,
+        }
+    }
+    for v in fresh {
+        store.insert(v.key.clone(), v.events.clone());
+    }
+    Streamed::Done
 }

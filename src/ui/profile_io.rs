@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::protocol::ModelInfo;
+use crate::engine::ModelInfo;
 use crate::profile::{self, ModelFingerprint, Profile, ProfileError};
 use crate::prune;
 

@@ -20,7 +20,7 @@ use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 use tokio::time::MissedTickBehavior;
 
-use crate::engine::protocol::{Command, EngineHandle, Event, GenParams};
+use crate::session::protocol::{Command, EngineHandle, Event, GenParams};
 
 use super::app::{update, Action, App, Effect};
 use super::config::{self, KeysFile};

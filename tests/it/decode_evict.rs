@@ -4,7 +4,7 @@
 use crate::common;
 
 use depthkv::engine::evict::Evictor;
-use depthkv::engine::protocol::GenParams;
+use depthkv::engine::GenParams;
 use depthkv::engine::PrefillOptions;
 use depthkv::prune::{apply, SelectConfig, Strategy};
 

@@ -5,7 +5,7 @@ use crate::common;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use depthkv::engine::model::Logits;
-use depthkv::engine::protocol::GenParams;
+use depthkv::engine::GenParams;
 use depthkv::engine::PrefillOptions;
 
 #[test]

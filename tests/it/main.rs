@@ -3,6 +3,10 @@
 
 mod common;
 
+mod contract;
+mod detok;
+mod floors;
+
 mod cli;
 mod decode_evict;
 mod engine_model;

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use crossterm::event::KeyCode;
-use depthkv::engine::protocol::{Event, Job, Pane};
 use depthkv::prune::StrategyKind;
+use depthkv::session::protocol::{Event, Job};
+use depthkv::ui::app::Pane;
 use depthkv::ui::fake::{self, Harness, DEMO_OUTPUTS, DEMO_PROMPT};
 use depthkv::ui::TuiOptions;
 
@@ -33,9 +34,9 @@ fn mid_stream(size: (u16, u16)) -> Harness {
     let (run, uniform, custom) = h.engine.last_run().expect("a run after prefill");
     let full = vec![snap.pieces.len(); LAYERS];
     h.emit_all([
-        Event::Occupancy { run_id: run, pane: Pane::Full, occupancy: fake::occupancy(&snap, &full) },
-        Event::Occupancy { run_id: run, pane: Pane::Uniform, occupancy: fake::occupancy(&snap, &uniform) },
-        Event::Occupancy { run_id: run, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &custom) },
+        Event::Occupancy { run_id: run, variant: Pane::Full.variant(), occupancy: fake::occupancy(&snap, &full) },
+        Event::Occupancy { run_id: run, variant: Pane::Uniform.variant(), occupancy: fake::occupancy(&snap, &uniform) },
+        Event::Occupancy { run_id: run, variant: Pane::Custom.variant(), occupancy: fake::occupancy(&snap, &custom) },
     ]);
     h.advance(Duration::from_millis(400));
     h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..40));
@@ -43,9 +44,9 @@ fn mid_stream(size: (u16, u16)) -> Harness {
     h.emit_all(fake::token_events(run, Pane::Custom, DEMO_OUTPUTS[2], 0..17));
     let bytes = h.app.model.as_ref().unwrap().kv_bytes_per_token_layer;
     let full_slots = snap.pieces.len() * LAYERS;
-    h.emit(Event::PaneDone {
+    h.emit(Event::VariantDone {
         run_id: run,
-        pane: Pane::Full,
+        variant: Pane::Full.variant(),
         metrics: fake::metrics(Pane::Full, full_slots, full_slots, bytes),
     });
     h
@@ -62,7 +63,7 @@ fn finish(h: &mut Harness) {
     let slots = [len * LAYERS, uniform.iter().sum(), custom.iter().sum()];
     for pane in [Pane::Uniform, Pane::Custom] {
         let m = fake::metrics(pane, slots[pane.index()], slots[0], bytes);
-        h.emit(depthkv::engine::protocol::Event::PaneDone { run_id: run, pane, metrics: m });
+        h.emit(depthkv::session::protocol::Event::VariantDone { run_id: run, variant: pane.variant(), metrics: m });
     }
 }
 
@@ -140,7 +141,11 @@ fn high_contrast_theme_heatmap() {
     let mut h = Harness::with_theme(&options(), (120, 32), theme);
     let snap = h.load(LAYERS, DEMO_PROMPT);
     let (run, _, custom) = h.engine.last_run().unwrap();
-    h.emit(Event::Occupancy { run_id: run, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &custom) });
+    h.emit(Event::Occupancy {
+        run_id: run,
+        variant: Pane::Custom.variant(),
+        occupancy: fake::occupancy(&snap, &custom),
+    });
     h.press(KeyCode::Char('2'));
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }
@@ -152,8 +157,8 @@ fn light_theme_main_screen_120x32() {
     let snap = h.load(LAYERS, DEMO_PROMPT);
     let (run, uniform, custom) = h.engine.last_run().unwrap();
     h.emit_all([
-        Event::Occupancy { run_id: run, pane: Pane::Uniform, occupancy: fake::occupancy(&snap, &uniform) },
-        Event::Occupancy { run_id: run, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &custom) },
+        Event::Occupancy { run_id: run, variant: Pane::Uniform.variant(), occupancy: fake::occupancy(&snap, &uniform) },
+        Event::Occupancy { run_id: run, variant: Pane::Custom.variant(), occupancy: fake::occupancy(&snap, &custom) },
     ]);
     h.advance(Duration::from_millis(250));
     h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..12));

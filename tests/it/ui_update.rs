@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEventKind};
-use depthkv::engine::protocol::{Command, Event, LayerSensitivity, Pane};
 use depthkv::prune::{self, StrategyKind};
+use depthkv::session::protocol::{Command, Event, LayerSensitivity};
+use depthkv::ui::app::Pane;
 use depthkv::ui::app::{Action, Focus, ImportedProfile, Overlay, DEBOUNCE};
 use depthkv::ui::fake::{self, Harness, Rng, DEMO_OUTPUTS, DEMO_PROMPT};
 use depthkv::ui::widgets::bars;
@@ -214,8 +215,16 @@ fn stale_run_events_are_dropped() {
     // Late events of the old run: tokens, occupancy, done, errors.
     h.emit_all(fake::token_events(old, Pane::Full, DEMO_OUTPUTS[0], 3..10));
     h.emit_all(fake::token_events(old, Pane::Custom, DEMO_OUTPUTS[2], 0..10));
-    h.emit(Event::Occupancy { run_id: old, pane: Pane::Custom, occupancy: fake::occupancy(&snap, &old_custom) });
-    h.emit(Event::PaneDone { run_id: old, pane: Pane::Uniform, metrics: fake::metrics(Pane::Uniform, 1, 2, 1) });
+    h.emit(Event::Occupancy {
+        run_id: old,
+        variant: Pane::Custom.variant(),
+        occupancy: fake::occupancy(&snap, &old_custom),
+    });
+    h.emit(Event::VariantDone {
+        run_id: old,
+        variant: Pane::Uniform.variant(),
+        metrics: fake::metrics(Pane::Uniform, 1, 2, 1),
+    });
     h.emit(Event::Error { run_id: Some(old), message: "old failure".into() });
     assert!(h.app.panes.iter().all(|p| p.tokens.is_empty() && p.metrics.is_none()));
     assert!(h.app.panes[Pane::Custom.index()].occupancy.is_none());
@@ -555,8 +564,9 @@ fn per_layer_minimum_follows_the_engine_selection_settings() {
 async fn real_engine_end_to_end() {
     use crossterm::event::{Event as TermEvent, KeyEvent};
     use depthkv::engine::device::DeviceChoice;
-    use depthkv::engine::{fetch, worker, LoadOptions};
+    use depthkv::engine::{fetch, LoadOptions};
     use depthkv::prune::SelectConfig;
+    use depthkv::session::worker;
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
 
@@ -567,7 +577,7 @@ async fn real_engine_end_to_end() {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
     let input = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }));
     let opts = TuiOptions {
-        params: depthkv::engine::protocol::GenParams { max_new_tokens: 24, ..Default::default() },
+        params: depthkv::engine::GenParams { max_new_tokens: 24, ..Default::default() },
         chat: true,
         ..options()
     };

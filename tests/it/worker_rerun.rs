@@ -3,9 +3,11 @@
 
 use crate::common;
 
-use depthkv::engine::protocol::{Command, Event, GenParams, Pane};
-use depthkv::engine::{worker, PrefillOptions};
+use depthkv::engine::PrefillOptions;
+use depthkv::prune::Scorer;
 use depthkv::prune::{apply, SelectConfig, Strategy, PYRAMID_BETA};
+use depthkv::session::protocol::{Command, Event, GenParams, Variant};
+use depthkv::session::worker;
 
 const PROMPT: &str = "The lighthouse keeper on the island of Varn kept a log. On Monday the fog was thick, \
 on Tuesday a ship named Halcyon passed at noon, and on Wednesday the keeper painted the rail green. \
@@ -44,41 +46,48 @@ fn rerun_streams_under_newest_id_and_matches_headless() {
             _ => {}
         }
     }
-    cmd_tx.send(Command::Run { run_id: 1, uniform: uniform.clone(), custom: first, params: params.clone() }).unwrap();
+    let variants = |custom: Vec<usize>| {
+        vec![
+            Variant::full(0),
+            Variant::layers(1, uniform.clone(), Scorer::SnapKv),
+            Variant::layers(2, custom, Scorer::SnapKv),
+        ]
+    };
+    cmd_tx.send(Command::Run { run_id: 1, variants: variants(first), params: params.clone() }).unwrap();
     // Let run 1 start streaming, then change the budgets.
     loop {
         if let Event::Token { run_id: 1, .. } = ev_rx.blocking_recv().unwrap() {
             break;
         }
     }
-    cmd_tx.send(Command::Run { run_id: 2, uniform, custom: second.clone(), params }).unwrap();
+    cmd_tx.send(Command::Run { run_id: 2, variants: variants(second.clone()), params }).unwrap();
 
     let mut custom_tokens = Vec::new();
     let mut done = 0;
     let mut seen_run2 = false;
     while done < 3 {
         match ev_rx.blocking_recv().expect("engine stopped") {
-            Event::Token { run_id, pane, token_id, .. } => {
+            Event::Token { run_id, variant, token_id, .. } => {
                 if run_id == 1 {
                     assert!(!seen_run2, "a token of the superseded run arrived after the new run began");
                     continue;
                 }
                 seen_run2 = true;
                 assert_eq!(run_id, 2);
-                if pane == Pane::Custom {
+                if variant == 2 {
                     custom_tokens.push(token_id);
                 }
             }
-            Event::Occupancy { run_id: 2, pane: Pane::Custom, occupancy } => {
+            Event::Occupancy { run_id: 2, variant: 2, occupancy } => {
                 seen_run2 = true;
                 let kept: Vec<usize> = occupancy.kept.iter().map(|heads| heads[0].len()).collect();
                 assert_eq!(kept, second);
             }
-            Event::PaneDone { run_id, pane, metrics } => {
+            Event::VariantDone { run_id, variant, metrics } => {
                 if run_id == 2 {
                     done += 1;
                     assert!(metrics.kl_to_full >= 0.0);
-                    if pane == Pane::Full {
+                    if variant == 0 {
                         assert_eq!(metrics.top1_agreement, 1.0);
                     }
                 }

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::{panel, put};
-use crate::engine::protocol::Pane;
+use crate::ui::app::Pane;
 use crate::ui::app::{App, Focus};
 use crate::ui::layout::pane_columns;
 use crate::ui::text::{mib, str_width, wrap_items, Wrapped};

@@ -7,7 +7,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use crate::engine::protocol::Job;
+use crate::session::protocol::Job;
 use crate::ui::app::{App, Level};
 
 fn job_name(job: Job) -> &'static str {

@@ -175,7 +175,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::protocol::{Event, Pane};
+    use crate::session::protocol::Event;
+    use crate::ui::app::Pane;
     use crate::ui::fake::{self, Harness, DEMO_PROMPT};
     use crate::ui::TuiOptions;
 
@@ -186,7 +187,7 @@ mod tests {
         let snap = h.load(12, DEMO_PROMPT);
         let (run, _, custom) = h.engine.last_run().unwrap();
         let occ = fake::occupancy(&snap, &custom);
-        h.emit(Event::Occupancy { run_id: run, pane: Pane::Custom, occupancy: occ });
+        h.emit(Event::Occupancy { run_id: run, variant: Pane::Custom.variant(), occupancy: occ });
         let len = snap.pieces.len();
         let any = h.app.panes[Pane::Custom.index()].share[0].iter().filter(|v| **v > 0.0).count();
         assert!(any > custom[0], "the fake's heads select differently");

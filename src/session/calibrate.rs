@@ -5,13 +5,12 @@
 //! every other layer keeps its full cache; the continuation is teacher-forced
 //! and compared with the full cache (KL per token, and the change in NLL).
 
-use super::stats;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::protocol::LayerSensitivity;
 use crate::engine::{Engine, PrefillOptions};
-use crate::eval::prompts::PromptItem;
-use crate::eval::scoring::{self, Continuation};
+use crate::profile::LayerSensitivity;
 use crate::prune::{apply, SelectConfig};
+use crate::session::scoring::{self, Continuation, PromptSpec};
+use crate::stats;
 
 #[derive(Debug, Clone)]
 pub struct CalibConfig {
@@ -23,8 +22,6 @@ pub struct CalibConfig {
     pub use_reference: bool,
     pub select: SelectConfig,
     pub prefill: PrefillOptions,
-    /// Apply the chat template to prompts that do not say.
-    pub chat: bool,
     pub bootstrap: usize,
     pub permutations: usize,
     pub seed: u64,
@@ -38,7 +35,6 @@ impl Default for CalibConfig {
             use_reference: true,
             select: SelectConfig::default(),
             prefill: PrefillOptions::default(),
-            chat: true,
             bootstrap: 2000,
             permutations: 2000,
             seed: 7,
@@ -63,7 +59,7 @@ pub struct CalibResult {
 /// layer ablation; returning false cancels.
 pub fn calibrate(
     engine: &Engine,
-    prompts: &[PromptItem],
+    prompts: &[PromptSpec<'_>],
     cfg: &CalibConfig,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<CalibResult> {
@@ -76,7 +72,7 @@ pub fn calibrate(
     let (mut kl, mut nll_delta) = (Vec::new(), Vec::new());
     for (pi, item) in prompts.iter().enumerate() {
         let on = if cfg.use_reference { Continuation::ReferenceFirst } else { Continuation::Greedy };
-        let scored = scoring::prepare(engine, item, cfg.chat, cfg.continuation_tokens, on, cfg.prefill)?;
+        let scored = scoring::prepare(engine, item, cfg.continuation_tokens, on, cfg.prefill)?;
         let l = scored.pre.tokens.len();
         let full_nll = scoring::compare(&scored.full_logprobs, &scored.full_logprobs, &scored.continuation)?.nll;
         let lim = apply::limits(&cfg.select, l);

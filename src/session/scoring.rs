@@ -3,9 +3,8 @@
 
 use crate::engine::cache::KvCache;
 use crate::engine::error::Result;
-use crate::engine::protocol::GenParams;
+use crate::engine::GenParams;
 use crate::engine::{Engine, PrefillOptions, Prefilled};
-use crate::eval::prompts::PromptItem;
 use candle_core::{Tensor, D};
 
 /// Quality of one pruned run over a continuation.
@@ -17,6 +16,15 @@ pub struct Quality {
     pub top1: f64,
     /// Mean negative log-likelihood of the continuation tokens.
     pub nll: f64,
+}
+
+/// A prompt to score: its text, whether the chat template applies, and an
+/// optional reference continuation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PromptSpec<'a> {
+    pub text: &'a str,
+    pub chat: bool,
+    pub reference: Option<&'a str>,
 }
 
 /// Which continuation a prompt is scored on.
@@ -43,23 +51,22 @@ pub struct Scored {
 /// greedy full-cache tokens unless `on` says to use the reference).
 pub fn prepare(
     engine: &Engine,
-    item: &PromptItem,
-    default_chat: bool,
+    prompt: &PromptSpec<'_>,
     n_greedy: usize,
     on: Continuation,
     opts: PrefillOptions,
 ) -> Result<Scored> {
-    let chat = item.chat.unwrap_or(default_chat) && engine.codec.has_chat();
-    let tokens = engine.encode(&item.prompt, chat)?;
+    let chat = prompt.chat && engine.codec.has_chat();
+    let tokens = engine.encode(prompt.text, chat)?;
     let pre = engine.prefill(&tokens, opts)?;
-    let reference = match item.reference.as_deref().filter(|r| !r.is_empty()) {
+    let reference = match prompt.reference.filter(|r| !r.is_empty()) {
         Some(r) => Some(engine.codec.encode_prompt(r, false)?),
         None => None,
     };
     let continuation = match (&reference, on) {
         (Some(r), Continuation::ReferenceFirst) => r.clone(),
         _ => {
-            let params = GenParams { max_new_tokens: n_greedy, ..Default::default() };
+            let params = GenParams::greedy(n_greedy);
             engine.generate(pre.cache.clone(), &pre.first_logits, &params, &mut |_| true)?
         }
     };

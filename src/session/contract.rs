@@ -1,0 +1,306 @@
+//! What every implementation of the protocol owes its clients, written as
+//! checks over an [`EngineHandle`]. The real session and the UI's fake engine
+//! are both held to them (tests/it/contract.rs), so the UI's tests exercise
+//! the behaviour the real engine has.
+//!
+//! Each check drives the handle through a scenario and returns a readable
+//! violation instead of panicking, so a test can name the implementation.
+
+use super::protocol::{Allocation, Command, EngineHandle, Event, GenParams, RunId, Variant, VariantId};
+use crate::engine::ModelInfo;
+use crate::prune::Scorer;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a check waits for the next event before calling the engine stuck.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+pub type Verdict = Result<(), String>;
+
+/// The events of one run, per variant, as a client sees them.
+#[derive(Debug, Default, Clone)]
+pub struct RunTrace {
+    pub tokens: BTreeMap<VariantId, Vec<u32>>,
+    pub text: BTreeMap<VariantId, String>,
+    pub cached: BTreeMap<VariantId, bool>,
+    pub kl: BTreeMap<VariantId, f64>,
+}
+
+/// A client of the protocol under test.
+pub struct Client {
+    handle: EngineHandle,
+    pub info: Option<ModelInfo>,
+    pub prompt_len: usize,
+    pub min_layer_tokens: usize,
+    next_run: RunId,
+}
+
+fn next_event(handle: &mut EngineHandle) -> Result<Event, String> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        match handle.events.try_recv() {
+            Ok(e) => return Ok(e),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return Err("the engine hung up".into()),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                if std::time::Instant::now() > deadline {
+                    return Err(format!("no event for {PATIENCE:?}"));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Waits for `Loaded` (progress events may come first).
+    pub fn connect(mut handle: EngineHandle) -> Result<Self, String> {
+        loop {
+            match next_event(&mut handle)? {
+                Event::Loaded(info) => {
+                    return Ok(Client { handle, info: Some(info), prompt_len: 0, min_layer_tokens: 0, next_run: 1 })
+                }
+                Event::Progress { .. } => {}
+                other => return Err(format!("expected Loaded first, got {other:?}")),
+            }
+        }
+    }
+
+    pub fn n_layers(&self) -> usize {
+        self.info.as_ref().map_or(0, |i| i.n_layers)
+    }
+
+    fn send(&self, c: Command) -> Verdict {
+        self.handle.commands.send(c).map_err(|_| "the engine stopped taking commands".to_string())
+    }
+
+    /// Prefills a prompt; checks the snapshot's shape.
+    pub fn set_prompt(&mut self, text: &str) -> Verdict {
+        self.send(Command::SetPrompt { text: text.into(), chat: true })?;
+        loop {
+            match next_event(&mut self.handle)? {
+                Event::Progress { .. } => {}
+                Event::Prefilled(s) => {
+                    let n = self.n_layers();
+                    if s.pieces.is_empty() {
+                        return Err("Prefilled with no prompt pieces".into());
+                    }
+                    if s.window_attention.len() != n {
+                        return Err(format!("window attention for {} layers, model has {n}", s.window_attention.len()));
+                    }
+                    if s.min_layer_tokens == 0 || s.min_layer_tokens > s.pieces.len() {
+                        return Err(format!("min_layer_tokens {} outside 1..={}", s.min_layer_tokens, s.pieces.len()));
+                    }
+                    self.prompt_len = s.pieces.len();
+                    self.min_layer_tokens = s.min_layer_tokens;
+                    return Ok(());
+                }
+                other => return Err(format!("expected Prefilled, got {other:?}")),
+            }
+        }
+    }
+
+    /// Uniform budgets that keep `keep` of the prompt in every layer.
+    pub fn uniform(&self, keep: f64) -> Vec<usize> {
+        let b = ((self.prompt_len as f64 * keep).round() as usize).clamp(self.min_layer_tokens, self.prompt_len);
+        vec![b; self.n_layers()]
+    }
+
+    /// Sends a run and returns its id.
+    pub fn start(&mut self, variants: Vec<Variant>, params: &GenParams) -> Result<RunId, String> {
+        let run_id = self.next_run;
+        self.next_run += 1;
+        self.send(Command::Run { run_id, variants, params: params.clone() })?;
+        Ok(run_id)
+    }
+
+    /// Follows run `run_id` to its `RunDone`, checking the order of events per
+    /// variant. Events of older runs are skipped; events of the run after a
+    /// variant's `VariantDone`, or tokens before its `Occupancy`, are violations.
+    pub fn follow(&mut self, run_id: RunId, variants: &[VariantId]) -> Result<RunTrace, String> {
+        let mut trace = RunTrace::default();
+        let mut occupied = BTreeMap::new();
+        let mut started = false;
+        loop {
+            let e = next_event(&mut self.handle)?;
+            let (rid, variant) = match &e {
+                Event::Occupancy { run_id, variant, .. }
+                | Event::Token { run_id, variant, .. }
+                | Event::VariantDone { run_id, variant, .. } => (*run_id, Some(*variant)),
+                Event::RunDone { run_id } => (*run_id, None),
+                Event::Error { message, .. } => return Err(format!("engine error: {message}")),
+                _ => continue,
+            };
+            if rid < run_id {
+                if started {
+                    return Err(format!("event of superseded run {rid} after run {run_id} began: {e:?}"));
+                }
+                continue;
+            }
+            started = true;
+            if rid > run_id {
+                return Err(format!("event of run {rid} while following run {run_id}"));
+            }
+            if let Some(v) = variant {
+                if !variants.contains(&v) {
+                    return Err(format!("event for variant {v}, which run {run_id} did not ask for"));
+                }
+                if trace.cached.contains_key(&v) {
+                    return Err(format!("variant {v}: {e:?} after its VariantDone"));
+                }
+            }
+            match e {
+                Event::Occupancy { variant, occupancy, .. } => {
+                    if occupancy.kept.len() != self.n_layers() || occupancy.prompt_len != self.prompt_len {
+                        return Err(format!("variant {variant}: occupancy of the wrong shape"));
+                    }
+                    occupied.insert(variant, true);
+                }
+                Event::Token { variant, index, token_id, text, .. } => {
+                    if !occupied.contains_key(&variant) {
+                        return Err(format!("variant {variant}: a token before its Occupancy"));
+                    }
+                    let tokens = trace.tokens.entry(variant).or_default();
+                    if index != tokens.len() {
+                        return Err(format!("variant {variant}: token index {index}, expected {}", tokens.len()));
+                    }
+                    tokens.push(token_id);
+                    trace.text.entry(variant).or_default().push_str(&text);
+                }
+                Event::VariantDone { variant, metrics, .. } => {
+                    if !(metrics.kl_to_full >= 0.0 && (0.0..=1.0).contains(&metrics.top1_agreement)) {
+                        return Err(format!("variant {variant}: metrics out of range {metrics:?}"));
+                    }
+                    trace.cached.insert(variant, metrics.cached);
+                    trace.kl.insert(variant, metrics.kl_to_full);
+                }
+                Event::RunDone { .. } => {
+                    if let Some(v) = variants.iter().find(|v| !trace.cached.contains_key(v)) {
+                        return Err(format!("RunDone before variant {v} was done"));
+                    }
+                    return Ok(trace);
+                }
+                _ => unreachable!("filtered above"),
+            }
+        }
+    }
+
+    /// Waits for an `Error` naming run `run_id`.
+    pub fn expect_error(&mut self, run_id: RunId) -> Verdict {
+        loop {
+            match next_event(&mut self.handle)? {
+                Event::Error { run_id: Some(r), .. } if r == run_id => return Ok(()),
+                Event::RunDone { run_id: r } if r == run_id => {
+                    return Err(format!("run {run_id} finished instead of failing"))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn shutdown(self) {
+        let _ = self.handle.commands.send(Command::Shutdown);
+    }
+}
+
+/// Three variants: the full cache, uniform at 30%, and a lopsided split of
+/// the same total (half the layers at the minimum, the rest above uniform).
+pub fn three_variants(c: &Client) -> Vec<Variant> {
+    let uniform = c.uniform(0.3);
+    let n = uniform.len();
+    let mut lopsided = uniform.clone();
+    let mut spare = 0;
+    for b in lopsided.iter_mut().take(n / 2) {
+        spare += *b - c.min_layer_tokens;
+        *b = c.min_layer_tokens;
+    }
+    let upper = n - n / 2;
+    for (i, b) in lopsided.iter_mut().skip(n / 2).enumerate() {
+        let share = spare / upper + usize::from(i < spare % upper);
+        *b = (*b + share).min(c.prompt_len);
+    }
+    vec![Variant::full(0), Variant::layers(1, uniform, Scorer::SnapKv), Variant::layers(2, lopsided, Scorer::H2o)]
+}
+
+/// A run delivers, per variant, an occupancy, tokens in order and a
+/// `VariantDone`, then `RunDone`; the full cache scores KL 0 against itself.
+pub fn run_streams_every_variant(c: &mut Client, params: &GenParams) -> Verdict {
+    let variants = three_variants(c);
+    let ids: Vec<_> = variants.iter().map(|v| v.id).collect();
+    let run = c.start(variants, params)?;
+    let t = c.follow(run, &ids)?;
+    if t.kl.get(&0).copied() != Some(0.0) {
+        return Err(format!("the full variant scored KL {:?} against itself", t.kl.get(&0)));
+    }
+    for id in ids {
+        let n = t.tokens.get(&id).map_or(0, Vec::len);
+        if n == 0 || n > params.max_new_tokens {
+            return Err(format!("variant {id}: {n} tokens for max_new_tokens {}", params.max_new_tokens));
+        }
+    }
+    Ok(())
+}
+
+/// Running the same variants again replays them (same tokens, `cached`);
+/// changing one variant's budgets re-decodes only that one.
+pub fn rerun_decodes_only_what_changed(c: &mut Client, params: &GenParams) -> Verdict {
+    let variants = three_variants(c);
+    let ids: Vec<_> = variants.iter().map(|v| v.id).collect();
+    let run = c.start(variants.clone(), params)?;
+    let first = c.follow(run, &ids)?;
+    let run = c.start(variants.clone(), params)?;
+    let again = c.follow(run, &ids)?;
+    if again.tokens != first.tokens {
+        return Err("a replayed run produced other tokens".into());
+    }
+    if let Some(id) = ids.iter().find(|id| again.cached.get(id) != Some(&true)) {
+        return Err(format!("variant {id} was decoded again although nothing changed"));
+    }
+    let mut changed = variants;
+    let Allocation::Layers(b) = &mut changed[1].allocation else { unreachable!("variant 1 has layer budgets") };
+    let (min, max) = (c.min_layer_tokens, c.prompt_len);
+    let (from, to) = (b.iter().position(|&x| x > min), b.iter().position(|&x| x < max));
+    let (Some(from), Some(to)) = (from, to) else { return Err("no budget could move".into()) };
+    b[from] -= 1;
+    b[to] += 1;
+    let run = c.start(changed, params)?;
+    let third = c.follow(run, &ids)?;
+    let expect = [(0, true), (1, false), (2, true)];
+    for (id, cached) in expect {
+        if third.cached.get(&id) != Some(&cached) {
+            return Err(format!("after changing variant 1, variant {id} cached = {:?}", third.cached.get(&id)));
+        }
+    }
+    Ok(())
+}
+
+/// A run sent while another decodes supersedes it: the newest run finishes
+/// and nothing of the older one arrives after the newest run's first event.
+pub fn newest_run_wins(c: &mut Client, params: &GenParams) -> Verdict {
+    let variants = three_variants(c);
+    let ids: Vec<_> = variants.iter().map(|v| v.id).collect();
+    let mut long = params.clone();
+    long.max_new_tokens += 7; // not in the store: must decode
+    c.start(variants.clone(), &long)?;
+    let newest = c.start(variants, params)?;
+    c.follow(newest, &ids).map(|_| ())
+}
+
+/// Budgets that break the layer limits are refused with an error for the run.
+pub fn bad_budgets_are_refused(c: &mut Client, params: &GenParams) -> Verdict {
+    let mut b = c.uniform(0.3);
+    b[0] = c.prompt_len + 1;
+    let run = c.start(vec![Variant::layers(5, b, Scorer::SnapKv)], params)?;
+    c.expect_error(run)?;
+    let short = vec![Variant::layers(6, vec![c.prompt_len; c.n_layers().saturating_sub(1)], Scorer::SnapKv)];
+    let run = c.start(short, params)?;
+    c.expect_error(run)
+}
+
+/// Every check in order on one client (one prefill).
+pub fn check_all(c: &mut Client, prompt: &str, params: &GenParams) -> Verdict {
+    c.set_prompt(prompt)?;
+    run_streams_every_variant(c, params).map_err(|e| format!("run_streams_every_variant: {e}"))?;
+    rerun_decodes_only_what_changed(c, params).map_err(|e| format!("rerun_decodes_only_what_changed: {e}"))?;
+    newest_run_wins(c, params).map_err(|e| format!("newest_run_wins: {e}"))?;
+    bad_budgets_are_refused(c, params).map_err(|e| format!("bad_budgets_are_refused: {e}"))
+}

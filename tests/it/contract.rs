@@ -1,0 +1,41 @@
+//! The protocol contract (src/session/contract.rs) held against the real
+//! session on the default model and against the UI's fake engine: the UI's
+//! tests run on a fake that behaves like the engine it stands in for.
+
+use crate::common;
+use depthkv::prune::SelectConfig;
+use depthkv::session::contract::{self, Client};
+use depthkv::session::protocol::{EngineHandle, GenParams};
+use depthkv::session::worker;
+use depthkv::ui::fake;
+
+const PROMPT: &str = "The museum's night guard wrote in her notebook: the east door code is 5902, the west door \
+sticks in the rain, and the fountain pump must be switched off at ten. On Thursday a courier left a crate of \
+maps in the hall. Question: what is the east door code?";
+
+fn real_session() -> EngineHandle {
+    let engine = common::owned_engine();
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || worker::serve(engine, SelectConfig::default(), cmd_rx, ev_tx));
+    EngineHandle { commands: cmd_tx, events: ev_rx }
+}
+
+fn holds(name: &str, handle: EngineHandle, params: GenParams) {
+    let mut client = Client::connect(handle).unwrap_or_else(|e| panic!("{name}: {e}"));
+    if let Err(e) = contract::check_all(&mut client, PROMPT, &params) {
+        panic!("{name} breaks the protocol contract: {e}");
+    }
+    client.shutdown();
+}
+
+#[test]
+fn real_session_keeps_the_contract() {
+    holds("the real session", real_session(), GenParams::greedy(6));
+}
+
+#[test]
+fn fake_engine_keeps_the_contract() {
+    let handle = fake::spawn_demo(12, std::time::Duration::from_millis(1));
+    holds("the fake engine", handle, GenParams::greedy(6));
+}
