@@ -4,7 +4,8 @@
 //! (tests/it/floors.rs fails on an upward import):
 //!
 //! ```text
-//!  5  cli   ui                 front ends: flags and the terminal workbench
+//!  6  cli                      the command line (its `tui` command opens the workbench)
+//!  5  ui                       the terminal workbench
 //!  4  eval  bench              prompt sets, tasks, reports, plots; benchmarks
 //!  3  session                  engine thread, protocol of variants, budgets applied
 //!                              to a cached prefill, scoring, calibration

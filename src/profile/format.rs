@@ -61,7 +61,7 @@ pub struct LayerSensitivity {
 /// Settings and cost of the calibration run behind a profile's sensitivity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationMeta {
-    /// [`crate::eval::prompts::prompt_set_sha256`] of the calibration prompts.
+    /// `eval::prompts::prompt_set_sha256` of the calibration prompts.
     pub prompt_set_sha256: String,
     pub n_prompts: usize,
     /// `kl` (divergence from the unpruned model) or `nll` (of a reference).

@@ -202,10 +202,10 @@ impl Client {
     }
 }
 
-/// Three variants: the full cache, uniform at 30%, and a lopsided split of
+/// Three variants: the full cache, uniform at 60%, and a lopsided split of
 /// the same total (half the layers at the minimum, the rest above uniform).
 pub fn three_variants(c: &Client) -> Vec<Variant> {
-    let uniform = c.uniform(0.3);
+    let uniform = c.uniform(0.6);
     let n = uniform.len();
     let mut lopsided = uniform.clone();
     let mut spare = 0;
@@ -258,8 +258,11 @@ pub fn rerun_decodes_only_what_changed(c: &mut Client, params: &GenParams) -> Ve
     let mut changed = variants;
     let Allocation::Layers(b) = &mut changed[1].allocation else { unreachable!("variant 1 has layer budgets") };
     let (min, max) = (c.min_layer_tokens, c.prompt_len);
-    let (from, to) = (b.iter().position(|&x| x > min), b.iter().position(|&x| x < max));
-    let (Some(from), Some(to)) = (from, to) else { return Err("no budget could move".into()) };
+    let from = b.iter().position(|&x| x > min);
+    let to = from.and_then(|f| b.iter().enumerate().position(|(i, &x)| i != f && x < max));
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(format!("no budget could move: prompt of {max} tokens, minimum {min} per layer"));
+    };
     b[from] -= 1;
     b[to] += 1;
     let run = c.start(changed, params)?;

@@ -9,9 +9,14 @@ use depthkv::session::protocol::{EngineHandle, GenParams};
 use depthkv::session::worker;
 use depthkv::ui::fake;
 
-const PROMPT: &str = "The museum's night guard wrote in her notebook: the east door code is 5902, the west door \
-sticks in the rain, and the fountain pump must be switched off at ten. On Thursday a courier left a crate of \
-maps in the hall. Question: what is the east door code?";
+/// Long enough (well over the 36-token per-layer minimum) that budgets can move.
+const PROMPT: &str = "The museum's night guard wrote in her notebook every evening. Monday: the east door code \
+is 5902, the west door sticks in the rain, and the fountain pump must be switched off at ten. Tuesday: a \
+school group left a red scarf in the map room; it is in the lost-property box under the front desk. \
+Wednesday: the heating in the sculpture hall failed at midnight and came back at four in the morning. \
+Thursday: a courier left a crate of old maps in the hall, addressed to the curator, who is away until \
+the ninth. Friday: the alarm panel beeped twice at three, nothing was found on the round. \
+Question: what is the east door code, and where is the red scarf?";
 
 fn real_session() -> EngineHandle {
     let engine = common::owned_engine();

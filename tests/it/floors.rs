@@ -12,8 +12,8 @@ const FLOORS: &[(&str, u8)] = &[
     ("session", 3),
     ("eval", 4),
     ("bench", 4),
-    ("cli", 5),
     ("ui", 5),
+    ("cli", 6),
 ];
 
 fn floor(module: &str) -> Option<u8> {
