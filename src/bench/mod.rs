@@ -78,15 +78,13 @@ pub fn prefill_tps(engine: &Engine, tokens: &[u32], opts: PrefillOptions) -> Res
 
 /// A pruned copy of a prefill at `budget` under `strategy`.
 pub fn pruned_cache(
-    engine: &Engine,
     pre: &crate::engine::Prefilled,
     strategy: &Strategy,
     budget: f64,
     select: &SelectConfig,
     reserve: usize,
 ) -> Result<KvCache> {
-    let l = pre.tokens.len();
-    let budgets = apply::budgets_for(strategy, budget, l, engine.config().n_layers, select)
+    let budgets = apply::budgets_for_prefill(strategy, budget, pre, select)
         .map_err(|e| crate::engine::error::EngineError::BadSelection(e.to_string()))?;
     Ok(apply::prune(pre, &budgets, select, reserve)?.0)
 }

@@ -141,7 +141,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let mut pruned = Vec::new();
         for (name, strat) in [("uniform", &Strategy::Uniform), ("depthkv", &depthkv)] {
             for &b in &a.budgets {
-                let cache = bench::pruned_cache(&engine, &pre, strat, b, &select, n + 1)?;
+                let cache = bench::pruned_cache(&pre, strat, b, &select, n + 1)?;
                 let tps = bench::repeat(a.reps, || bench::decode_tps(&engine, &cache, &pre.first_logits, n))?;
                 pruned.push(json!({"strategy": name, "budget": b, "decode_tps": stat(tps), "kv_bytes": cache.bytes(),
                     "device_memory_bytes": bench::device_memory_used(&dev)}));
@@ -191,7 +191,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 bench::sync(&dev)?;
                 let start = Instant::now();
                 let b = 0.2 + 0.01 * rep as f64;
-                let cache = bench::pruned_cache(&engine, pre, &depthkv, b, &select, 65)?;
+                let cache = bench::pruned_cache(pre, &depthkv, b, &select, 65)?;
                 let mut dec = engine.decoder(
                     cache,
                     &pre.first_logits,

@@ -72,7 +72,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let (cache, budgets) = match &strategy {
         None => (pre.cache.clone(), vec![tokens.len(); engine.config().n_layers]),
         Some(s) => {
-            let budgets = apply::budgets_for(s, budget, tokens.len(), engine.config().n_layers, &select)?;
+            let budgets = apply::budgets_for_prefill(s, budget, &pre, &select)?;
             (apply::prune(&pre, &budgets, &select, a.max_new)?.0, budgets)
         }
     };

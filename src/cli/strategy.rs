@@ -102,6 +102,14 @@ impl AllocArgs {
                 let p = load_profile(self.profile.as_ref(), engine, self.force)?;
                 Strategy::Manual { fractions: p.kept_fractions }
             }
+            StrategyKind::Adaptive => Strategy::Adaptive { weights: None, mix: self.mix },
+            StrategyKind::AdaptiveDepthKv => {
+                let p = load_profile(self.profile.as_ref(), engine, self.force)?;
+                let Some(s) = &p.sensitivity else {
+                    bail!("adaptive-depthkv weights layers by a profile's sensitivities; this profile has none")
+                };
+                Strategy::Adaptive { weights: Some(s.iter().map(|x| x.mean).collect()), mix: self.mix }
+            }
             _ => self.depthkv(kind, &load_profile(self.profile.as_ref(), engine, self.force)?)?,
         })
     }

@@ -106,18 +106,16 @@ pub fn evaluate(
     if prompts.is_empty() {
         return Err(EngineError::EmptyPrompt);
     }
-    let n_layers = engine.config().n_layers;
     // samples[method][budget][prompt]; method 0 is the full cache (one budget).
     let mut full = Vec::new();
     let mut pruned = vec![vec![Vec::new(); cfg.budgets.len()]; cfg.methods.len()];
     for (pi, item) in prompts.iter().enumerate() {
         let s =
             scoring::prepare(engine, &item.spec(cfg.chat), cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
-        let l = s.pre.tokens.len();
         full.push(sample(engine, &s, item, &s.pre.cache, cfg)?);
         for (mi, m) in cfg.methods.iter().enumerate() {
             for (bi, &b) in cfg.budgets.iter().enumerate() {
-                let budgets = apply::budgets_for(&m.strategy, b, l, n_layers, &cfg.select)
+                let budgets = apply::budgets_for_prefill(&m.strategy, b, &s.pre, &cfg.select)
                     .map_err(|e| EngineError::BadSelection(format!("{}: {e}", m.name)))?;
                 let (cache, _) = apply::prune(&s.pre, &budgets, &cfg.select, s.continuation.len())?;
                 pruned[mi][bi].push(sample(engine, &s, item, &cache, cfg)?);

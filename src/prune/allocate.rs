@@ -97,6 +97,10 @@ pub enum Strategy {
     },
     /// Explicit per-layer kept fractions, rescaled to the total.
     Manual { fractions: Vec<f64> },
+    /// Per prompt, from its own attention: the split that keeps the most
+    /// observation-window attention mass (see `adaptive`), each layer's mass
+    /// scaled by `weights` (e.g. calibrated sensitivity) when given.
+    Adaptive { weights: Option<Vec<f64>>, mix: f64 },
 }
 
 impl Strategy {
@@ -111,6 +115,8 @@ impl Strategy {
                 DepthRule::Rank => StrategyKind::DepthKvRank,
             },
             Strategy::Manual { .. } => StrategyKind::Manual,
+            Strategy::Adaptive { weights: None, .. } => StrategyKind::Adaptive,
+            Strategy::Adaptive { weights: Some(_), .. } => StrategyKind::AdaptiveDepthKv,
         }
     }
 }
@@ -124,16 +130,20 @@ pub enum StrategyKind {
     DepthKvSoftmax,
     DepthKvRank,
     Manual,
+    Adaptive,
+    AdaptiveDepthKv,
 }
 
 impl StrategyKind {
-    pub const ALL: [StrategyKind; 6] = [
+    pub const ALL: [StrategyKind; 8] = [
         StrategyKind::Uniform,
         StrategyKind::Pyramid,
         StrategyKind::DepthKv,
         StrategyKind::DepthKvSoftmax,
         StrategyKind::DepthKvRank,
         StrategyKind::Manual,
+        StrategyKind::Adaptive,
+        StrategyKind::AdaptiveDepthKv,
     ];
 
     pub fn name(self) -> &'static str {
@@ -144,6 +154,8 @@ impl StrategyKind {
             StrategyKind::DepthKvSoftmax => "depthkv-softmax",
             StrategyKind::DepthKvRank => "depthkv-rank",
             StrategyKind::Manual => "manual",
+            StrategyKind::Adaptive => "adaptive",
+            StrategyKind::AdaptiveDepthKv => "adaptive-depthkv",
         }
     }
 
@@ -234,6 +246,7 @@ pub fn allocate(
             w
         }
         Strategy::Manual { fractions } => manual_weights(fractions, n_layers)?,
+        Strategy::Adaptive { .. } => return Err(PruneError::NeedsPrompt),
     };
 
     let lo = vec![lower; n_layers];
@@ -462,7 +475,7 @@ fn water_fill(w: &[f64], lo: &[usize], hi: &[usize], total: usize) -> Vec<f64> {
 /// Equal remainders go to the higher `priority` (the strategy's own ranking,
 /// e.g. sensitivity, so float noise never lets a less sensitive layer win),
 /// then to the lower layer index.
-fn round_to_total(x: &[f64], lo: &[usize], hi: &[usize], total: usize, priority: &[f64]) -> Vec<usize> {
+pub(super) fn round_to_total(x: &[f64], lo: &[usize], hi: &[usize], total: usize, priority: &[f64]) -> Vec<usize> {
     let n = x.len();
     let mut out = vec![0usize; n];
     let mut frac = vec![0.0f64; n];

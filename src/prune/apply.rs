@@ -43,6 +43,25 @@ pub fn budgets_for(
     allocate(strategy, n_layers, total, lim)
 }
 
+/// Budgets for a strategy on a prefilled prompt: as [`budgets_for`], and
+/// per-prompt strategies (adaptive) read the prompt's own statistics.
+pub fn budgets_for_prefill(
+    strategy: &Strategy,
+    budget: f64,
+    pre: &Prefilled,
+    cfg: &SelectConfig,
+) -> Result<Vec<usize>, super::PruneError> {
+    let Strategy::Adaptive { weights, mix } = strategy else {
+        return budgets_for(strategy, budget, pre.tokens.len(), pre.stats.window.len(), cfg);
+    };
+    let l = pre.tokens.len();
+    let n = pre.stats.window.len();
+    let lim = limits(cfg, l);
+    let total = feasible_total(total_slots(budget, l, n), n, lim);
+    let gains = super::adaptive::marginal_gains(&pre.stats.window, l, cfg.sinks, cfg.window);
+    super::adaptive::retained_mass_split(&gains, weights.as_deref(), *mix, total, lim)
+}
+
 /// Kept positions `[layer][kv_head]` for these budgets.
 pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<Vec<u32>>> {
     let l = pre.tokens.len();

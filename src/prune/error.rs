@@ -31,6 +31,10 @@ pub enum PruneError {
     #[error("{what}[{index}] is negative ({value}); it must be >= 0")]
     Negative { what: &'static str, index: usize, value: f64 },
 
+    /// A per-prompt strategy was asked for without the prompt's statistics.
+    #[error("the adaptive split is computed from a prefilled prompt's attention; no prompt was given")]
+    NeedsPrompt,
+
     #[error("mix must be in [0, 1] (weight of the uniform split blended in), got {0}")]
     InvalidMix(f64),
 

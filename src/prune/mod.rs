@@ -9,6 +9,7 @@
 //! - [`rebalance`]: hand-edit one layer while the total stays fixed.
 //! - [`select_layer`]: pick the kept positions inside one layer.
 
+pub mod adaptive;
 mod allocate;
 pub mod apply;
 mod error;

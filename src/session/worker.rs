@@ -207,8 +207,10 @@ impl Worker {
         let budgets = match &v.allocation {
             Allocation::Full => vec![l; n],
             Allocation::Layers(b) => b.clone(),
-            Allocation::Strategy { strategy, budget } => apply::budgets_for(strategy, *budget, l, n, &self.select)
-                .map_err(|e| anyhow::anyhow!("variant {}: {e}", v.id))?,
+            Allocation::Strategy { strategy, budget } => {
+                apply::budgets_for_prefill(strategy, *budget, pre, &self.select)
+                    .map_err(|e| anyhow::anyhow!("variant {}: {e}", v.id))?
+            }
         };
         if budgets.len() != n {
             anyhow::bail!("variant {}: {} layer budgets given, the model has {n} layers", v.id, budgets.len());

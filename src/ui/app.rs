@@ -294,6 +294,9 @@ fn shape_from_options(opts: &TuiOptions) -> Result<Shape, String> {
         StrategyKind::Manual => Shape::Fractions(
             opts.initial_fractions.clone().ok_or_else(|| "strategy manual needs per-layer fractions".to_string())?,
         ),
+        StrategyKind::Adaptive | StrategyKind::AdaptiveDepthKv => {
+            return Err("the adaptive split is computed per prompt by the session; add it as a variant".into())
+        }
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod beyond;
 mod contract;
 mod detok;
 mod floors;

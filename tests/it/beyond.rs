@@ -1,0 +1,28 @@
+//! Issue 12's capabilities on the real default model: per-prompt adaptive
+//! allocation, layer × head budgets and quantized KV.
+
+use crate::common;
+use depthkv::prune::{apply, SelectConfig, Strategy};
+
+const PROMPT: &str = "In the archive of the harbour office there are three ledgers. The blue ledger lists ships \
+that arrived in spring, the green one lists cargo that was refused, and the red one records the fees paid by \
+each captain. The clerk noted that the schooner Marisol paid 312 crowns in April and that her cargo of salt \
+was refused twice. Question: how much did the Marisol pay?";
+
+#[test]
+fn adaptive_split_is_exact_reproducible_and_uneven() {
+    let engine = common::default_engine();
+    let select = SelectConfig::default();
+    let tokens = engine.encode(PROMPT, true).unwrap();
+    let strategy = Strategy::Adaptive { weights: None, mix: 0.0 };
+    let a = engine.prefill(&tokens, select.prefill_options()).unwrap();
+    let b = engine.prefill(&tokens, select.prefill_options()).unwrap();
+    let ba = apply::budgets_for_prefill(&strategy, 0.5, &a, &select).unwrap();
+    let bb = apply::budgets_for_prefill(&strategy, 0.5, &b, &select).unwrap();
+    assert_eq!(ba, bb, "the same prompt must give the same split");
+    let uniform = apply::budgets_for(&Strategy::Uniform, 0.5, tokens.len(), ba.len(), &select).unwrap();
+    assert_eq!(ba.iter().sum::<usize>(), uniform.iter().sum::<usize>(), "same global budget as uniform");
+    let lim = apply::limits(&select, tokens.len());
+    assert!(ba.iter().all(|&x| x >= lim.min && x <= lim.max));
+    assert_ne!(ba, uniform, "real layers differ in how their attention spreads");
+}
