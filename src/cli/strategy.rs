@@ -32,7 +32,13 @@ impl SelectArgs {
         if self.window == 0 {
             bail!("--window must be at least 1");
         }
-        Ok(SelectConfig { scorer, sinks: self.sinks, window: self.window, kernel: self.kernel.max(1) })
+        Ok(SelectConfig {
+            scorer,
+            sinks: self.sinks,
+            window: self.window,
+            kernel: self.kernel.max(1),
+            heads: Default::default(),
+        })
     }
 }
 

@@ -5,6 +5,11 @@
 //! number of tokens, but each head may keep different prompt positions; the
 //! original position of every slot is remembered, so RoPE stays true after
 //! pruning. Layers may hold different numbers of tokens.
+//!
+//! Heads of a layer may also keep different numbers of prompt tokens (layer ×
+//! head budgets): the shorter heads are padded to the longest, and an additive
+//! bias of -inf on the padding slots takes them out of attention. Padding
+//! slots report the position [`PADDING`].
 
 use super::error::{EngineError, Result};
 use candle_core::{Device, Tensor};
@@ -13,6 +18,9 @@ use candle_core::{Device, Tensor};
 /// are in-place copies rather than a concatenation per token.
 const GROW_SLOTS: usize = 128;
 
+/// Position reported for a padding slot (never attended).
+pub const PADDING: u32 = u32::MAX;
+
 #[derive(Debug)]
 pub struct LayerCache {
     k: Tensor,
@@ -20,6 +28,9 @@ pub struct LayerCache {
     len: usize,
     /// `positions[head][slot]`: original token position of each live slot.
     positions: Vec<Vec<u32>>,
+    /// `[1, kv_heads, 1, capacity]`: 0 for real slots, -inf for padding;
+    /// `None` when no head is padded.
+    bias: Option<Tensor>,
 }
 
 impl Clone for LayerCache {
@@ -32,6 +43,7 @@ impl Clone for LayerCache {
             v: self.v.narrow(2, 0, self.len).expect("narrow within len"),
             len: self.len,
             positions: self.positions.clone(),
+            bias: self.bias.as_ref().map(|b| b.narrow(3, 0, self.len).expect("narrow within len")),
         }
     }
 }
@@ -43,6 +55,7 @@ impl LayerCache {
             v: Tensor::zeros((1, kv_heads, 0, head_dim), dtype, device)?,
             len: 0,
             positions: vec![Vec::new(); kv_heads],
+            bias: None,
         })
     }
 
@@ -65,6 +78,20 @@ impl LayerCache {
     /// Original positions kept by one KV head, in slot order.
     pub fn positions(&self, head: usize) -> &[u32] {
         &self.positions[head]
+    }
+
+    /// Additive attention bias over the live slots, `[1, kv_heads, 1, len]`
+    /// (-inf on padding), when some head is padded.
+    pub fn bias(&self) -> Result<Option<Tensor>> {
+        Ok(match &self.bias {
+            Some(b) => Some(b.narrow(3, 0, self.len)?),
+            None => None,
+        })
+    }
+
+    /// Prompt tokens really held per head (padding not counted).
+    pub fn head_lens(&self) -> Vec<usize> {
+        self.positions.iter().map(|p| p.iter().filter(|&&x| x != PADDING).count()).collect()
     }
 
     /// Live keys and values, `[1, kv_heads, len, head_dim]` (views, no copy).
@@ -108,27 +135,37 @@ impl LayerCache {
         }
         self.k = k;
         self.v = v;
+        if let Some(old) = &self.bias {
+            let bias = Tensor::zeros((1, h, 1, capacity), dtype, &device)?;
+            if self.len > 0 {
+                bias.slice_set(&old.narrow(3, 0, self.len)?.contiguous()?, 3, 0)?;
+            }
+            self.bias = Some(bias);
+        }
         Ok(())
     }
 
-    /// Keeps, for each head, the slots listed in `keep[head]` (slot indices,
-    /// the same count for every head) in a freshly allocated buffer with room
-    /// for `reserve` more tokens. The old buffer is released when no clone holds it.
+    /// Keeps, for each head, the slots listed in `keep[head]` (slot indices)
+    /// in a freshly allocated buffer with room for `reserve` more tokens.
+    /// Heads keeping fewer slots than the longest are padded (masked out).
+    /// The old buffer is released when no clone holds it.
     pub fn gather(&self, keep: &[Vec<u32>], reserve: usize) -> Result<LayerCache> {
         let heads = self.kv_heads();
         if keep.len() != heads {
             return Err(EngineError::BadSelection(format!("{} heads given, layer has {heads}", keep.len())));
         }
-        let count = keep[0].len();
-        if keep.iter().any(|k| k.len() != count) {
-            return Err(EngineError::BadSelection("every head of a layer must keep the same number of slots".into()));
+        let count = keep.iter().map(Vec::len).max().unwrap_or(0);
+        if keep.iter().any(Vec::is_empty) && count > 0 {
+            return Err(EngineError::BadSelection("every head of a layer must keep at least one slot".into()));
         }
         if let Some(bad) = keep.iter().flatten().find(|&&s| s as usize >= self.len) {
             return Err(EngineError::BadSelection(format!("slot {bad} is past the layer's {} slots", self.len)));
         }
+        let padded = keep.iter().any(|k| k.len() < count);
         let cap = self.capacity();
-        let flat: Vec<u32> =
-            keep.iter().enumerate().flat_map(|(h, slots)| slots.iter().map(move |&s| (h * cap) as u32 + s)).collect();
+        // A padding slot copies the head's first kept slot; the bias hides it.
+        let slot = |h: usize, i: usize| keep[h].get(i).copied().unwrap_or(keep[h][0]);
+        let flat: Vec<u32> = (0..heads).flat_map(|h| (0..count).map(move |i| (h * cap) as u32 + slot(h, i))).collect();
         let (_, _, _, d) = self.k.dims4()?;
         let device = self.k.device().clone();
         let idx = Tensor::from_vec(flat, count * heads, &device)?;
@@ -142,14 +179,29 @@ impl LayerCache {
             positions: keep
                 .iter()
                 .enumerate()
-                .map(|(h, slots)| slots.iter().map(|&s| self.positions[h][s as usize]).collect())
+                .map(|(h, slots)| {
+                    let mut p: Vec<u32> = slots.iter().map(|&s| self.positions[h][s as usize]).collect();
+                    p.resize(count, PADDING);
+                    p
+                })
                 .collect(),
+            bias: None,
         };
+        if padded || self.bias.is_some() {
+            out.bias = Some(padding_bias(&out.positions, self.k.dtype(), &device)?);
+        }
         if reserve > 0 {
             out.reallocate(count + reserve)?;
         }
         Ok(out)
     }
+}
+
+/// `[1, heads, 1, slots]`: -inf where a slot is padding, else 0.
+fn padding_bias(positions: &[Vec<u32>], dtype: candle_core::DType, device: &Device) -> Result<Tensor> {
+    let slots = positions.first().map_or(0, Vec::len);
+    let v: Vec<f32> = positions.iter().flatten().map(|&p| if p == PADDING { f32::NEG_INFINITY } else { 0.0 }).collect();
+    Ok(Tensor::from_vec(v, (1, positions.len(), 1, slots), device)?.to_dtype(dtype)?)
 }
 
 /// The whole cache plus the position the next token will take.
@@ -267,8 +319,29 @@ mod tests {
         assert_eq!(g.positions(0), &[5, 7]);
         assert_eq!(g.positions(1), &[6, 7]);
         assert_eq!(g.capacity(), 2, "a gather without reserve holds exactly what it keeps");
-        assert!(a.gather(&[vec![0], vec![1, 2]], 0).is_err(), "heads must keep equal counts");
+        assert!(a.gather(&[vec![], vec![1, 2]], 0).is_err(), "every head keeps a slot");
         assert!(a.gather(&[vec![0], vec![3]], 0).is_err(), "slot out of range");
+    }
+
+    #[test]
+    fn uneven_heads_are_padded_and_masked() {
+        let mut a = LayerCache::empty(2, 1, DType::F32, &Device::Cpu).unwrap();
+        a.append(&kv(&[10., 11., 12., 20., 21., 22.], 2, 1), &kv(&[0.; 6], 2, 1), 0).unwrap();
+        let mut g = a.gather(&[vec![0, 1, 2], vec![2]], 4).unwrap();
+        assert_eq!(g.len(), 3);
+        assert_eq!(g.head_lens(), vec![3, 1]);
+        assert_eq!(g.positions(1), &[2, PADDING, PADDING]);
+        let bias: Vec<f32> = g.bias().unwrap().unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(bias, vec![0., 0., 0., 0., f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        // Appended slots are real for every head, also after a reallocation.
+        for pos in 3..8 {
+            g.append(&kv(&[1., 2.], 2, 1), &kv(&[0., 0.], 2, 1), pos).unwrap();
+        }
+        let bias: Vec<f32> = g.bias().unwrap().unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(bias.iter().filter(|b| b.is_infinite()).count(), 2);
+        assert_eq!(bias.len(), 2 * 8);
+        assert_eq!(g.head_lens(), vec![8, 6]);
+        assert!(a.bias().unwrap().is_none(), "an even layer carries no bias");
     }
 
     #[test]

@@ -329,6 +329,10 @@ impl Model {
         if !self.q_prescaled {
             att = (att * (1.0 / (d as f64).sqrt()))?;
         }
+        // Heads padded to a common length (layer × head budgets).
+        if let Some(bias) = lc.bias()? {
+            att = att.broadcast_add(&bias)?;
+        }
         if let Some(mask) = mask {
             // The mask covers the cache as laid out at prefill (slot = position).
             let mask = mask.narrow(1, mask.dim(1)? - t, t)?;

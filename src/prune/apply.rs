@@ -2,7 +2,9 @@
 //! layer, then a physical gather of the kept slots. The bridge between the
 //! pure policies of this module and the engine's tensors.
 
-use super::{allocate, feasible_total, select_layer, total_slots, LayerLimits, LayerStats, SelectConfig, Strategy};
+use super::{
+    allocate, feasible_total, select_layer_split, total_slots, LayerLimits, LayerStats, SelectConfig, Strategy,
+};
 use crate::engine::cache::KvCache;
 use crate::engine::error::Result as EngineResult;
 
@@ -75,7 +77,7 @@ pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<V
                 accumulated: &s.accumulated[li],
                 key_norms: &s.key_norms[li],
             };
-            select_layer(cfg, &stats, l, keep)
+            select_layer_split(cfg, &stats, l, keep)
         })
         .collect()
 }

@@ -13,6 +13,7 @@ pub mod adaptive;
 mod allocate;
 pub mod apply;
 mod error;
+pub mod heads;
 mod rebalance;
 mod select;
 
@@ -21,6 +22,7 @@ pub use allocate::{
     LayerLimits, Strategy, StrategyKind, PYRAMID_BETA,
 };
 pub use error::PruneError;
+pub use heads::{select_layer_split, HeadSplit, ADA_SAFEGUARD};
 pub use rebalance::rebalance;
 pub use select::{pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig};
 

@@ -62,7 +62,7 @@ impl FromStr for Scorer {
 }
 
 /// Token selection settings for every layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SelectConfig {
     pub scorer: Scorer,
     /// Leading positions always kept.
@@ -71,12 +71,15 @@ pub struct SelectConfig {
     pub window: usize,
     /// Avg-pooling kernel for SnapKV scores; 0 or 1 disables pooling.
     pub kernel: usize,
+    /// How a layer's budget is shared among its KV heads.
+    #[serde(default)]
+    pub heads: super::heads::HeadSplit,
 }
 
 impl Default for SelectConfig {
     /// SnapKV defaults: 4 sinks, 32-token window, kernel 7.
     fn default() -> Self {
-        SelectConfig { scorer: Scorer::SnapKv, sinks: 4, window: 32, kernel: 7 }
+        SelectConfig { scorer: Scorer::SnapKv, sinks: 4, window: 32, kernel: 7, heads: Default::default() }
     }
 }
 
@@ -212,7 +215,7 @@ mod tests {
     use super::*;
 
     fn cfg(scorer: Scorer, sinks: usize, window: usize, kernel: usize) -> SelectConfig {
-        SelectConfig { scorer, sinks, window, kernel }
+        SelectConfig { scorer, sinks, window, kernel, heads: Default::default() }
     }
 
     fn stats_one(v: &[Vec<f32>]) -> LayerStats<'_> {

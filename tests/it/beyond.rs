@@ -26,3 +26,30 @@ fn adaptive_split_is_exact_reproducible_and_uneven() {
     assert!(ba.iter().all(|&x| x >= lim.min && x <= lim.max));
     assert_ne!(ba, uniform, "real layers differ in how their attention spreads");
 }
+
+#[test]
+fn ada_head_budgets_share_each_layer_exactly() {
+    use depthkv::engine::GenParams;
+    use depthkv::prune::{HeadSplit, ADA_SAFEGUARD};
+    let engine = common::default_engine();
+    let select = SelectConfig { heads: HeadSplit::Ada { safeguard: ADA_SAFEGUARD }, ..SelectConfig::default() };
+    let tokens = engine.encode(PROMPT, true).unwrap();
+    let l = tokens.len();
+    let pre = engine.prefill(&tokens, select.prefill_options()).unwrap();
+    let budgets = apply::budgets_for(&Strategy::Uniform, 0.5, l, engine.config().n_layers, &select).unwrap();
+    let (cache, occupancy) = apply::prune(&pre, &budgets, &select, 9).unwrap();
+    let heads = engine.config().n_kv_heads;
+    let forced = select.sinks + select.window;
+    let mut uneven = 0;
+    for (li, kept) in occupancy.kept.iter().enumerate() {
+        let counts: Vec<usize> = kept.iter().map(Vec::len).collect();
+        assert_eq!(counts.iter().sum::<usize>(), heads * budgets[li], "layer {li}: {counts:?}");
+        let guard = (ADA_SAFEGUARD * (budgets[li] - forced) as f64).floor() as usize;
+        assert!(counts.iter().all(|&c| c >= forced + guard), "layer {li}: safeguard broken {counts:?}");
+        assert_eq!(cache.layers()[li].head_lens(), counts, "the cache holds what the plan kept");
+        uneven += usize::from(counts.iter().any(|&c| c != counts[0]));
+    }
+    assert!(uneven > 0, "on a real model some layers' heads attend differently");
+    let out = engine.generate(cache, &pre.first_logits, &GenParams::greedy(8), &mut |_| true).unwrap();
+    assert_eq!(out.len(), 8);
+}

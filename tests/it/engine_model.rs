@@ -113,6 +113,40 @@ fn pruned_cache_equals_masked_attention() {
     assert!(d < 1e-3, "pruned vs masked logits differ by {d}");
 }
 
+/// Layer × head budgets: heads of a layer keep different numbers of slots
+/// (the shorter ones padded and masked in the cache); the logits must still
+/// equal attention over the full cache with each head's own mask.
+#[test]
+fn uneven_head_budgets_equal_masked_attention() {
+    let engine = common::default_engine();
+    let cfg = engine.config().clone();
+    let tokens =
+        engine.encode("Name two planets with rings and one without, then say which is largest.", true).unwrap();
+    let pre = engine.prefill(&tokens, PrefillOptions::default()).unwrap();
+    let l = tokens.len() as u32;
+    let keep: Vec<Vec<Vec<u32>>> = (0..cfg.n_layers)
+        .map(|li| {
+            (0..cfg.n_kv_heads)
+                .map(|h| {
+                    // Head h keeps about a (h + 1)-th share: counts differ within each layer.
+                    let modulus = (h as u32 + 2) * 2;
+                    let mut v: Vec<u32> = (0..l - 1).filter(|p| (p * 3 + li as u32) % modulus == 0).collect();
+                    v.push(l - 1);
+                    v
+                })
+                .collect()
+        })
+        .collect();
+    assert!(keep.iter().all(|layer| layer[0].len() > layer[cfg.n_kv_heads - 1].len()), "heads must differ");
+    let mut pruned = pre.cache.pruned(&keep.iter().cloned().map(Some).collect::<Vec<_>>(), 2).unwrap();
+    assert!(pruned.layers()[0].bias().unwrap().is_some(), "uneven heads are padded and masked");
+    let next = 42u32;
+    let ours = engine.model.forward(&mut pruned, &[next], Logits::Last).unwrap().flatten_all().unwrap();
+    let reference = reference_masked_step(&engine, &pre.cache, &keep, next, tokens.len());
+    let d = (ours - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(d < 1e-3, "uneven-head pruned vs masked logits differ by {d}");
+}
+
 fn reference_masked_step(
     engine: &depthkv::engine::Engine,
     full: &depthkv::engine::cache::KvCache,

@@ -296,7 +296,7 @@ fn scorer() -> impl Strategy<Value = Scorer> {
 fn select_case() -> impl Strategy<Value = (SelectConfig, usize, Vec<Vec<f32>>, usize)> {
     (scorer(), 0usize..8, 0usize..40, 0usize..10, 0usize..200, 1usize..4).prop_flat_map(
         |(scorer, sinks, window, kernel, len, heads)| {
-            let cfg = SelectConfig { scorer, sinks, window, kernel };
+            let cfg = SelectConfig { scorer, sinks, window, kernel, heads: Default::default() };
             let score = prop_oneof![
                 10 => (0u8..20).prop_map(|v| v as f32 / 4.0),
                 1 => Just(f32::NAN),
