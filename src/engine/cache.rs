@@ -12,7 +12,8 @@
 //! slots report the position [`PADDING`].
 
 use super::error::{EngineError, Result};
-use candle_core::{Device, Tensor};
+use super::kvcodec::KvPrecision;
+use candle_core::{DType, Device, Tensor};
 
 /// Extra slots allocated whenever a buffer has to grow, so decode appends
 /// are in-place copies rather than a concatenation per token.
@@ -23,8 +24,12 @@ pub const PADDING: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub struct LayerCache {
-    k: Tensor,
-    v: Tensor,
+    /// K and V as stored (`precision`'s buffers), each `[1, kv_heads,
+    /// capacity, width]`: the token slot is always dimension 2.
+    bufs: Vec<Tensor>,
+    precision: KvPrecision,
+    /// The activation dtype K and V are read back in.
+    native: DType,
     len: usize,
     /// `positions[head][slot]`: original token position of each live slot.
     positions: Vec<Vec<u32>>,
@@ -39,8 +44,9 @@ impl Clone for LayerCache {
     /// neither side ever writes into what the other can read.
     fn clone(&self) -> Self {
         Self {
-            k: self.k.narrow(2, 0, self.len).expect("narrow within len"),
-            v: self.v.narrow(2, 0, self.len).expect("narrow within len"),
+            bufs: self.bufs.iter().map(|b| b.narrow(2, 0, self.len).expect("narrow within len")).collect(),
+            precision: self.precision,
+            native: self.native,
             len: self.len,
             positions: self.positions.clone(),
             bias: self.bias.as_ref().map(|b| b.narrow(3, 0, self.len).expect("narrow within len")),
@@ -49,10 +55,12 @@ impl Clone for LayerCache {
 }
 
 impl LayerCache {
-    fn empty(kv_heads: usize, head_dim: usize, dtype: candle_core::DType, device: &Device) -> Result<Self> {
+    fn empty(kv_heads: usize, head_dim: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let z = Tensor::zeros((1, kv_heads, 0, head_dim), dtype, device)?;
         Ok(Self {
-            k: Tensor::zeros((1, kv_heads, 0, head_dim), dtype, device)?,
-            v: Tensor::zeros((1, kv_heads, 0, head_dim), dtype, device)?,
+            bufs: KvPrecision::Native.encode(&z, &z)?,
+            precision: KvPrecision::Native,
+            native: dtype,
             len: 0,
             positions: vec![Vec::new(); kv_heads],
             bias: None,
@@ -68,7 +76,19 @@ impl LayerCache {
     }
 
     fn capacity(&self) -> usize {
-        self.k.dim(2).unwrap_or(0)
+        self.bufs[0].dim(2).unwrap_or(0)
+    }
+
+    /// How this layer stores K and V.
+    pub fn precision(&self) -> KvPrecision {
+        self.precision
+    }
+
+    /// Bytes one slot of this layer costs (K and V, every KV head).
+    pub fn bytes_per_slot(&self) -> usize {
+        let d = self.bufs[0].dim(3).unwrap_or(0);
+        let head_dim = if self.precision == KvPrecision::Int4 { 2 * d } else { d };
+        self.precision.bytes_per_slot(self.kv_heads(), head_dim, self.native)
     }
 
     pub fn kv_heads(&self) -> usize {
@@ -94,9 +114,12 @@ impl LayerCache {
         self.positions.iter().map(|p| p.iter().filter(|&&x| x != PADDING).count()).collect()
     }
 
-    /// Live keys and values, `[1, kv_heads, len, head_dim]` (views, no copy).
+    /// Live keys and values, `[1, kv_heads, len, head_dim]`: views for a
+    /// native layer, dequantized copies for a quantized one.
     pub fn kv(&self) -> Result<(Tensor, Tensor)> {
-        Ok((self.k.narrow(2, 0, self.len)?, self.v.narrow(2, 0, self.len)?))
+        let live: Vec<Tensor> =
+            self.bufs.iter().map(|b| b.narrow(2, 0, self.len)).collect::<candle_core::Result<_>>()?;
+        self.precision.decode(&live, self.native)
     }
 
     /// Appends `n` new slots (`k`, `v`: `[1, kv_heads, n, head_dim]`) for the
@@ -106,8 +129,9 @@ impl LayerCache {
         if self.len + n > self.capacity() {
             self.reallocate(self.len + n + GROW_SLOTS)?;
         }
-        self.k.slice_set(&k.contiguous()?, 2, self.len)?;
-        self.v.slice_set(&v.contiguous()?, 2, self.len)?;
+        for (buf, new) in self.bufs.iter().zip(self.precision.encode(k, v)?) {
+            buf.slice_set(&new, 2, self.len)?;
+        }
         self.len += n;
         for p in &mut self.positions {
             p.extend((first_pos..first_pos + n).map(|x| x as u32));
@@ -125,16 +149,17 @@ impl LayerCache {
 
     /// Moves the live slots into a new buffer of `capacity` slots.
     fn reallocate(&mut self, capacity: usize) -> Result<()> {
-        let (_, h, _, d) = self.k.dims4()?;
-        let (dtype, device) = (self.k.dtype(), self.k.device().clone());
-        let k = Tensor::zeros((1, h, capacity, d), dtype, &device)?;
-        let v = Tensor::zeros((1, h, capacity, d), dtype, &device)?;
-        if self.len > 0 {
-            k.slice_set(&self.k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-            v.slice_set(&self.v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+        let device = self.bufs[0].device().clone();
+        let h = self.kv_heads();
+        for buf in &mut self.bufs {
+            let (_, heads, _, w) = buf.dims4()?;
+            let grown = Tensor::zeros((1, heads, capacity, w), buf.dtype(), &device)?;
+            if self.len > 0 {
+                grown.slice_set(&buf.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+            }
+            *buf = grown;
         }
-        self.k = k;
-        self.v = v;
+        let dtype = self.native;
         if let Some(old) = &self.bias {
             let bias = Tensor::zeros((1, h, 1, capacity), dtype, &device)?;
             if self.len > 0 {
@@ -150,6 +175,12 @@ impl LayerCache {
     /// Heads keeping fewer slots than the longest are padded (masked out).
     /// The old buffer is released when no clone holds it.
     pub fn gather(&self, keep: &[Vec<u32>], reserve: usize) -> Result<LayerCache> {
+        self.gather_as(keep, reserve, self.precision)
+    }
+
+    /// As [`gather`](Self::gather), storing the kept slots at `precision`
+    /// (re-encoded when it differs from this layer's).
+    pub fn gather_as(&self, keep: &[Vec<u32>], reserve: usize, precision: KvPrecision) -> Result<LayerCache> {
         let heads = self.kv_heads();
         if keep.len() != heads {
             return Err(EngineError::BadSelection(format!("{} heads given, layer has {heads}", keep.len())));
@@ -166,15 +197,21 @@ impl LayerCache {
         // A padding slot copies the head's first kept slot; the bias hides it.
         let slot = |h: usize, i: usize| keep[h].get(i).copied().unwrap_or(keep[h][0]);
         let flat: Vec<u32> = (0..heads).flat_map(|h| (0..count).map(move |i| (h * cap) as u32 + slot(h, i))).collect();
-        let (_, _, _, d) = self.k.dims4()?;
-        let device = self.k.device().clone();
+        let device = self.bufs[0].device().clone();
         let idx = Tensor::from_vec(flat, count * heads, &device)?;
         let pick = |t: &Tensor| -> Result<Tensor> {
-            Ok(t.reshape((heads * cap, d))?.index_select(&idx, 0)?.reshape((1, heads, count, d))?)
+            let w = t.dim(3)?;
+            Ok(t.contiguous()?.reshape((heads * cap, w))?.index_select(&idx, 0)?.reshape((1, heads, count, w))?)
         };
+        let mut bufs = self.bufs.iter().map(pick).collect::<Result<Vec<_>>>()?;
+        if precision != self.precision {
+            let (k, v) = self.precision.decode(&bufs, self.native)?;
+            bufs = precision.encode(&k, &v)?;
+        }
         let mut out = LayerCache {
-            k: pick(&self.k.contiguous()?)?,
-            v: pick(&self.v.contiguous()?)?,
+            bufs,
+            precision,
+            native: self.native,
             len: count,
             positions: keep
                 .iter()
@@ -188,7 +225,7 @@ impl LayerCache {
             bias: None,
         };
         if padded || self.bias.is_some() {
-            out.bias = Some(padding_bias(&out.positions, self.k.dtype(), &device)?);
+            out.bias = Some(padding_bias(&out.positions, self.native, &device)?);
         }
         if reserve > 0 {
             out.reallocate(count + reserve)?;
@@ -198,7 +235,7 @@ impl LayerCache {
 }
 
 /// `[1, heads, 1, slots]`: -inf where a slot is padding, else 0.
-fn padding_bias(positions: &[Vec<u32>], dtype: candle_core::DType, device: &Device) -> Result<Tensor> {
+fn padding_bias(positions: &[Vec<u32>], dtype: DType, device: &Device) -> Result<Tensor> {
     let slots = positions.first().map_or(0, Vec::len);
     let v: Vec<f32> = positions.iter().flatten().map(|&p| if p == PADDING { f32::NEG_INFINITY } else { 0.0 }).collect();
     Ok(Tensor::from_vec(v, (1, positions.len(), 1, slots), device)?.to_dtype(dtype)?)
@@ -209,20 +246,13 @@ fn padding_bias(positions: &[Vec<u32>], dtype: candle_core::DType, device: &Devi
 pub struct KvCache {
     layers: Vec<LayerCache>,
     next_pos: usize,
-    bytes_per_slot: usize,
 }
 
 impl KvCache {
-    pub fn new(
-        n_layers: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        dtype: candle_core::DType,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn new(n_layers: usize, kv_heads: usize, head_dim: usize, dtype: DType, device: &Device) -> Result<Self> {
         let layers =
             (0..n_layers).map(|_| LayerCache::empty(kv_heads, head_dim, dtype, device)).collect::<Result<_>>()?;
-        Ok(Self { layers, next_pos: 0, bytes_per_slot: 2 * kv_heads * head_dim * dtype.size_in_bytes() })
+        Ok(Self { layers, next_pos: 0 })
     }
 
     pub fn layers(&self) -> &[LayerCache] {
@@ -251,19 +281,21 @@ impl KvCache {
         self.layers.iter().map(|l| l.len).collect()
     }
 
-    /// Bytes of K and V held in live slots, all layers.
+    /// Bytes of K and V held in live slots (padding included), all layers,
+    /// at each layer's storage precision.
     pub fn bytes(&self) -> usize {
-        self.layers.iter().map(|l| l.len).sum::<usize>() * self.bytes_per_slot
-    }
-
-    /// Bytes one slot costs in one layer (K and V, every KV head).
-    pub fn bytes_per_slot(&self) -> usize {
-        self.bytes_per_slot
+        self.layers.iter().map(|l| l.len * l.bytes_per_slot()).sum()
     }
 
     /// Prunes with `keep[layer][head]` = slot indices to keep (sorted, same
     /// count within a layer); `None` for a layer keeps it whole (shared, no copy).
     pub fn pruned(&self, keep: &[Option<Vec<Vec<u32>>>], reserve: usize) -> Result<KvCache> {
+        self.pruned_as(keep, reserve, KvPrecision::Native)
+    }
+
+    /// As [`pruned`](Self::pruned), the kept slots stored at `precision`; a
+    /// quantized precision re-encodes whole layers too (`None` entries).
+    pub fn pruned_as(&self, keep: &[Option<Vec<Vec<u32>>>], reserve: usize, precision: KvPrecision) -> Result<KvCache> {
         if keep.len() != self.layers.len() {
             return Err(EngineError::BadSelection(format!(
                 "{} layers given, cache has {}",
@@ -276,11 +308,15 @@ impl KvCache {
             .iter()
             .zip(keep)
             .map(|(layer, k)| match k {
-                Some(k) => layer.gather(k, reserve),
-                None => Ok(layer.clone()),
+                Some(k) => layer.gather_as(k, reserve, precision),
+                None if precision == layer.precision => Ok(layer.clone()),
+                None => {
+                    let all: Vec<Vec<u32>> = vec![(0..layer.len as u32).collect(); layer.kv_heads()];
+                    layer.gather_as(&all, reserve, precision)
+                }
             })
             .collect::<Result<_>>()?;
-        Ok(KvCache { layers, next_pos: self.next_pos, bytes_per_slot: self.bytes_per_slot })
+        Ok(KvCache { layers, next_pos: self.next_pos })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod evict;
 pub mod fetch;
 pub mod gguf_tokenizer;
+pub mod kvcodec;
 pub mod model;
 pub mod params;
 pub mod sampler;
@@ -20,4 +21,5 @@ pub mod weights;
 
 pub use self::core::{Decoder, Engine, LoadOptions, PrefillOptions, Prefilled};
 pub use self::detok::Detokenizer;
+pub use self::kvcodec::KvPrecision;
 pub use self::params::{GenParams, ModelInfo};

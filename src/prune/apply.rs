@@ -8,7 +8,7 @@ use super::{
 use crate::engine::cache::KvCache;
 use crate::engine::error::Result as EngineResult;
 
-use crate::engine::{PrefillOptions, Prefilled};
+use crate::engine::{KvPrecision, PrefillOptions, Prefilled};
 
 /// Which prompt positions each (layer, kv head) keeps after pruning.
 /// `kept[layer][kv_head]` is sorted and unique.
@@ -64,6 +64,17 @@ pub fn budgets_for_prefill(
     super::adaptive::retained_mass_split(&gains, weights.as_deref(), *mix, total, lim)
 }
 
+/// The global budget fraction that a KV memory budget of `kv_bytes` buys at
+/// `bytes_per_slot` (one token in one layer at the chosen precision): the
+/// same bytes hold more tokens at fewer bits. At most 1 (keep everything).
+pub fn fraction_for_bytes(kv_bytes: usize, prompt_len: usize, n_layers: usize, bytes_per_slot: usize) -> f64 {
+    let cells = prompt_len.saturating_mul(n_layers).saturating_mul(bytes_per_slot);
+    if cells == 0 {
+        return 1.0;
+    }
+    (kv_bytes as f64 / cells as f64).min(1.0)
+}
+
 /// Kept positions `[layer][kv_head]` for these budgets.
 pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<Vec<u32>>> {
     let l = pre.tokens.len();
@@ -91,11 +102,22 @@ pub fn prune(
     cfg: &SelectConfig,
     reserve: usize,
 ) -> EngineResult<(KvCache, Occupancy)> {
+    prune_as(pre, budgets, cfg, reserve, KvPrecision::Native)
+}
+
+/// As [`prune`], the kept tokens stored at `precision`.
+pub fn prune_as(
+    pre: &Prefilled,
+    budgets: &[usize],
+    cfg: &SelectConfig,
+    reserve: usize,
+    precision: KvPrecision,
+) -> EngineResult<(KvCache, Occupancy)> {
     let l = pre.tokens.len();
     let kept = plan(pre, budgets, cfg);
     // In the prefill cache a slot's index is its position.
     let keep: Vec<Option<Vec<Vec<u32>>>> =
         kept.iter().map(|heads| if heads.iter().all(|h| h.len() >= l) { None } else { Some(heads.clone()) }).collect();
-    let cache = pre.cache.pruned(&keep, reserve)?;
+    let cache = pre.cache.pruned_as(&keep, reserve, precision)?;
     Ok((cache, Occupancy { prompt_len: l, kept }))
 }

@@ -6,6 +6,7 @@
 //! every event of a run names its run id and variant id, so a client can show
 //! as many side-by-side panes as it likes and drop stragglers of older runs.
 
+use crate::engine::KvPrecision;
 use crate::prune::{Scorer, Strategy};
 
 pub use crate::engine::{GenParams, ModelInfo};
@@ -38,15 +39,29 @@ pub struct Variant {
     pub scorer: Scorer,
     /// Keep every layer within its budget while decoding, too.
     pub decode_evict: bool,
+    /// How the kept tokens are stored (int8/int4 quantized or native).
+    pub precision: KvPrecision,
 }
 
 impl Variant {
     pub fn full(id: VariantId) -> Self {
-        Self { id, allocation: Allocation::Full, scorer: Scorer::SnapKv, decode_evict: false }
+        Self {
+            id,
+            allocation: Allocation::Full,
+            scorer: Scorer::SnapKv,
+            decode_evict: false,
+            precision: KvPrecision::Native,
+        }
     }
 
     pub fn layers(id: VariantId, budgets: Vec<usize>, scorer: Scorer) -> Self {
-        Self { id, allocation: Allocation::Layers(budgets), scorer, decode_evict: false }
+        Self {
+            id,
+            allocation: Allocation::Layers(budgets),
+            scorer,
+            decode_evict: false,
+            precision: KvPrecision::Native,
+        }
     }
 }
 

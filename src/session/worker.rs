@@ -17,7 +17,7 @@ use super::protocol::{
 use super::scoring;
 use crate::engine::cache::KvCache;
 use crate::engine::evict::Evictor;
-use crate::engine::{Decoder, Detokenizer, Engine, LoadOptions, Prefilled};
+use crate::engine::{Decoder, Detokenizer, Engine, KvPrecision, LoadOptions, Prefilled};
 use crate::prune::{apply, Scorer, SelectConfig};
 use candle_core::Tensor;
 use std::collections::{HashMap, VecDeque};
@@ -59,6 +59,7 @@ struct VariantKey {
     budgets: Vec<usize>,
     scorer: Scorer,
     decode_evict: bool,
+    precision: KvPrecision,
     params: (usize, u64, Option<u64>, u64),
 }
 
@@ -219,12 +220,14 @@ impl Worker {
         if let Some(b) = budgets.iter().find(|&&b| b < lim.min || b > lim.max) {
             anyhow::bail!("variant {}: layer budget {b} is outside [{}, {}]", v.id, lim.min, lim.max);
         }
-        // Keeping everything does not depend on the scorer.
-        let full = v.allocation == Allocation::Full || (budgets.iter().all(|&b| b == l) && !v.decode_evict);
+        // Keeping everything at full precision does not depend on the scorer.
+        let full = v.allocation == Allocation::Full
+            || (budgets.iter().all(|&b| b == l) && !v.decode_evict && v.precision == KvPrecision::Native);
         Ok(VariantKey {
             budgets,
             scorer: if full { Scorer::SnapKv } else { v.scorer },
             decode_evict: v.decode_evict && !full,
+            precision: if full { KvPrecision::Native } else { v.precision },
             params: params.key(),
         })
     }
@@ -322,7 +325,7 @@ impl Worker {
         params: &GenParams,
     ) -> anyhow::Result<Decoding> {
         let select = SelectConfig { scorer: key.scorer, ..self.select };
-        let (cache, occupancy) = apply::prune(pre, &key.budgets, &select, params.max_new_tokens + 1)?;
+        let (cache, occupancy) = apply::prune_as(pre, &key.budgets, &select, params.max_new_tokens + 1, key.precision)?;
         for &variant in &ids {
             self.send(Event::Occupancy { run_id, variant, occupancy: occupancy.clone() });
         }
@@ -374,7 +377,9 @@ impl Worker {
 
     /// Teacher-forced quality of a decoded variant against the reference.
     fn metrics(&self, pre: &Prefilled, d: &Decoding, reference: &FullReference) -> anyhow::Result<VariantMetrics> {
-        let keeps_all = d.key.budgets.iter().all(|&b| b == pre.tokens.len()) && !d.key.decode_evict;
+        let keeps_all = d.key.budgets.iter().all(|&b| b == pre.tokens.len())
+            && !d.key.decode_evict
+            && d.key.precision == KvPrecision::Native;
         let (kl, top1) = if keeps_all || reference.tokens.is_empty() {
             (0.0, 1.0)
         } else {

@@ -456,7 +456,7 @@ fn demo_worker(n_layers: usize, delay: Duration, rx: Receiver<Command>, tx: Unbo
 
 /// What makes two demo variants stream the same events: the variant id
 /// picks the demo text, the rest is what the real session keys on.
-type DemoKey = (VariantId, Vec<usize>, prune::Scorer, bool, (usize, u64, Option<u64>, u64));
+type DemoKey = (VariantId, Vec<usize>, prune::Scorer, bool, crate::engine::KvPrecision, (usize, u64, Option<u64>, u64));
 type DemoStore = HashMap<DemoKey, Vec<Event>>;
 
 /// One variant of a demo run: its key, and its events (run id 0, to be
@@ -503,7 +503,7 @@ fn demo_run(
             if let Some(b) = budgets.iter().find(|&&b| b < limits.min || b > limits.max) {
                 return Err(format!("layer budget {b} is outside [{}, {}]", limits.min, limits.max));
             }
-            let key = (v.id, budgets.clone(), v.scorer, v.decode_evict, params.key());
+            let key = (v.id, budgets.clone(), v.scorer, v.decode_evict, v.precision, params.key());
             if let Some(events) = store.get(&key) {
                 return Ok(DemoVariant { key, fresh: false, events: events.clone() });
             }

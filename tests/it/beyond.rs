@@ -53,3 +53,44 @@ fn ada_head_budgets_share_each_layer_exactly() {
     let out = engine.generate(cache, &pre.first_logits, &GenParams::greedy(8), &mut |_| true).unwrap();
     assert_eq!(out.len(), 8);
 }
+
+#[test]
+fn quantized_kv_is_smaller_and_close_to_native() {
+    use depthkv::engine::model::Logits;
+    use depthkv::engine::KvPrecision;
+    let engine = common::default_engine();
+    let select = SelectConfig::default();
+    let tokens = engine.encode(PROMPT, true).unwrap();
+    let l = tokens.len();
+    let n = engine.config().n_layers;
+    let pre = engine.prefill(&tokens, select.prefill_options()).unwrap();
+    let budgets = apply::budgets_for(&Strategy::Uniform, 0.5, l, n, &select).unwrap();
+    let next = engine.encode(" The", false).unwrap()[0];
+    let logits = |p: KvPrecision| {
+        let (mut cache, _) = apply::prune_as(&pre, &budgets, &select, 2, p).unwrap();
+        let bytes = cache.bytes();
+        let out = engine.model.forward(&mut cache, &[next], Logits::Last).unwrap().flatten_all().unwrap();
+        (bytes, out)
+    };
+    let (b16, native) = logits(KvPrecision::Native);
+    let (b8, int8) = logits(KvPrecision::Int8);
+    let (b4, int4) = logits(KvPrecision::Int4);
+    // The default model runs in f32 on the CPU: 4 bytes per element.
+    let (h, d) = (engine.config().n_kv_heads, engine.config().head_dim);
+    let slots: usize = budgets.iter().sum();
+    assert_eq!(b16, slots * 2 * h * d * 4);
+    assert_eq!(b8, slots * 2 * h * (d + 4));
+    assert_eq!(b4, slots * 2 * h * (d / 2 + 4));
+    let diff = |a: &candle_core::Tensor, b: &candle_core::Tensor| {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    };
+    let (d8, d4) = (diff(&native, &int8), diff(&native, &int4));
+    assert!(d8 < d4, "int8 must be closer to native than int4 ({d8} vs {d4})");
+    assert!(d8 < 0.5, "int8 KV moved a logit by {d8}");
+    let argmax = |t: &candle_core::Tensor| t.argmax(0).unwrap().to_scalar::<u32>().unwrap();
+    assert_eq!(argmax(&native), argmax(&int8), "int8 KV changed the next token");
+    // One memory budget buys more tokens at fewer bits.
+    let bytes = b16 / 4;
+    let at = |p: KvPrecision| apply::fraction_for_bytes(bytes, l, n, p.bytes_per_slot(h, d, candle_core::DType::F32));
+    assert!(at(KvPrecision::Int4) > at(KvPrecision::Int8) && at(KvPrecision::Int8) > at(KvPrecision::Native));
+}
