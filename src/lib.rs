@@ -11,7 +11,8 @@
 //!                              to a cached prefill, scoring, calibration
 //!  2  profile                  versioned JSON profiles (import/export)
 //!  1  prune                    which tokens a layer keeps; one budget split across layers
-//!  0  engine   stats           forward pass, KV cache, tokenizer; statistics
+//!  0  engine   stats  userio   forward pass, KV cache, tokenizer; statistics;
+//!                              size-limited reads of user files, terminal-safe user text
 //! ```
 //!
 //! `ui` and `cli` talk to the engine only through a session: the TUI over the
@@ -27,3 +28,4 @@ pub mod prune;
 pub mod session;
 pub mod stats;
 pub mod ui;
+pub mod userio;

@@ -20,16 +20,16 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Context lengths (prompt + decoded tokens).
-    #[arg(long, value_delimiter = ',', default_value = "512,2048,4096,8192")]
+    #[arg(long, value_delimiter = ',', default_value = "512,2048,4096,8192", value_parser = super::values::tokens)]
     pub contexts: Vec<usize>,
     /// Tokens decoded per measurement.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::values::tokens)]
     pub decode_tokens: usize,
     /// Repetitions after one warm-up; the median is reported with min and max.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::values::tokens)]
     pub reps: usize,
-    /// Pruned budgets measured (uniform and depthkv each).
-    #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.4")]
+    /// Pruned budgets measured (uniform and depthkv each), fractions in (0, 1].
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.4", value_parser = super::values::budget, allow_negative_numbers = true)]
     pub budgets: Vec<f64>,
     /// Skip candle's stock quantized_llama.
     #[arg(long)]
@@ -38,12 +38,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub with_quantized: bool,
     /// Measure calibration wall time: all layers × N prompts of --calib-context tokens (0 = skip).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::values::tokens_or_zero)]
     pub calib_prompts: usize,
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = super::values::tokens)]
     pub calib_context: usize,
     /// Memory bandwidth of the device in GB/s for the decode bound (default: H100 SXM 3350 on CUDA).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::positive)]
     pub bandwidth_gbs: Option<f64>,
     #[command(flatten)]
     pub alloc: AllocArgs,
@@ -56,8 +56,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub op_profile: bool,
     /// Draw decode tokens/s vs context (ours full, pruned, stock) to a .png or .svg.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::plot_path)]
     pub plot: Option<PathBuf>,
+    /// Replace --json and --plot files that already exist.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Decode tokens/s vs context, one line per engine configuration.
@@ -103,14 +106,21 @@ fn stat(s: Stat) -> Value {
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    let select = a.select.config()?;
+    for path in [&a.json, &a.plot].into_iter().flatten() {
+        crate::profile::check_target(path, a.overwrite)?;
+    }
+    let select = a.select.config();
+    let profile = a.alloc.read_profile_for(&[crate::prune::StrategyKind::DepthKv])?;
+    let depthkv = a.alloc.strategy(crate::prune::StrategyKind::DepthKv, profile.as_ref())?;
     let engine = a.model.load()?;
+    if let Some(p) = &profile {
+        a.alloc.check_profile(p, &engine)?;
+    }
     let dev = engine.model.device().clone();
-    let depthkv = a.alloc.strategy("depthkv", &engine)?;
     let n = a.decode_tokens;
     let opts = select.prefill_options();
     let quantized = if a.with_quantized {
-        let mut o = a.model.load_options()?;
+        let mut o = a.model.load_options();
         o.weights = WeightMode::Quantized;
         Some(Engine::load_source(engine.source.clone(), &o)?)
     } else {
@@ -273,7 +283,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&out)?;
     println!("{text}");
     if let Some(p) = &a.json {
-        crate::profile::io::write_atomic(p, text.as_bytes(), true)?;
+        crate::profile::io::write_atomic(p, text.as_bytes(), a.overwrite)?;
     }
     if let Some(p) = &a.plot {
         let title = format!("decode speed, {} on {}", engine.info.name, engine.info.device);

@@ -2,13 +2,24 @@
 
 use super::args::ModelArgs;
 use super::progress::Bar;
-use super::strategy::{check_budget, AllocArgs, SelectArgs};
+use super::strategy::{AllocArgs, SelectArgs};
+use super::values;
+use crate::eval::precheck::{check_prompts, describe, PromptNeeds};
 use crate::eval::prompts::{load_prompts, prompt_set_sha256};
-use crate::profile::{self, CalibrationMeta, Profile};
+use crate::profile::{self, check_target, CalibrationMeta, Profile};
 use crate::prune::{kept_fractions, StrategyKind};
-use crate::session::calibrate::{calibrate, CalibConfig};
+use crate::session::calibrate::{calibrate, CalibConfig, DEFAULT_ABLATION_KEEP};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use std::path::PathBuf;
+
+/// The strategies a calibration can store: the ones built on sensitivities.
+const CALIB_KINDS: [StrategyKind; 3] = [StrategyKind::DepthKv, StrategyKind::DepthKvSoftmax, StrategyKind::DepthKvRank];
+
+fn depthkv_kind() -> impl TypedValueParser<Value = StrategyKind> {
+    PossibleValuesParser::new(CALIB_KINDS.map(StrategyKind::name))
+        .map(|name| CALIB_KINDS.into_iter().find(|k| k.name() == name).unwrap_or(StrategyKind::DepthKv))
+}
 
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
@@ -20,18 +31,18 @@ pub struct CalibrateArgs {
     /// Where to write the profile.
     #[arg(long)]
     pub out: PathBuf,
-    /// Fraction of tokens the ablated layer keeps (0.4 = prune 60%, as in the paper).
-    #[arg(long, default_value_t = 0.4)]
+    /// Fraction of tokens the ablated layer keeps, in (0, 1) (0.4 = prune 60%, as in the paper).
+    #[arg(long, default_value_t = DEFAULT_ABLATION_KEEP, value_parser = values::open_unit, allow_negative_numbers = true)]
     pub ablation_keep: f64,
     /// Greedy tokens scored when a prompt has no reference.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = values::tokens)]
     pub tokens: usize,
-    /// Global budget whose per-layer fractions are stored in the profile.
-    #[arg(long, default_value_t = 0.2)]
+    /// Global budget whose per-layer fractions are stored in the profile, in (0, 1].
+    #[arg(long, default_value_t = 0.2, value_parser = values::budget, allow_negative_numbers = true)]
     pub budget: f64,
-    /// Allocation rule for the stored fractions: depthkv, depthkv-softmax or depthkv-rank.
-    #[arg(long, default_value = "depthkv")]
-    pub strategy: String,
+    /// Allocation rule for the stored fractions.
+    #[arg(long, default_value = "depthkv", value_parser = depthkv_kind())]
+    pub strategy: StrategyKind,
     #[command(flatten)]
     pub alloc: AllocArgs,
     #[command(flatten)]
@@ -51,20 +62,16 @@ pub struct CalibrateArgs {
 }
 
 pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
-    check_budget(a.budget)?;
-    if !(a.ablation_keep > 0.0 && a.ablation_keep < 1.0) {
-        anyhow::bail!("--ablation-keep must be in (0, 1)");
-    }
-    let kind = crate::prune::parse_strategy_name(&a.strategy)?;
-    if !matches!(kind, StrategyKind::DepthKv | StrategyKind::DepthKvSoftmax | StrategyKind::DepthKvRank) {
-        anyhow::bail!("--strategy for calibrate must be depthkv, depthkv-softmax or depthkv-rank");
-    }
-    if a.out.exists() && !a.overwrite {
-        anyhow::bail!("{} already exists; pass --overwrite to replace it", a.out.display());
-    }
+    let kind = a.strategy;
+    check_target(&a.out, a.overwrite)?;
     let prompts = load_prompts(&a.prompts)?;
-    let select = a.select.config()?;
+    let select = a.select.config();
     let engine = a.model.load()?;
+    let needs = PromptNeeds { chat: !a.raw, budgets: &[a.ablation_keep], select: &select, extra_tokens: a.tokens };
+    let problems = check_prompts(&engine, &prompts, &needs);
+    if !problems.is_empty() {
+        anyhow::bail!("{}", describe(&problems));
+    }
     let cfg = CalibConfig {
         ablation_keep: a.ablation_keep,
         continuation_tokens: a.tokens,
@@ -78,7 +85,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let res = calibrate(&engine, &specs, &cfg, &mut |d, t| bar.update(d, t))?;
     let n_layers = engine.config().n_layers;
 
-    let mut p = Profile::new(profile::model::fingerprint(&engine)?, a.strategy.clone(), a.budget, vec![1.0; n_layers]);
+    let mut p = Profile::new(profile::model::fingerprint(&engine)?, kind, a.budget, vec![1.0; n_layers]);
     p.sensitivity = Some(res.sensitivity.clone());
     // Fractions for the chosen budget, on a nominal 4096-token prompt.
     let strategy = a.alloc.depthkv(kind, &p)?;

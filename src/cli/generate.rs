@@ -1,12 +1,13 @@
 //! `depthkv generate`: stream a completion, with the full or a pruned cache.
 
 use super::args::ModelArgs;
-use super::strategy::{check_budget, AllocArgs, SelectArgs};
+use super::strategy::{AllocArgs, SelectArgs};
+use super::values;
 use crate::engine::evict::Evictor;
 use crate::engine::Detokenizer;
 use crate::engine::GenParams;
-use crate::prune::apply;
-use anyhow::Context;
+use crate::prune::{apply, StrategyKind};
+use crate::userio::{read_bounded, sanitize_multiline, MAX_PROMPT_BYTES};
 use clap::Args;
 use std::io::Write;
 
@@ -24,24 +25,24 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub raw: bool,
     /// Most new tokens to generate.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = values::tokens_or_zero)]
     pub max_new: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    /// Sampling temperature in [0, 100]; 0 is greedy.
+    #[arg(long, default_value_t = 0.0, value_parser = values::temperature, allow_negative_numbers = true)]
     pub temperature: f64,
-    /// Nucleus sampling threshold (with --temperature > 0).
-    #[arg(long)]
+    /// Nucleus sampling threshold in (0, 1] (needs --temperature above 0).
+    #[arg(long, value_parser = values::top_p, allow_negative_numbers = true)]
     pub top_p: Option<f64>,
     /// Seed for sampling: the same seed gives the same text.
     #[arg(long, default_value_t = 299792458)]
     pub seed: u64,
-    /// Fraction of the prompt's KV cache kept, summed over layers (1 = no pruning).
-    #[arg(long, default_value_t = 1.0)]
+    /// Fraction of the prompt's KV cache kept, summed over layers, in (0, 1] (1 = no pruning).
+    #[arg(long, default_value_t = 1.0, value_parser = values::budget, allow_negative_numbers = true)]
     pub budget: f64,
-    /// How the budget is split across layers: uniform, pyramid, depthkv,
-    /// depthkv-softmax, depthkv-rank or manual (a profile's fractions).
-    #[arg(long, default_value = "depthkv")]
-    pub strategy: String,
+    /// How the budget is split across layers (`manual`: a profile's fractions;
+    /// `adaptive`: from the prompt's own attention).
+    #[arg(long, value_enum, default_value_t = StrategyKind::DepthKv)]
+    pub strategy: StrategyKind,
     #[command(flatten)]
     pub alloc: AllocArgs,
     #[command(flatten)]
@@ -56,17 +57,28 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
-    let budget = check_budget(a.budget)?;
+    let budget = a.budget;
+    if a.top_p.is_some() && a.temperature == 0.0 {
+        anyhow::bail!("--top-p only applies when sampling: give --temperature above 0 as well");
+    }
     let prompt = match (&a.prompt, &a.prompt_file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, Some(f)) => read_bounded(f, MAX_PROMPT_BYTES)?,
         (None, None) => anyhow::bail!("give --prompt or --prompt-file"),
     };
-    let select = a.select.config()?;
+    let select = a.select.config();
+    let pruning = budget < 1.0;
+    let profile = if pruning { a.alloc.read_profile_for(&[a.strategy])? } else { None };
+    let strategy = if pruning { Some(a.alloc.strategy(a.strategy, profile.as_ref())?) } else { None };
     let engine = a.model.load()?;
-    let strategy = if budget < 1.0 { Some(a.alloc.strategy(&a.strategy, &engine)?) } else { None };
+    if let Some(p) = &profile {
+        a.alloc.check_profile(p, &engine)?;
+    }
     let chat = !a.raw && engine.codec.has_chat();
     let tokens = engine.encode(&prompt, chat)?;
+    if pruning {
+        apply::check_reachable(budget, tokens.len(), engine.config().n_layers, &select)?;
+    }
     let pre = engine.prefill(&tokens, select.prefill_options())?;
     let full_bytes = pre.cache.bytes();
     let (cache, budgets) = match &strategy {
@@ -84,12 +96,12 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let mut detok = Detokenizer::new();
     while let Some(t) = dec.step(&engine)? {
         if !a.json {
-            print!("{}", detok.push(&engine.codec, t));
+            print!("{}", sanitize_multiline(&detok.push(&engine.codec, t)));
             let _ = std::io::stdout().flush();
         }
     }
     if !a.json {
-        print!("{}", detok.flush(&engine.codec));
+        print!("{}", sanitize_multiline(&detok.flush(&engine.codec)));
     }
     let out = dec.produced.clone();
     let evicted = dec.evictor.as_ref().map(|e| e.evicted);

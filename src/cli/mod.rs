@@ -12,8 +12,10 @@ mod progress;
 pub mod strategy;
 mod tasks_cmd;
 mod tui_cmd;
+pub mod values;
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 pub use args::ModelArgs;
 
@@ -57,8 +59,36 @@ pub enum Cmd {
     FetchModel,
 }
 
-pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Runs the command line; errors are printed once, as one message.
+pub fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crate::userio::sanitize_multiline(&describe_error(&e)));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes as one line of text, each cause added only when
+/// the message before does not already say it (our errors often embed their
+/// source, and printing both repeats it).
+pub fn describe_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Cmd::Generate(a)) => generate::run(a),
         Some(Cmd::Calibrate(a)) => calibrate::run(a),
@@ -69,5 +99,19 @@ pub fn main() -> anyhow::Result<()> {
         Some(Cmd::FetchModel) => fetch_model::run(),
         Some(Cmd::Tui(a)) => tui_cmd::run(a),
         None => tui_cmd::run(cli.tui),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let inner = anyhow::Error::new(io).context("p.json: No such file");
+        assert_eq!(describe_error(&inner), "p.json: No such file");
+        let outer = inner.context("loading the model");
+        assert_eq!(describe_error(&outer), "loading the model: p.json: No such file");
     }
 }

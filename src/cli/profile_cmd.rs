@@ -1,7 +1,9 @@
 //! `depthkv profile show|export`.
 
-use super::strategy::read_profile;
-use crate::profile;
+use super::strategy::{read_profile, DEFAULT_PROFILE_JSON};
+use super::values::ExportFormat;
+use crate::profile::{self, check_target, io::write_atomic};
+use crate::userio::sanitize;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -28,54 +30,76 @@ pub struct ExportArgs {
     pub path: Option<PathBuf>,
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value = "kvpress")]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Kvpress)]
+    pub format: ExportFormat,
     /// Replace --out if it exists.
     #[arg(long)]
-    pub force: bool,
+    pub overwrite: bool,
 }
 
 pub fn run(cmd: ProfileCmd) -> anyhow::Result<()> {
     match cmd {
-        ProfileCmd::Show(a) => {
-            let p = read_profile(a.path.as_deref())?;
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&p)?);
-                return Ok(());
-            }
-            println!(
-                "model     {} ({}, {} layers, {} KV heads × {})",
-                p.model.name, p.model.architecture, p.model.n_layers, p.model.n_kv_heads, p.model.head_dim
-            );
-            println!("strategy  {}   global budget {}   created {}", p.strategy, p.global_budget, p.created);
-            if let Some(c) = &p.calibration {
-                println!(
-                    "calibrated on {} prompts ({}), ablation keep {}, scorer {}, p = {:.4}, {:.1}s",
-                    c.n_prompts, c.metric, c.ablation_keep, c.scorer, c.p_value, c.seconds
-                );
-            }
-            let max = p.sensitivity.as_ref().map(|s| s.iter().map(|x| x.mean).fold(0.0, f64::max)).unwrap_or(0.0);
-            println!("layer  kept   sensitivity");
-            for (i, f) in p.kept_fractions.iter().enumerate() {
-                let sens = p.sensitivity.as_ref().map(|s| s[i]);
-                let bar =
-                    sens.map(|s| "█".repeat(((s.mean / max.max(1e-12)) * 30.0).round() as usize)).unwrap_or_default();
-                let num = sens.map(|s| format!("{:.5}", s.mean)).unwrap_or_else(|| "-".into());
-                println!("{i:>5}  {f:.3}  {num:>9} {bar}");
-            }
-            if let Some(n) = &p.notes {
-                println!("notes     {n}");
-            }
-        }
+        ProfileCmd::Show(a) => show(&read_profile(a.path.as_deref())?, a.json)?,
         ProfileCmd::Export(a) => {
-            let p = read_profile(a.path.as_deref())?;
-            match a.format.as_str() {
-                "kvpress" => profile::save_kvpress(&p, &a.out, a.force)?,
-                "json" => profile::save(&p, &a.out, a.force)?,
-                other => anyhow::bail!("unknown export format `{other}`: use kvpress or json"),
+            check_target(&a.out, a.overwrite)?;
+            let (text, origin) = match &a.path {
+                Some(path) => (profile::io::read_text(path)?, path.clone()),
+                None => (DEFAULT_PROFILE_JSON.to_string(), PathBuf::from("<built-in sample profile>")),
+            };
+            let p = profile::io::parse(&text, &origin)?;
+            match a.format {
+                ExportFormat::Kvpress => profile::save_kvpress(&p, &a.out, a.overwrite)?,
+                // A copy is the validated file byte for byte: re-serializing
+                // could change the last digit of a float.
+                ExportFormat::Json => write_atomic(&a.out, text.as_bytes(), a.overwrite)?,
             }
             println!("wrote {}", a.out.display());
         }
+    }
+    Ok(())
+}
+
+/// Prints a profile for people. Every string from the file is sanitized: a
+/// profile must not be able to send escape sequences to the terminal.
+fn show(p: &profile::Profile, json: bool) -> anyhow::Result<()> {
+    if json {
+        // serde_json escapes control characters in strings, so this is safe as is.
+        println!("{}", serde_json::to_string_pretty(p)?);
+        return Ok(());
+    }
+    let m = &p.model;
+    println!(
+        "model     {} ({}, {} layers, {} KV heads × {})",
+        sanitize(&m.name),
+        sanitize(&m.architecture),
+        m.n_layers,
+        m.n_kv_heads,
+        m.head_dim
+    );
+    println!("strategy  {}   global budget {}   created {}", p.strategy, p.global_budget, sanitize(&p.created));
+    if let Some(c) = &p.calibration {
+        println!(
+            "calibrated on {} prompts ({}), ablation keep {}, scorer {}, p = {:.4}, {:.1}s",
+            c.n_prompts,
+            sanitize(&c.metric),
+            c.ablation_keep,
+            sanitize(&c.scorer),
+            c.p_value,
+            c.seconds
+        );
+    }
+    let max = p.sensitivity.as_ref().map(|s| s.iter().map(|x| x.mean).fold(0.0, f64::max)).unwrap_or(0.0);
+    println!("layer  kept   sensitivity");
+    for (i, f) in p.kept_fractions.iter().enumerate() {
+        let sens = p.sensitivity.as_ref().and_then(|s| s.get(i));
+        let bar = sens
+            .map(|s| "█".repeat(((s.mean / max.max(1e-12)).clamp(0.0, 1.0) * 30.0).round() as usize))
+            .unwrap_or_default();
+        let num = sens.map(|s| format!("{:.5}", s.mean)).unwrap_or_else(|| "-".into());
+        println!("{i:>5}  {f:.3}  {num:>9} {bar}");
+    }
+    if let Some(n) = &p.notes {
+        println!("notes     {}", sanitize(n));
     }
     Ok(())
 }

@@ -1,8 +1,12 @@
 //! Arguments that choose how tokens are selected and how the budget is split.
 
+use super::values;
 use crate::engine::Engine;
 use crate::profile::{self, Profile};
-use crate::prune::{parse_strategy_name, DepthRule, Scorer, SelectConfig, Strategy, StrategyKind, PYRAMID_BETA};
+use crate::prune::{
+    DepthRule, Scorer, SelectConfig, Strategy, StrategyKind, DEFAULT_KERNEL, DEFAULT_SINKS, DEFAULT_WINDOW,
+    PYRAMID_BETA,
+};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::path::PathBuf;
@@ -12,46 +16,42 @@ pub const DEFAULT_PROFILE_JSON: &str = include_str!("../../sample-profiles/smoll
 
 #[derive(Args, Debug, Clone)]
 pub struct SelectArgs {
-    /// Token scorer inside a layer: snapkv, h2o, streaming or keynorm.
-    #[arg(long, default_value = "snapkv")]
-    pub scorer: String,
+    /// Token scorer inside a layer.
+    #[arg(long, value_enum, default_value_t = Scorer::SnapKv)]
+    pub scorer: Scorer,
     /// Attention sinks always kept (the first tokens).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = DEFAULT_SINKS, value_parser = values::sinks)]
     pub sinks: usize,
     /// Observation window: the last tokens whose attention scores the rest; always kept.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = DEFAULT_WINDOW, value_parser = values::tokens)]
     pub window: usize,
-    /// SnapKV pooling kernel.
-    #[arg(long, default_value_t = 7)]
+    /// SnapKV pooling kernel (1 = no pooling).
+    #[arg(long, default_value_t = DEFAULT_KERNEL, value_parser = values::kernel)]
     pub kernel: usize,
 }
 
 impl SelectArgs {
-    pub fn config(&self) -> anyhow::Result<SelectConfig> {
-        let scorer: Scorer = self.scorer.parse()?;
-        if self.window == 0 {
-            bail!("--window must be at least 1");
-        }
-        Ok(SelectConfig {
-            scorer,
+    pub fn config(&self) -> SelectConfig {
+        SelectConfig {
+            scorer: self.scorer,
             sinks: self.sinks,
             window: self.window,
-            kernel: self.kernel.max(1),
+            kernel: self.kernel,
             heads: Default::default(),
-        })
+        }
     }
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct AllocArgs {
-    /// DepthKV: weight of the uniform split blended into the sensitivity split (0..1).
-    #[arg(long, default_value_t = crate::prune::DEPTHKV_MIX)]
+    /// DepthKV: weight of the uniform split blended into the sensitivity split, in [0, 1].
+    #[arg(long, default_value_t = crate::prune::DEPTHKV_MIX, value_parser = values::unit, allow_negative_numbers = true)]
     pub mix: f64,
-    /// DepthKV: smallest kept fraction any layer gets.
-    #[arg(long, default_value_t = crate::prune::DEPTHKV_FLOOR)]
+    /// DepthKV: smallest kept fraction any layer gets, in [0, 1).
+    #[arg(long, default_value_t = crate::prune::DEPTHKV_FLOOR, value_parser = values::floor, allow_negative_numbers = true)]
     pub floor: f64,
-    /// DepthKV softmax temperature (strategy depthkv-softmax).
-    #[arg(long, default_value_t = 1.0)]
+    /// DepthKV softmax temperature (strategy depthkv-softmax), above 0.
+    #[arg(long, default_value_t = 1.0, value_parser = values::positive, allow_negative_numbers = true)]
     pub softmax_temperature: f64,
     /// Profile JSON: its sensitivities drive `depthkv`, its fractions `manual`.
     /// Default: the shipped profile of the default model.
@@ -70,20 +70,33 @@ pub fn read_profile(path: Option<&std::path::Path>) -> anyhow::Result<Profile> {
     })
 }
 
-/// Loads `--profile` (or the shipped one) and checks it fits the engine's model.
-pub fn load_profile(path: Option<&PathBuf>, engine: &Engine, force: bool) -> anyhow::Result<Profile> {
-    let p = read_profile(path.map(PathBuf::as_path))?;
-    let ours = profile::model::fingerprint(engine).context("hashing the model weights")?;
-    if let Err(m) = p.model.check_compatible(&ours) {
-        if !force {
-            bail!("{m}; pass --force to use this profile anyway");
-        }
-        eprintln!("warning: {m} (continuing because of --force)");
-    }
-    Ok(p)
+/// Whether a strategy takes its numbers from a profile.
+pub fn needs_profile(kind: StrategyKind) -> bool {
+    !matches!(kind, StrategyKind::Uniform | StrategyKind::Pyramid | StrategyKind::Adaptive)
 }
 
 impl AllocArgs {
+    /// Reads and validates `--profile` (or the shipped one) when one of
+    /// `kinds` needs it; runs before any model is loaded.
+    pub fn read_profile_for(&self, kinds: &[StrategyKind]) -> anyhow::Result<Option<Profile>> {
+        if !kinds.iter().any(|&k| needs_profile(k)) {
+            return Ok(None);
+        }
+        read_profile(self.profile.as_deref()).map(Some)
+    }
+
+    /// Checks that a profile fits the loaded model; `--force` turns a mismatch into a warning.
+    pub fn check_profile(&self, p: &Profile, engine: &Engine) -> anyhow::Result<()> {
+        let ours = profile::model::fingerprint(engine).context("hashing the model weights")?;
+        if let Err(m) = p.model.check_compatible(&ours) {
+            if !self.force {
+                bail!("{m}; pass --force to use this profile anyway");
+            }
+            eprintln!("warning: {m} (continuing because of --force)");
+        }
+        Ok(())
+    }
+
     /// The DepthKV strategy of `kind` from a profile's sensitivities.
     pub fn depthkv(&self, kind: StrategyKind, p: &Profile) -> anyhow::Result<Strategy> {
         let sensitivity: Vec<f64> = match &p.sensitivity {
@@ -98,33 +111,21 @@ impl AllocArgs {
         Ok(Strategy::DepthKv { sensitivity, rule, mix: self.mix, floor: self.floor })
     }
 
-    /// Resolves a strategy name; profile-based ones load `--profile`.
-    pub fn strategy(&self, name: &str, engine: &Engine) -> anyhow::Result<Strategy> {
-        let kind = parse_strategy_name(name)?;
+    /// The strategy of `kind`; `profile` is what [`Self::read_profile_for`] returned.
+    pub fn strategy(&self, kind: StrategyKind, profile: Option<&Profile>) -> anyhow::Result<Strategy> {
+        let from_profile = || profile.context("internal: this strategy needs a profile that was not read");
         Ok(match kind {
             StrategyKind::Uniform => Strategy::Uniform,
             StrategyKind::Pyramid => Strategy::Pyramid { beta: PYRAMID_BETA },
-            StrategyKind::Manual => {
-                let p = load_profile(self.profile.as_ref(), engine, self.force)?;
-                Strategy::Manual { fractions: p.kept_fractions }
-            }
+            StrategyKind::Manual => Strategy::Manual { fractions: from_profile()?.kept_fractions.clone() },
             StrategyKind::Adaptive => Strategy::Adaptive { weights: None, mix: self.mix },
             StrategyKind::AdaptiveDepthKv => {
-                let p = load_profile(self.profile.as_ref(), engine, self.force)?;
-                let Some(s) = &p.sensitivity else {
+                let Some(s) = &from_profile()?.sensitivity else {
                     bail!("adaptive-depthkv weights layers by a profile's sensitivities; this profile has none")
                 };
                 Strategy::Adaptive { weights: Some(s.iter().map(|x| x.mean).collect()), mix: self.mix }
             }
-            _ => self.depthkv(kind, &load_profile(self.profile.as_ref(), engine, self.force)?)?,
+            _ => self.depthkv(kind, from_profile()?)?,
         })
     }
-}
-
-/// Checks a global budget fraction.
-pub fn check_budget(b: f64) -> anyhow::Result<f64> {
-    if !(b > 0.0 && b <= 1.0) {
-        bail!("budget {b} is out of range: give a fraction in (0, 1], e.g. 0.2");
-    }
-    Ok(b)
 }

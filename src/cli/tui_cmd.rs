@@ -1,12 +1,17 @@
 //! `depthkv` / `depthkv tui`: the workbench on a live engine thread.
 
 use super::args::ModelArgs;
-use super::strategy::{check_budget, read_profile, AllocArgs, SelectArgs};
+use super::strategy::{read_profile, AllocArgs, SelectArgs};
+use super::values;
 use crate::engine::GenParams;
 use crate::eval::tasks::{estimate_tokens, generate_tasks, TaskKind, TaskParams};
 use crate::prune::StrategyKind;
 use crate::session::worker;
+use crate::ui::config::{config_dir, KeysFile};
+use crate::ui::keys::Keymap;
 use crate::ui::run::{run_tui, TuiOptions};
+use crate::ui::theme::Theme;
+use crate::userio::{read_bounded, MAX_PROMPT_BYTES};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -18,14 +23,14 @@ pub struct TuiArgs {
     /// Prompt file; default: a generated ~3K-token document with a planted fact and a question.
     #[arg(long)]
     pub prompt_file: Option<PathBuf>,
-    /// Global KV budget (fraction kept).
-    #[arg(long, default_value_t = 0.2)]
+    /// Global KV budget (fraction kept), in (0, 1].
+    #[arg(long, default_value_t = 0.2, value_parser = values::budget, allow_negative_numbers = true)]
     pub budget: f64,
     /// Theme name (dark, light, high-contrast, or one in the config dir) or a TOML file.
     #[arg(long, default_value = "dark")]
     pub theme: String,
     /// Tokens each pane generates.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = values::tokens)]
     pub max_new: usize,
     /// Send the prompt without the chat template.
     #[arg(long)]
@@ -44,10 +49,14 @@ fn demo_prompt() -> anyhow::Result<String> {
 }
 
 pub fn run(a: TuiArgs) -> anyhow::Result<()> {
-    let budget = check_budget(a.budget)?;
-    let select = a.select.config()?;
+    let budget = a.budget;
+    let select = a.select.config();
+    // Theme and key bindings are checked now, not after the model loaded.
+    let dir = config_dir();
+    Theme::resolve(&a.theme, dir.as_deref())?;
+    Keymap::with_overrides(&KeysFile::load_from_dir(dir.as_deref())?).context("invalid keys.toml")?;
     let prompt = match &a.prompt_file {
-        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        Some(f) => read_bounded(f, MAX_PROMPT_BYTES)?,
         None => demo_prompt()?,
     };
     let profile = read_profile(a.alloc.profile.as_deref())?;
@@ -69,7 +78,7 @@ pub fn run(a: TuiArgs) -> anyhow::Result<()> {
         params: GenParams { max_new_tokens: a.max_new, ..Default::default() },
         select,
     };
-    let handle = worker::spawn(a.model.load_options()?, select)?;
+    let handle = worker::spawn(a.model.load_options(), select)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(run_tui(handle, opts))
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum EngineError {
     #[error("model file not found: {0}")]
     ModelNotFound(PathBuf),
+    #[error("{0} is not a model file (a device, pipe or socket); give a .gguf file or a model folder")]
+    NotAModelFile(PathBuf),
     #[error("could not read GGUF file {path}: {reason} (is it truncated or not a GGUF file?)")]
     BadGguf { path: PathBuf, reason: String },
     #[error("unsupported architecture `{0}`: depthkv runs the Llama family (llama, mistral) and qwen2")]

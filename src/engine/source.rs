@@ -62,6 +62,9 @@ pub fn resolve(spec: Option<&str>, hub: &HubSettings, log: &mut dyn FnMut(&str))
     if path.is_dir() {
         return resolve_dir(path);
     }
+    if path.exists() {
+        return Err(EngineError::NotAModelFile(path.to_path_buf()));
+    }
     match parse_hub_id(spec) {
         Some((repo, file)) if !spec.ends_with(".gguf") || file.is_some() => from_hub(&repo, file.as_deref(), hub, log),
         _ => Err(EngineError::ModelNotFound(path.to_path_buf())),

@@ -7,6 +7,7 @@
 //! - `plot`: PNG/SVG line charts (quality vs budget, and general lines).
 
 pub mod plot;
+pub mod precheck;
 pub mod prompts;
 pub mod report;
 pub mod runner;
@@ -14,7 +15,7 @@ pub mod tasks;
 
 pub use self::plot::{plot_lines, plot_panels, plot_quality_vs_budget, LegendCorner, Panel, PlotError};
 pub use self::prompts::{load_prompts, parse_prompts, prompt_set_sha256, to_jsonl, PromptItem, PromptsError};
-pub use self::report::{markdown_table, Comparison, EvalReport, MethodResult, ReportError};
+pub use self::report::{markdown_table, Comparison, EvalReport, MethodResult, PromptFailure, ReportError};
 pub use self::tasks::{
     estimate_tokens, generate_tasks, generate_tasks_jsonl, write_tasks_jsonl, TaskError, TaskKind, TaskParams,
 };

@@ -367,7 +367,7 @@ mod tests {
                 });
             }
         }
-        EvalReport { results, comparisons: vec![] }
+        EvalReport { results, ..Default::default() }
     }
 
     fn series() -> Vec<(String, Vec<(f64, f64)>)> {

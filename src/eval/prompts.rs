@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::userio::{read_bounded, BoundedReadError, MAX_PROMPT_SET_BYTES};
+
 /// One prompt of a prompt set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromptItem {
@@ -45,6 +47,8 @@ pub enum PromptsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file could not be read within its size limit, or is not text.
+    Read(BoundedReadError),
     /// Every problem found, in line order. `path` is `None` for text parsed
     /// from memory.
     Invalid {
@@ -57,6 +61,7 @@ impl fmt::Display for PromptsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PromptsError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            PromptsError::Read(e) => write!(f, "{e}"),
             PromptsError::Invalid { path, errors } => {
                 let name = path.as_ref().map_or_else(|| "prompts".to_string(), |p| p.display().to_string());
                 match errors.as_slice() {
@@ -79,7 +84,7 @@ impl std::error::Error for PromptsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PromptsError::Io { source, .. } => Some(source),
-            PromptsError::Invalid { .. } => None,
+            PromptsError::Read(_) | PromptsError::Invalid { .. } => None,
         }
     }
 }
@@ -89,7 +94,7 @@ impl PromptsError {
     pub fn line_errors(&self) -> &[LineError] {
         match self {
             PromptsError::Invalid { errors, .. } => errors,
-            PromptsError::Io { .. } => &[],
+            PromptsError::Io { .. } | PromptsError::Read(_) => &[],
         }
     }
 }
@@ -97,7 +102,10 @@ impl PromptsError {
 /// Read and parse a JSONL prompt file.
 pub fn load_prompts(path: impl AsRef<Path>) -> Result<Vec<PromptItem>, PromptsError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| PromptsError::Io { path: path.to_path_buf(), source })?;
+    let text = read_bounded(path, MAX_PROMPT_SET_BYTES).map_err(|e| match e {
+        BoundedReadError::Io { path, source } => PromptsError::Io { path, source },
+        other => PromptsError::Read(other),
+    })?;
     parse_prompts(&text).map_err(|e| match e {
         PromptsError::Invalid { errors, .. } => PromptsError::Invalid { path: Some(path.to_path_buf()), errors },
         other => other,

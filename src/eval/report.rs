@@ -21,6 +21,17 @@ use crate::profile::io::{write_atomic, ProfileError};
 pub struct EvalReport {
     pub results: Vec<MethodResult>,
     pub comparisons: Vec<Comparison>,
+    /// Prompts that failed during the run and were left out of every row
+    /// (present in the JSON only when some failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_prompts: Vec<PromptFailure>,
+}
+
+/// A prompt the evaluation could not measure, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptFailure {
+    pub id: String,
+    pub error: String,
 }
 
 /// Quality and cost of one method at one budget, averaged over prompts.
@@ -57,18 +68,14 @@ pub struct Comparison {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{}: not an eval report: {source}", path.display())]
     Json {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Read(crate::userio::BoundedReadError),
     #[error(transparent)]
     Write(#[from] ProfileError),
 }
@@ -116,8 +123,7 @@ impl EvalReport {
     }
 
     pub fn load(path: &Path) -> Result<EvalReport, ReportError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ReportError::Io { path: path.to_path_buf(), source })?;
+        let text = crate::userio::read_bounded(path, crate::userio::MAX_PROMPT_SET_BYTES).map_err(ReportError::Read)?;
         serde_json::from_str(&text).map_err(|source| ReportError::Json { path: path.to_path_buf(), source })
     }
 }
@@ -146,6 +152,12 @@ pub fn markdown_table(report: &EvalReport) -> String {
             fmt_bytes(r.kv_bytes),
             r.n_prompts
         ));
+    }
+    if !report.failed_prompts.is_empty() {
+        out.push_str(&format!("\n{} prompt(s) failed and are left out:\n", report.failed_prompts.len()));
+        for f in &report.failed_prompts {
+            out.push_str(&format!("- {}: {}\n", crate::userio::sanitize(&f.id), crate::userio::sanitize(&f.error)));
+        }
     }
     if !report.comparisons.is_empty() {
         out.push('\n');
@@ -281,13 +293,14 @@ mod tests {
                 mean_diff: -0.1234,
                 p_value: 0.000999,
             }],
+            failed_prompts: vec![],
         }
     }
 
     #[test]
     fn json_shape_is_exact() {
         let v =
-            serde_json::to_value(EvalReport { results: vec![row("m", 0.5, 0.1, None)], comparisons: vec![] }).unwrap();
+            serde_json::to_value(EvalReport { results: vec![row("m", 0.5, 0.1, None)], ..Default::default() }).unwrap();
         assert_eq!(
             v,
             json!({
@@ -340,7 +353,7 @@ mod tests {
         let mut r = row("a|b", 1.0, f64::NAN, Some(1.0));
         r.nll_reference = None;
         r.kv_bytes = 512;
-        let md = markdown_table(&EvalReport { results: vec![r], comparisons: vec![] });
+        let md = markdown_table(&EvalReport { results: vec![r], ..Default::default() });
         assert_eq!(md.lines().count(), 3);
         assert_eq!(md.lines().nth(2).unwrap(), "| a\\|b | 1 | n/a | 97.3% | n/a | 100.0% | 512 B | 40 |");
     }

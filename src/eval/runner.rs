@@ -5,7 +5,7 @@ use crate::engine::error::{EngineError, Result};
 use crate::engine::GenParams;
 use crate::engine::{Engine, PrefillOptions};
 use crate::eval::prompts::PromptItem;
-use crate::eval::report::{Comparison, EvalReport, MethodResult};
+use crate::eval::report::{Comparison, EvalReport, MethodResult, PromptFailure};
 use crate::prune::{apply, SelectConfig, Strategy};
 use crate::session::scoring::{self, Continuation, Quality, Scored};
 use crate::stats;
@@ -109,23 +109,31 @@ pub fn evaluate(
     // samples[method][budget][prompt]; method 0 is the full cache (one budget).
     let mut full = Vec::new();
     let mut pruned = vec![vec![Vec::new(); cfg.budgets.len()]; cfg.methods.len()];
+    let mut failed_prompts = Vec::new();
     for (pi, item) in prompts.iter().enumerate() {
-        let s =
-            scoring::prepare(engine, &item.spec(cfg.chat), cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
-        full.push(sample(engine, &s, item, &s.pre.cache, cfg)?);
-        for (mi, m) in cfg.methods.iter().enumerate() {
-            for (bi, &b) in cfg.budgets.iter().enumerate() {
-                let budgets = apply::budgets_for_prefill(&m.strategy, b, &s.pre, &cfg.select)
-                    .map_err(|e| EngineError::BadSelection(format!("{}: {e}", m.name)))?;
-                let (cache, _) = apply::prune(&s.pre, &budgets, &cfg.select, s.continuation.len())?;
-                pruned[mi][bi].push(sample(engine, &s, item, &cache, cfg)?);
+        // A prompt counts only when every method measured it, so the
+        // per-prompt pairing behind the comparisons stays aligned.
+        match eval_prompt(engine, item, cfg) {
+            Ok((f, per_method)) => {
+                full.push(f);
+                for (mi, per_budget) in per_method.into_iter().enumerate() {
+                    for (bi, s) in per_budget.into_iter().enumerate() {
+                        pruned[mi][bi].push(s);
+                    }
+                }
             }
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+            Err(e) => failed_prompts.push(PromptFailure { id: item.id.clone(), error: e.to_string() }),
         }
         if !progress(pi + 1, prompts.len()) {
             return Err(EngineError::Cancelled);
         }
     }
-    let mut report = EvalReport::default();
+    if full.is_empty() {
+        let first = failed_prompts.first().map(|f| format!(" (first: {}: {})", f.id, f.error)).unwrap_or_default();
+        return Err(EngineError::BadSelection(format!("every prompt failed{first}")));
+    }
+    let mut report = EvalReport { failed_prompts, ..Default::default() };
     report.results.push(summarize("full", 1.0, &full));
     for (m, per_budget) in cfg.methods.iter().zip(&pruned) {
         for (&b, samples) in cfg.budgets.iter().zip(per_budget) {
@@ -134,6 +142,24 @@ pub fn evaluate(
     }
     report.comparisons = compare_to_depthkv(cfg, &pruned);
     Ok(report)
+}
+
+/// The full cache's sample and `[method][budget]` pruned samples of one prompt.
+fn eval_prompt(engine: &Engine, item: &PromptItem, cfg: &EvalConfig) -> Result<(Sample, Vec<Vec<Sample>>)> {
+    let s = scoring::prepare(engine, &item.spec(cfg.chat), cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
+    let full = sample(engine, &s, item, &s.pre.cache, cfg)?;
+    let mut per_method = Vec::with_capacity(cfg.methods.len());
+    for m in &cfg.methods {
+        let mut per_budget = Vec::with_capacity(cfg.budgets.len());
+        for &b in &cfg.budgets {
+            let budgets = apply::budgets_for_prefill(&m.strategy, b, &s.pre, &cfg.select)
+                .map_err(|e| EngineError::BadSelection(format!("{}: {e}", m.name)))?;
+            let (cache, _) = apply::prune(&s.pre, &budgets, &cfg.select, s.continuation.len())?;
+            per_budget.push(sample(engine, &s, item, &cache, cfg)?);
+        }
+        per_method.push(per_budget);
+    }
+    Ok((full, per_method))
 }
 
 fn summarize(method: &str, budget: f64, samples: &[Sample]) -> MethodResult {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::fingerprint::ModelFingerprint;
+use crate::prune::StrategyKind;
 
 /// The format version this build writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -33,7 +34,7 @@ pub struct Profile {
     /// The model the profile was made for.
     pub model: ModelFingerprint,
     /// How the per-layer fractions were derived (`uniform`, `depthkv`, ...).
-    pub strategy: String,
+    pub strategy: StrategyKind,
     /// The nominal fraction of the KV cache kept overall, in (0, 1].
     pub global_budget: f64,
     /// Fraction of each layer's cache that is kept, one per layer, in (0, 1].
@@ -103,18 +104,13 @@ pub enum ValidationError {
 impl Profile {
     /// A fresh profile stamped with this build's format and tool versions and
     /// the current time. Optional parts start empty.
-    pub fn new(
-        model: ModelFingerprint,
-        strategy: impl Into<String>,
-        global_budget: f64,
-        kept_fractions: Vec<f64>,
-    ) -> Self {
+    pub fn new(model: ModelFingerprint, strategy: StrategyKind, global_budget: f64, kept_fractions: Vec<f64>) -> Self {
         Profile {
             format_version: FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             created: now_rfc3339(),
             model,
-            strategy: strategy.into(),
+            strategy,
             global_budget,
             kept_fractions,
             sensitivity: None,
@@ -136,9 +132,6 @@ impl Profile {
     /// Check the invariants a consumer relies on; returns the first problem.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_version(u64::from(self.format_version))?;
-        if self.strategy.trim().is_empty() {
-            return Err(ValidationError::BadField { field: "strategy", reason: "must not be empty".into() });
-        }
         if self.created.trim().is_empty() {
             return Err(ValidationError::BadField { field: "created", reason: "must not be empty".into() });
         }
@@ -311,7 +304,7 @@ mod tests {
     }
 
     fn profile(n_layers: usize) -> Profile {
-        Profile::new(model(n_layers), "uniform", 0.5, vec![0.5; n_layers])
+        Profile::new(model(n_layers), StrategyKind::Uniform, 0.5, vec![0.5; n_layers])
     }
 
     fn calibration() -> CalibrationMeta {
@@ -415,7 +408,7 @@ mod tests {
         let mut p = profile(2);
         p.format_version = 2;
         assert_eq!(p.validate().unwrap_err().to_string(), "unsupported profile format_version 2 (this build reads 1)");
-        let p = Profile::new(model(0), "uniform", 0.5, vec![]);
+        let p = Profile::new(model(0), StrategyKind::Uniform, 0.5, vec![]);
         assert_eq!(p.validate(), Err(ValidationError::NoLayers));
     }
 
@@ -463,5 +456,19 @@ mod tests {
         let text = serde_json::to_string(&full).unwrap();
         let back: Profile = serde_json::from_str(&text).unwrap();
         assert_eq!(back, full);
+    }
+
+    #[test]
+    fn strategy_is_typed_and_reads_old_spellings() {
+        let mut v = serde_json::to_value(profile(2)).unwrap();
+        assert_eq!(v["strategy"], "uniform");
+        for (old, kind) in [("depthkv", StrategyKind::DepthKv), ("DepthKV_Rank", StrategyKind::DepthKvRank)] {
+            v["strategy"] = old.into();
+            let p: Profile = serde_json::from_value(v.clone()).unwrap();
+            assert_eq!(p.strategy, kind);
+        }
+        v["strategy"] = "".into();
+        let e = serde_json::from_value::<Profile>(v.clone()).unwrap_err().to_string();
+        assert!(e.contains("unknown strategy") && e.contains("depthkv-softmax"), "{e}");
     }
 }

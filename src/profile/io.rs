@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 use super::format::{check_version, Profile, ValidationError};
+use crate::userio::{read_bounded, BoundedReadError, MAX_PROFILE_BYTES};
 
 /// Everything that can go wrong loading or saving a profile. Each variant
 /// names the file involved.
@@ -33,8 +34,12 @@ pub enum ProfileError {
         #[source]
         source: ValidationError,
     },
-    #[error("{} already exists; pass --force to overwrite it", path.display())]
+    #[error("{} already exists; pass --overwrite to replace it", path.display())]
     Exists { path: PathBuf },
+    #[error("{} is {what}; depthkv only replaces regular files, even with --overwrite", path.display())]
+    NotRegular { path: PathBuf, what: &'static str },
+    #[error(transparent)]
+    Read(BoundedReadError),
 }
 
 impl ProfileError {
@@ -61,14 +66,18 @@ impl ProfileError {
 /// happens to differ.
 pub fn load(path: impl AsRef<Path>) -> Result<Profile, ProfileError> {
     let path = path.as_ref();
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(ProfileError::NotFound { path: path.to_path_buf() })
+    parse(&read_text(path)?, path)
+}
+
+/// A profile file's text, read with the size limit every profile has.
+pub fn read_text(path: &Path) -> Result<String, ProfileError> {
+    match read_bounded(path, MAX_PROFILE_BYTES) {
+        Ok(t) => Ok(t),
+        Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => {
+            Err(ProfileError::NotFound { path: path.to_path_buf() })
         }
-        Err(e) => return Err(ProfileError::io(path, e)),
-    };
-    parse(&text, path)
+        Err(e) => Err(ProfileError::Read(e)),
+    }
 }
 
 /// Parse and validate profile text; `path` is only used in messages.
@@ -124,9 +133,7 @@ pub fn save_kvpress(profile: &Profile, path: impl AsRef<Path>, overwrite: bool) 
 /// created. With `overwrite == false` an existing file is never replaced,
 /// even one that appears while we write.
 pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), ProfileError> {
-    if !overwrite && path.exists() {
-        return Err(ProfileError::Exists { path: path.to_path_buf() });
-    }
+    check_target(path, overwrite)?;
     let tmp = temp_sibling(path, "")?;
     let written = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -140,9 +147,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), Pr
     commit_temp(&tmp, path, overwrite)
 }
 
+/// Whether `path` may be written: refuses an existing target without
+/// `overwrite`, and anything that is not a regular file (a symlink, a device,
+/// a FIFO, a folder) even with it, since write-by-rename would replace it.
+/// Commands call this before loading a model, and the writers call it again.
+pub fn check_target(path: &Path, overwrite: bool) -> Result<(), ProfileError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ProfileError::io(path, e)),
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a folder"
+    } else if !kind.is_file() {
+        "a device, socket or pipe"
+    } else if !overwrite {
+        return Err(ProfileError::Exists { path: path.to_path_buf() });
+    } else {
+        return Ok(());
+    };
+    Err(ProfileError::NotRegular { path: path.to_path_buf(), what })
+}
+
 /// A fresh, unused path next to `path` for staging a write, ending in
 /// `suffix` (some writers pick their format from the extension). Creates the
-/// parent directory if needed.
+/// parent directory if needed, and removes staging files for the same target
+/// left behind by processes that were killed mid-write.
 pub fn temp_sibling(path: &Path, suffix: &str) -> Result<PathBuf, ProfileError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
@@ -151,6 +184,7 @@ pub fn temp_sibling(path: &Path, suffix: &str) -> Result<PathBuf, ProfileError> 
     };
     fs::create_dir_all(&dir).map_err(|e| ProfileError::io(&dir, e))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    super::stale::remove_stale_temps(&dir, &name);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(dir.join(format!(".{name}.tmp-{}-{n}{suffix}", std::process::id())))
 }
@@ -158,6 +192,10 @@ pub fn temp_sibling(path: &Path, suffix: &str) -> Result<PathBuf, ProfileError> 
 /// Move a finished, fully written temporary file onto `path` (syncing it
 /// first), then sync the directory. The temporary file is removed on error.
 pub fn commit_temp(tmp: &Path, path: &Path, overwrite: bool) -> Result<(), ProfileError> {
+    if let Err(e) = check_target(path, overwrite) {
+        let _ = fs::remove_file(tmp);
+        return Err(e);
+    }
     let result = (|| {
         File::open(tmp)?.sync_all()?;
         if overwrite {
@@ -252,7 +290,7 @@ mod tests {
             revision: Some("main".into()),
             name: "Qwen2.5 0.5B".into(),
         };
-        let mut p = Profile::new(model, "depthkv", 0.5, vec![0.7, 0.5, 0.3]);
+        let mut p = Profile::new(model, crate::prune::StrategyKind::DepthKv, 0.5, vec![0.7, 0.5, 0.3]);
         p.sensitivity = Some(vec![
             LayerSensitivity { mean: 0.9, ci_low: 0.8, ci_high: 1.0 },
             LayerSensitivity { mean: 0.5, ci_low: 0.4, ci_high: 0.6 },
@@ -279,7 +317,7 @@ mod tests {
         fs::write(&path, "keep me").unwrap();
         let err = save(&sample(), &path, false).unwrap_err();
         assert!(matches!(err, ProfileError::Exists { .. }));
-        assert!(err.to_string().contains("pass --force"), "{err}");
+        assert!(err.to_string().contains("pass --overwrite"), "{err}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "keep me");
 
         save(&sample(), &path, true).unwrap();

@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod format;
 pub mod io;
 pub mod model;
+mod stale;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ pub use self::format::{
     format_rfc3339_utc, now_rfc3339, CalibrationMeta, LayerSensitivity, Profile, ValidationError, FORMAT_VERSION,
     SUPPORTED_VERSIONS,
 };
-pub use self::io::{export_kvpress, load, save, save_kvpress, ProfileError};
+pub use self::io::{check_target, export_kvpress, load, save, save_kvpress, ProfileError};
 
 /// Environment variable that, when set and non-empty, replaces the platform
 /// data directory.

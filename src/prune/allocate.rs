@@ -121,8 +121,10 @@ impl Strategy {
     }
 }
 
-/// Strategy names without their parameters, for CLI flags and menus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Strategy names without their parameters, for CLI flags, menus and
+/// profiles. Serialized as its [`name`](StrategyKind::name); read
+/// case-insensitively with `_` for `-`, as older profiles may spell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StrategyKind {
     Uniform,
     Pyramid,
@@ -179,6 +181,19 @@ impl FromStr for StrategyKind {
             .into_iter()
             .find(|k| k.name() == wanted)
             .ok_or_else(|| PruneError::UnknownStrategy { name: s.to_string(), valid: Self::valid_names() })
+    }
+}
+
+impl Serialize for StrategyKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for StrategyKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -31,6 +31,31 @@ pub fn limits(cfg: &SelectConfig, prompt_len: usize) -> LayerLimits {
     LayerLimits::new(cfg.sinks, cfg.window, prompt_len)
 }
 
+/// Refuses a budget the selection settings cannot honour on a prompt of
+/// `prompt_len` tokens: sinks and window are always kept, so a smaller budget
+/// would silently become larger (which [`budgets_for`] does by design).
+pub fn check_reachable(
+    budget: f64,
+    prompt_len: usize,
+    n_layers: usize,
+    cfg: &SelectConfig,
+) -> Result<(), super::PruneError> {
+    if budget >= 1.0 || prompt_len == 0 {
+        return Ok(());
+    }
+    let always = limits(cfg, prompt_len).min;
+    if total_slots(budget, prompt_len, n_layers) >= always.saturating_mul(n_layers) {
+        return Ok(());
+    }
+    let (sinks, window) = (cfg.sinks, cfg.window);
+    Err(if always >= prompt_len {
+        super::PruneError::FloorCoversPrompt { budget, sinks, window, prompt_len }
+    } else {
+        let smallest = always as f64 / prompt_len as f64;
+        super::PruneError::BudgetBelowFloor { budget, sinks, window, prompt_len, smallest }
+    })
+}
+
 /// Budgets (tokens per layer) for a strategy at a global budget fraction.
 /// The total is clamped to what the per-layer limits allow.
 pub fn budgets_for(
@@ -120,4 +145,22 @@ pub fn prune_as(
         kept.iter().map(|heads| if heads.iter().all(|h| h.len() >= l) { None } else { Some(heads.clone()) }).collect();
     let cache = pre.cache.pruned_as(&keep, reserve, precision)?;
     Ok((cache, Occupancy { prompt_len: l, kept }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_budgets_are_refused_with_the_range() {
+        let sel = SelectConfig::default();
+        assert!(check_reachable(0.2, 1000, 30, &sel).is_ok());
+        assert!(check_reachable(0.036, 1000, 30, &sel).is_ok());
+        assert!(check_reachable(1.0, 10, 30, &sel).is_ok());
+        let e = check_reachable(1e-9, 1000, 30, &sel).unwrap_err().to_string();
+        assert!(e.contains("the valid range there is [0.0360, 1]"), "{e}");
+        let wide = SelectConfig { window: 100_000, ..sel };
+        let e = check_reachable(0.2, 1000, 30, &wide).unwrap_err().to_string();
+        assert!(e.contains("cover the whole 1000-token prompt"), "{e}");
+    }
 }

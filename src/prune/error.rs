@@ -35,6 +35,20 @@ pub enum PruneError {
     #[error("the adaptive split is computed from a prefilled prompt's attention; no prompt was given")]
     NeedsPrompt,
 
+    /// The budget is smaller than what sinks and window always keep.
+    #[error(
+        "budget {budget} is below what sinks {sinks} + window {window} always keep on a {prompt_len}-token \
+         prompt; the valid range there is [{smallest:.4}, 1] (or lower sinks/window)"
+    )]
+    BudgetBelowFloor { budget: f64, sinks: usize, window: usize, prompt_len: usize, smallest: f64 },
+
+    /// Sinks and window cover the whole prompt: any budget below 1 would keep everything.
+    #[error(
+        "sinks {sinks} + window {window} cover the whole {prompt_len}-token prompt, so budget {budget} would \
+         keep all of it; lower sinks/window"
+    )]
+    FloorCoversPrompt { budget: f64, sinks: usize, window: usize, prompt_len: usize },
+
     #[error("mix must be in [0, 1] (weight of the uniform split blended in), got {0}")]
     InvalidMix(f64),
 

@@ -24,7 +24,9 @@ pub use allocate::{
 pub use error::PruneError;
 pub use heads::{select_layer_split, HeadSplit, ADA_SAFEGUARD};
 pub use rebalance::rebalance;
-pub use select::{pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig};
+pub use select::{
+    pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig, DEFAULT_KERNEL, DEFAULT_SINKS, DEFAULT_WINDOW,
+};
 
 /// Default DepthKV blend: share of the uniform split mixed into the
 /// sensitivity split. Pure proportional allocation starves the layers that

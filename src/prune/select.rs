@@ -61,6 +61,13 @@ impl FromStr for Scorer {
     }
 }
 
+/// Attention sinks kept in every layer unless told otherwise.
+pub const DEFAULT_SINKS: usize = 4;
+/// Observation window (trailing tokens always kept) unless told otherwise.
+pub const DEFAULT_WINDOW: usize = 32;
+/// SnapKV pooling kernel unless told otherwise.
+pub const DEFAULT_KERNEL: usize = 7;
+
 /// Token selection settings for every layer.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SelectConfig {
@@ -77,9 +84,15 @@ pub struct SelectConfig {
 }
 
 impl Default for SelectConfig {
-    /// SnapKV defaults: 4 sinks, 32-token window, kernel 7.
+    /// SnapKV with [`DEFAULT_SINKS`], [`DEFAULT_WINDOW`] and [`DEFAULT_KERNEL`].
     fn default() -> Self {
-        SelectConfig { scorer: Scorer::SnapKv, sinks: 4, window: 32, kernel: 7, heads: Default::default() }
+        SelectConfig {
+            scorer: Scorer::SnapKv,
+            sinks: DEFAULT_SINKS,
+            window: DEFAULT_WINDOW,
+            kernel: DEFAULT_KERNEL,
+            heads: Default::default(),
+        }
     }
 }
 

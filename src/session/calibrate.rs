@@ -12,6 +12,10 @@ use crate::prune::{apply, SelectConfig};
 use crate::session::scoring::{self, Continuation, PromptSpec};
 use crate::stats;
 
+/// Fraction of tokens the ablated layer keeps unless told otherwise (0.4 =
+/// the paper's 60% pruning).
+pub const DEFAULT_ABLATION_KEEP: f64 = 0.4;
+
 #[derive(Debug, Clone)]
 pub struct CalibConfig {
     /// Fraction of tokens the ablated layer keeps (0.4 = the paper's 60% pruning).
@@ -30,11 +34,11 @@ pub struct CalibConfig {
 impl Default for CalibConfig {
     fn default() -> Self {
         Self {
-            ablation_keep: 0.4,
+            ablation_keep: DEFAULT_ABLATION_KEEP,
             continuation_tokens: 32,
             use_reference: true,
             select: SelectConfig::default(),
-            prefill: PrefillOptions::default(),
+            prefill: SelectConfig::default().prefill_options(),
             bootstrap: 2000,
             permutations: 2000,
             seed: 7,

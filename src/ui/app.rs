@@ -601,6 +601,8 @@ impl App {
             EditorKind::Export | EditorKind::Import => {
                 let text = text.trim();
                 if text.is_empty() {
+                    let what = if kind == EditorKind::Export { "exported" } else { "imported" };
+                    self.message(Level::Warn, format!("no file name given: nothing {what}"));
                     return;
                 }
                 let path = expand_home(text);

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::userio::{read_bounded, MAX_CONFIG_BYTES};
+
 /// The config directory, if the platform has one.
 pub fn config_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("org", "depthkv", "depthkv").map(|d| d.config_dir().to_path_buf())
@@ -54,12 +56,12 @@ impl KeysFile {
             return Ok(KeysFile::default());
         };
         let path = dir.join("keys.toml");
-        match std::fs::read_to_string(&path) {
+        match read_bounded(&path, MAX_CONFIG_BYTES) {
             Ok(text) => {
                 toml::from_str(&text).with_context(|| format!("could not parse key bindings in {}", path.display()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
-            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => Ok(KeysFile::default()),
+            Err(e) => Err(e.into()),
         }
     }
 }

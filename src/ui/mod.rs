@@ -17,6 +17,7 @@ pub mod layout;
 pub mod profile_io;
 pub mod render;
 pub mod run;
+mod signals;
 pub mod text;
 pub mod theme;
 pub mod widgets;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::ModelInfo;
 use crate::profile::{self, ModelFingerprint, Profile, ProfileError};
-use crate::prune;
+use crate::prune::{self, StrategyKind};
 
 use super::app::{App, ImportedProfile};
 
@@ -33,7 +33,8 @@ pub fn current_profile(app: &App) -> Result<Profile, String> {
         return Err("no budgets yet (waiting for the prompt prefill)".into());
     }
     let fractions = prune::kept_fractions(&b.custom, b.prompt_len);
-    let strategy = if b.edited { "manual" } else { b.shape.name() };
+    // Shape names are strategy names; an edited split is a manual one.
+    let strategy = if b.edited { StrategyKind::Manual } else { b.shape.name().parse().unwrap_or(StrategyKind::Manual) };
     let mut p = Profile::new(fingerprint(model), strategy, b.effective_fraction(), fractions);
     p.sensitivity = app.sensitivity.clone();
     let mut notes = format!("exported from the depthkv TUI ({}", b.label());
@@ -50,9 +51,18 @@ pub fn current_profile(app: &App) -> Result<Profile, String> {
 }
 
 /// Writes the current split as a profile (refusing to overwrite); returns
-/// the path written. A path without extension gets `.json`.
+/// the path written. A file name without extension gets `.json`; a folder is
+/// refused (it used to become `FOLDER.json` beside it).
 pub fn export(app: &App, path: &Path) -> Result<PathBuf, String> {
     let p = current_profile(app)?;
+    let names_folder = path.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) || path.is_dir();
+    if names_folder {
+        return Err(format!(
+            "{} is a folder; give a file name in it, e.g. {}",
+            path.display(),
+            path.join("profile.json").display()
+        ));
+    }
     let path = if path.extension().is_none() { path.with_extension("json") } else { path.to_path_buf() };
     match profile::save(&p, &path, false) {
         Ok(()) => Ok(path),
@@ -71,7 +81,9 @@ pub fn import(path: &Path, model: Option<&ModelInfo>) -> Result<ImportedProfile,
     let fp = fingerprint(model);
     p.model.check_compatible(&fp).map_err(|m| format!("{}: {m}", path.display()))?;
     let warnings = p.model.soft_differences(&fp);
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.strategy.clone());
+    // The name is shown in the header: a file name may hold control characters.
+    let name = path.file_stem().map(|s| crate::userio::sanitize(&s.to_string_lossy()).into_owned());
+    let name = name.unwrap_or_else(|| p.strategy.to_string());
     Ok(ImportedProfile {
         name,
         path: path.to_path_buf(),

@@ -27,6 +27,7 @@ use super::config::{self, KeysFile};
 use super::keys::Keymap;
 use super::profile_io;
 use super::render::render;
+use super::signals::StopSignals;
 use super::theme::Theme;
 use crate::prune::{SelectConfig, StrategyKind};
 
@@ -79,8 +80,8 @@ impl Default for TuiOptions {
 
 /// Runs the workbench until the user quits. The caller owns the tokio
 /// current-thread runtime and the engine thread; on quit the TUI sends
-/// `Command::Shutdown`. The terminal is restored on every exit path,
-/// panics included.
+/// `Command::Shutdown`. The terminal is restored on every exit path:
+/// normal quit, errors, panics, and SIGTERM/SIGHUP/SIGINT.
 pub async fn run_tui(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<()> {
     let config_dir = config::config_dir();
     let theme = Theme::resolve(&opts.theme, config_dir.as_deref())?;
@@ -88,13 +89,22 @@ pub async fn run_tui(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<(
     let keymap = Keymap::with_overrides(&keys).context("invalid keys.toml")?;
     let app = App::new(&opts, theme, keymap, config::default_profiles_dir(), Instant::now());
 
+    let signals = StopSignals::install().context("could not install signal handlers")?;
     let guard = TerminalGuard::enter().context("could not set up the terminal")?;
     let mut terminal: Terminal<CrosstermBackend<Stdout>> =
         Terminal::new(CrosstermBackend::new(io::stdout())).context("could not set up the terminal")?;
-    let result = event_loop(&mut terminal, EventStream::new(), handle, app).await;
+    let commands = handle.commands.clone();
+    let result = tokio::select! {
+        r = event_loop(&mut terminal, EventStream::new(), handle, app) => r.map(|_| ()),
+        name = signals.wait() => {
+            let _ = commands.send(Command::Shutdown);
+            Err(anyhow::anyhow!("stopped by {name}; the terminal was restored"))
+        }
+    };
     drop(terminal);
     drop(guard);
-    result.map(|_| ())
+    drop(signals);
+    result
 }
 
 /// The loop behind [`run_tui`], generic over the backend and the input

@@ -21,8 +21,8 @@ pub const BUILTIN: [(&str, &str); 3] = [
 pub enum ThemeError {
     #[error("unknown theme '{name}': built-in themes are {builtins}; user themes are read from {dir}")]
     Unknown { name: String, builtins: String, dir: String },
-    #[error("theme file {path} could not be read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("theme file could not be read: {0}")]
+    Read(crate::userio::BoundedReadError),
     #[error("theme file {path} is not valid: {message}")]
     Parse { path: String, message: String },
     #[error("theme '{theme}': {field} = \"{value}\" is not a colour (use a name like \"dark-gray\", \"#rrggbb\", an ANSI index 0-255 or \"reset\")")]
@@ -193,9 +193,24 @@ impl Theme {
         config_dir: Option<&Path>,
         visiting: &mut Vec<String>,
     ) -> Result<Theme, ThemeError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ThemeError::Read { path: path.to_path_buf(), source })?;
-        let file = parse_file(&text, &path.display().to_string())?;
+        let text = crate::userio::read_bounded(path, crate::userio::MAX_CONFIG_BYTES).map_err(ThemeError::Read)?;
+        Theme::from_text(&text, &path.display().to_string(), default_name, config_dir, visiting)
+    }
+
+    /// A theme from TOML text with no config folder: `extends` may name a
+    /// built-in only. What user theme files go through, minus the file.
+    pub fn from_toml(text: &str, name: &str) -> Result<Theme, ThemeError> {
+        Theme::from_text(text, name, name, None, &mut Vec::new())
+    }
+
+    fn from_text(
+        text: &str,
+        origin: &str,
+        default_name: &str,
+        config_dir: Option<&Path>,
+        visiting: &mut Vec<String>,
+    ) -> Result<Theme, ThemeError> {
+        let file = parse_file(text, origin)?;
         let name = file.name.clone().unwrap_or_else(|| default_name.to_string());
         if visiting.len() > 8 {
             return Err(ThemeError::Cycle(name));

@@ -6,17 +6,26 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn depthkv(args: &[&str]) -> Output {
-    common::default_model_path();
-    Command::new(env!("CARGO_BIN_EXE_depthkv")).args(args).env("RUST_BACKTRACE", "0").output().expect("run depthkv")
+pub(crate) fn depthkv(args: &[&str]) -> Output {
+    // Pin the data directory to the installed default model: a test that
+    // points DEPTHKV_HOME elsewhere for a while (fetch_and_hub) must not
+    // send a concurrent command to install a second copy there.
+    let model = common::default_model_path();
+    let home = model.parent().and_then(Path::parent).expect("models/<file> inside the data directory");
+    Command::new(env!("CARGO_BIN_EXE_depthkv"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("DEPTHKV_HOME", home)
+        .output()
+        .expect("run depthkv")
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Fails with a message containing `needle`, without panicking.
-fn fails_with(args: &[&str], needle: &str) {
+pub(crate) fn fails_with(args: &[&str], needle: &str) {
     let o = depthkv(args);
     let err = stderr(&o);
     assert!(!o.status.success(), "{args:?} succeeded");
@@ -24,7 +33,7 @@ fn fails_with(args: &[&str], needle: &str) {
     assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: expected `{needle}` in: {err}");
 }
 
-fn tmp(name: &str) -> PathBuf {
+pub(crate) fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("depthkv-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
@@ -88,7 +97,10 @@ fn bad_input_is_reported_clearly() {
     run(vec!["generate".into(), "--prompt".into(), "   ".into()], "empty");
     let long = "lorem ipsum dolor ".repeat(4000);
     run(vec!["generate".into(), "--raw".into(), "--prompt".into(), long], "context is 8192");
-    run(vec!["generate".into(), "--prompt".into(), "hi".into(), "--budget".into(), "1.5".into()], "out of range");
+    run(
+        vec!["generate".into(), "--prompt".into(), "hi".into(), "--budget".into(), "1.5".into()],
+        "outside the valid range (0, 1]",
+    );
     run(
         vec![
             "generate".into(),

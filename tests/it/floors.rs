@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, u8)] = &[
     ("engine", 0),
     ("stats", 0),
+    ("userio", 0),
     ("prune", 1),
     ("profile", 2),
     ("session", 3),

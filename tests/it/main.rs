@@ -1,18 +1,25 @@
 //! All integration tests in one binary: candle, tokenizers and ratatui are
 //! linked once, and the default model is installed and loaded once per process.
 
+mod alloc_meter;
 mod common;
 
-mod beyond;
-mod contract;
-mod detok;
-mod floors;
+/// Counts heap use per thread so the fuzz tests can bound it; forwards to the system allocator.
+#[global_allocator]
+static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
 
+mod beyond;
 mod cli;
+mod contract;
 mod decode_evict;
+mod detok;
 mod engine_model;
 mod fetch_and_hub;
+mod floors;
+mod fuzz_inputs;
+mod hostile;
 mod prune_props;
+mod signals;
 mod stock_parity;
 mod tokenizer_gguf;
 mod ui_snapshots;

@@ -504,7 +504,7 @@ fn export_then_import_round_trips_the_split() {
     assert!(file.is_file(), "{:?}", h.app.messages.last());
     assert!(h.app.current_message().unwrap().text.contains("profile saved"));
     let p = depthkv::profile::load(&file).unwrap();
-    assert_eq!(p.strategy, "manual");
+    assert_eq!(p.strategy, depthkv::prune::StrategyKind::Manual);
     assert_eq!(p.model.n_layers, LAYERS);
     assert!(p.sensitivity.is_some());
 
