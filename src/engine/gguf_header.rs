@@ -197,9 +197,10 @@ pub fn check<R: Read + Seek>(file: &mut R) -> Result<()> {
             let d = c.count()?;
             elems = elems.checked_mul(d).ok_or(HeaderError::Overflow { index })?;
         }
-        // usize arithmetic on the element count must not overflow later either.
-        if usize::try_from(elems).is_err() || elems > len.saturating_mul(8) {
-            return Err(HeaderError::TooLarge { what: "tensor element count", count: elems, left: len });
+        // usize arithmetic on the element count must not overflow later either;
+        // whether the data fits in the file is checked once offsets are known.
+        if usize::try_from(elems).is_err() {
+            return Err(HeaderError::Overflow { index });
         }
         c.u32()?; // dtype
         c.u64()?; // offset

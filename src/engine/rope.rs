@@ -104,9 +104,11 @@ impl Rope {
         }
     }
 
+    /// Computed in f32 as transformers and candle do: the last bits of these
+    /// frequencies decide near-ties between logits.
     fn default_inv_freq(&self) -> Vec<f64> {
-        let d = self.head_dim as f64;
-        (0..self.head_dim / 2).map(|i| 1.0 / self.theta.powf(2.0 * i as f64 / d)).collect()
+        let (theta, d) = (self.theta as f32, self.head_dim as f32);
+        (0..self.head_dim / 2).map(|i| f64::from(1.0 / theta.powf((2 * i) as f32 / d))).collect()
     }
 
     /// The frequencies for a sequence whose last position is `seq_len - 1`

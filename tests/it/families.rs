@@ -134,3 +134,34 @@ fn fixture_folders_open_as_engines() {
         }
     }
 }
+
+/// The fixtures are sensitive: dropping any one structural option moves the
+/// logits far beyond the tolerance, so passing means each option is right.
+#[test]
+fn dropping_any_structural_option_is_caught() {
+    use depthkv::engine::config::ModelConfig;
+    use depthkv::engine::rope::Scaling;
+    use depthkv::engine::weights;
+    type Edit = fn(&mut ModelConfig);
+    let cases: [(&str, &str, Edit); 9] = [
+        ("mistral", "no sliding window", |c| c.layers.iter_mut().for_each(|l| l.window = None)),
+        ("gemma2", "window one token wider", |c| c.layers.iter_mut().for_each(|l| l.window = l.window.map(|w| w + 1))),
+        ("gemma2", "no attention soft-cap", |c| c.attn_softcap = None),
+        ("gemma2", "no final soft-cap", |c| c.final_softcap = None),
+        ("gemma3", "local layers on the global RoPE", |c| c.ropes[1] = c.ropes[0].clone()),
+        ("llama3", "no llama3 scaling", |c| c.ropes[0].scaling = Scaling::None),
+        ("qwen2", "no yarn scaling", |c| c.ropes[0].scaling = Scaling::None),
+        ("qwen3", "no linear scaling", |c| c.ropes[0].scaling = Scaling::None),
+        ("phi3", "no longrope scaling", |c| c.ropes[0].scaling = Scaling::None),
+    ];
+    for (family, what, edit) in cases {
+        let d = dir(family);
+        let (mut config, tied) = weights::read_hf_config(&d).unwrap();
+        edit(&mut config);
+        let w = weights::load_safetensors(&d, &config, tied, DType::F32, &Device::Cpu).unwrap();
+        let m = Model::new(config, w, DType::F32, &Device::Cpu).unwrap();
+        let (diff, _) = parity::compare(&m, &Reference::load(&d).unwrap()).unwrap();
+        let worst = diff.iter().cloned().fold(0f32, f32::max);
+        assert!(worst > 10.0 * TOLERANCE, "{family} with {what}: max |diff| only {worst}");
+    }
+}
