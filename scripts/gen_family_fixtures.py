@@ -57,6 +57,17 @@ def base_dims(vocab):
     )
 
 
+def gemma_local(vocab):
+    """Gemma 2/3 shared options: tied head, GELU-tanh, a window below the prompt length."""
+    return dict(
+        base_dims(vocab),
+        hidden_activation="gelu_pytorch_tanh",
+        tie_word_embeddings=True,
+        sliding_window=WINDOW,
+        query_pre_attn_scalar=16,
+    )
+
+
 def families(vocab):
     """(name, config class, kwargs, gguf arch)."""
     half = 16 // 2
@@ -114,14 +125,10 @@ def families(vocab):
             "gemma2",
             transformers.Gemma2Config,
             dict(
-                d(vocab),
+                gemma_local(vocab),
                 num_hidden_layers=4,
-                hidden_activation="gelu_pytorch_tanh",
-                tie_word_embeddings=True,
-                sliding_window=WINDOW,
                 attn_logit_softcapping=2.0,
                 final_logit_softcapping=5.0,
-                query_pre_attn_scalar=16,
                 rope_parameters=dict(rope_type="default", rope_theta=10000.0),
             ),
             "gemma2",
@@ -130,12 +137,8 @@ def families(vocab):
             "gemma3",
             transformers.Gemma3TextConfig,
             dict(
-                d(vocab),
+                gemma_local(vocab),
                 num_hidden_layers=6,
-                hidden_activation="gelu_pytorch_tanh",
-                tie_word_embeddings=True,
-                sliding_window=WINDOW,
-                query_pre_attn_scalar=16,
                 rope_parameters={
                     "full_attention": dict(rope_type="linear", rope_theta=1_000_000.0, factor=8.0),
                     "sliding_attention": dict(rope_type="default", rope_theta=10_000.0),

@@ -74,7 +74,18 @@ pub struct ParityReport {
     pub worst_position: usize,
     /// Our argmax equals transformers' greedy token at each of its steps.
     pub greedy_match: bool,
+    /// Steps where it does not, with the reference's gap between its top two
+    /// logits there (below the dtype's resolution a flip is expected).
+    pub greedy_mismatches: Vec<(usize, f32)>,
     pub positions: usize,
+}
+
+/// Row-by-row outcome of [`compare`].
+pub struct Comparison {
+    /// Max |ours - reference| of each position's logits.
+    pub diff: Vec<f32>,
+    /// Greedy steps whose argmax differs, with the reference's top-2 gap.
+    pub greedy_mismatches: Vec<(usize, f32)>,
 }
 
 fn argmax(row: &Tensor) -> Result<u32> {
@@ -84,7 +95,7 @@ fn argmax(row: &Tensor) -> Result<u32> {
 /// Runs the prompt in one forward, then the reference's greedy tokens one at
 /// a time (teacher-forced, so every row stays comparable), and compares each
 /// row of logits with the reference.
-pub fn compare(model: &Model, reference: &Reference) -> Result<(Vec<f32>, bool)> {
+pub fn compare(model: &Model, reference: &Reference) -> Result<Comparison> {
     let mut cache: KvCache = model.new_cache()?;
     let prompt = model.forward(&mut cache, &reference.prompt, Logits::All)?;
     let mut rows = vec![prompt];
@@ -98,18 +109,22 @@ pub fn compare(model: &Model, reference: &Reference) -> Result<(Vec<f32>, bool)>
     }
     let diff: Vec<f32> = (ours.to_dtype(DType::F32)? - want)?.abs()?.max(1)?.to_vec1()?;
     let p = reference.prompt.len();
-    let mut greedy = true;
+    let mut mismatches = Vec::new();
     for (i, &tok) in reference.greedy.iter().enumerate() {
-        greedy &= argmax(&ours.i(p - 1 + i)?)? == tok;
+        if argmax(&ours.i(p - 1 + i)?)? != tok {
+            let mut row: Vec<f32> = want.i(p - 1 + i)?.to_vec1()?;
+            row.sort_by(|a, b| b.total_cmp(a));
+            mismatches.push((i, row[0] - row.get(1).copied().unwrap_or(f32::NEG_INFINITY)));
+        }
     }
-    Ok((diff, greedy))
+    Ok(Comparison { diff, greedy_mismatches: mismatches })
 }
 
 /// The whole check for one fixture folder and format.
 pub fn check(dir: &Path, format: Format, device: &Device, dtype: DType) -> Result<ParityReport> {
     let reference = Reference::load(dir)?;
     let model = load_model(dir, format, device, dtype)?;
-    let (diff, greedy_match) = compare(&model, &reference)?;
+    let Comparison { diff, greedy_mismatches } = compare(&model, &reference)?;
     let (worst_position, max_abs_diff) =
         diff.iter().copied().enumerate().fold((0, 0f32), |a, (i, d)| if d > a.1 { (i, d) } else { a });
     Ok(ParityReport {
@@ -119,7 +134,8 @@ pub fn check(dir: &Path, format: Format, device: &Device, dtype: DType) -> Resul
         dtype: format!("{dtype:?}").to_lowercase(),
         max_abs_diff,
         worst_position,
-        greedy_match,
+        greedy_match: greedy_mismatches.is_empty(),
+        greedy_mismatches,
         positions: diff.len(),
     })
 }
