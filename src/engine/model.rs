@@ -482,9 +482,20 @@ impl Model {
             return Ok(None);
         }
         // Offsets from the first query; far-away slots stay far away in f32.
-        let rel: Vec<f32> =
-            (0..heads).flat_map(|h| lc.positions(h).iter().map(|&p| (p as i64 - pos as i64) as f32)).collect();
-        let rel = Tensor::from_vec(rel, (heads, 1, 1, t), &self.device)?;
+        // An unpruned layer (slot = position, every head) needs no upload.
+        let unpruned = (0..heads).all(|h| {
+            let p = lc.positions(h);
+            p.first() == Some(&0) && p.last().map(|&x| x as usize + 1) == Some(t)
+        });
+        let rel = if unpruned {
+            let (first, end) = (-(pos as i64), t as i64 - pos as i64);
+            let rel = Tensor::arange(first, end, &self.device)?.to_dtype(DType::F32)?;
+            rel.reshape((1, 1, 1, t))?.broadcast_as((heads, 1, 1, t))?.contiguous()?
+        } else {
+            let rel: Vec<f32> =
+                (0..heads).flat_map(|h| lc.positions(h).iter().map(|&p| (p as i64 - pos as i64) as f32)).collect();
+            Tensor::from_vec(rel, (heads, 1, 1, t), &self.device)?
+        };
         let queries: Vec<f32> = (0..n).map(|j| j as f32).collect();
         let queries = Tensor::from_vec(queries, (1, 1, n, 1), &self.device)?;
         let dist = queries.broadcast_sub(&rel)?;
