@@ -83,6 +83,13 @@ impl ModelConfig {
         self.layers.get(layer).and_then(|l| l.window)
     }
 
+    /// Most slots each layer can use for a prompt of `prompt_len` tokens: a
+    /// sliding-window layer never attends to more than its window, so a KV
+    /// budget split should not give it more.
+    pub fn kv_ceilings(&self, prompt_len: usize) -> Vec<usize> {
+        self.layers.iter().map(|l| l.window.map_or(prompt_len, |w| w.min(prompt_len))).collect()
+    }
+
     fn validate(self) -> Result<Self> {
         let bad = |m: String| Err(EngineError::BadConfig(m));
         let over = |what: &str, v: usize, max: usize| -> Result<()> {
@@ -574,5 +581,7 @@ mod tests {
         assert_eq!(c.attn_scale, 1.0 / 12.0);
         assert_eq!(c.window(0), Some(8));
         assert_eq!(c.window(1), None);
+        assert_eq!(c.kv_ceilings(100), vec![8, 100]);
+        assert_eq!(c.kv_ceilings(5), vec![5, 5]);
     }
 }
