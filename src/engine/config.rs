@@ -222,6 +222,8 @@ pub fn from_gguf_with(ct: &gguf_file::Content, read: &mut dyn FnMut(&str) -> Res
                 truncate: true,
             }
         }
+        // Llama 3's factors are the `rope_freqs.weight` tensor, read below.
+        Some("llama3") if ct.tensor_infos.contains_key("rope_freqs.weight") => Scaling::None,
         Some(other) => return Err(unsupported_rope(other)),
     };
     let half = head_dim / 2;
