@@ -7,6 +7,7 @@ mod calibrate;
 mod eval_cmd;
 mod fetch_model;
 mod generate;
+mod parity;
 mod profile_cmd;
 mod progress;
 pub mod strategy;
@@ -55,6 +56,8 @@ pub enum Cmd {
     Profile(profile_cmd::ProfileCmd),
     /// Measure prefill/decode speed and memory: ours vs candle's stock model, full vs pruned.
     Bench(bench_cmd::BenchArgs),
+    /// Compare our logits with transformers' on family fixtures (tests/fixtures/families), as JSON.
+    Parity(parity::ParityArgs),
     /// Install the default model (SmolLM2-135M-Instruct, GGUF Q4_1) into the data directory.
     FetchModel,
 }
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Profile(c)) => profile_cmd::run(c),
         Some(Cmd::Bench(a)) => bench_cmd::run(a),
         Some(Cmd::FetchModel) => fetch_model::run(),
+        Some(Cmd::Parity(a)) => parity::run(a),
         Some(Cmd::Tui(a)) => tui_cmd::run(a),
         None => tui_cmd::run(cli.tui),
     }

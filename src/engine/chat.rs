@@ -19,6 +19,12 @@ pub enum ChatTemplate {
     /// string already holds that BOS: encode it without adding special tokens.
     /// (Llama 3.1+ templates, which insert a dated system turn, are rendered as 3.0.)
     Llama3,
+    /// Gemma turns: `<start_of_turn>user\ncontent<end_of_turn>\n<start_of_turn>model\n` after
+    /// `<bos>`; a system message is prepended to the user text (Gemma 3's template).
+    Gemma,
+    /// Mistral / Llama 2 instructions: `<s>[INST] content [/INST]`; a system
+    /// message is prepended to the user text.
+    MistralInst,
     /// No template: the user text is the prompt.
     None,
 }
@@ -41,6 +47,10 @@ impl ChatTemplate {
             Self::ChatMl { default_system: chatml_default_system(t) }
         } else if t.contains("<|start_header_id|>") {
             Self::Llama3
+        } else if t.contains("<start_of_turn>") {
+            Self::Gemma
+        } else if t.contains("[INST]") {
+            Self::MistralInst
         } else {
             Self::None
         }
@@ -82,6 +92,20 @@ impl ChatTemplate {
                 out.push_str(&turn("user", user));
                 out.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
                 out
+            }
+            Self::Gemma => {
+                let text = match system {
+                    Some(sys) => format!("{sys}\n\n{user}"),
+                    None => user.to_string(),
+                };
+                format!("<bos><start_of_turn>user\n{}<end_of_turn>\n<start_of_turn>model\n", text.trim())
+            }
+            Self::MistralInst => {
+                let text = match system {
+                    Some(sys) => format!("{sys}\n\n{user}"),
+                    None => user.to_string(),
+                };
+                format!("<s>[INST] {} [/INST]", text.trim())
             }
             Self::None => user.to_string(),
         }
@@ -229,5 +253,18 @@ mod tests {
             ChatTemplate::detect(Some(t)),
             ChatTemplate::ChatMl { default_system: Some("You're \"nice\".".into()) }
         );
+    }
+
+    #[test]
+    fn gemma_and_mistral_templates_render_one_user_turn() {
+        let gemma =
+            ChatTemplate::detect(Some("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n"));
+        assert_eq!(gemma, ChatTemplate::Gemma);
+        assert_eq!(gemma.apply("Hi"), "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+        let mistral = ChatTemplate::detect(Some(
+            "{{ bos_token }}{% for m in messages %}{{ '[INST] ' + m['content'] + ' [/INST]' }}",
+        ));
+        assert_eq!(mistral, ChatTemplate::MistralInst);
+        assert_eq!(mistral.apply_with_system(Some("Be brief."), "Hi"), "<s>[INST] Be brief.\n\nHi [/INST]");
     }
 }

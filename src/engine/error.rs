@@ -10,7 +10,7 @@ pub enum EngineError {
     NotAModelFile(PathBuf),
     #[error("could not read GGUF file {path}: {reason} (is it truncated or not a GGUF file?)")]
     BadGguf { path: PathBuf, reason: String },
-    #[error("unsupported architecture `{0}`: depthkv runs the Llama family (llama, mistral) and qwen2")]
+    #[error("unsupported architecture `{0}`: depthkv runs {supported}", supported = super::family::SUPPORTED)]
     UnknownArchitecture(String),
     #[error("model metadata is missing `{0}`")]
     MissingMetadata(String),

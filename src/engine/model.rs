@@ -5,9 +5,10 @@
 //! each other. During prefill it can also record the attention statistics that
 //! token selection needs, without ever building a prompt × prompt matrix.
 
-use super::cache::KvCache;
-use super::config::{ModelConfig, RopeStyle};
+use super::cache::{KvCache, LayerCache};
+use super::config::{Activation, ModelConfig, RopeStyle};
 use super::error::{EngineError, Result};
+use super::rope::{Frequencies, Rope, Scaling};
 use super::weights::Weights;
 use candle_core::{DType, Device, Tensor, D};
 
@@ -91,37 +92,94 @@ pub fn split_k_matmul(att: &Tensor, v: &Tensor, chunk: usize) -> candle_core::Re
     a.matmul(&v)?.sum(1)?.reshape((1, h, r, d))
 }
 
+/// One RoPE's inverse frequencies on the device, `[1, head_dim / 2]`, and
+/// the factor cos/sin are multiplied by; LongRoPE keeps a second set for
+/// sequences longer than its original context.
+struct RopeTables {
+    short: (Tensor, f32),
+    long: Option<(Tensor, f32, usize)>,
+}
+
+impl RopeTables {
+    fn new(rope: &Rope, device: &Device) -> Result<Self> {
+        let upload = |f: Frequencies| -> Result<(Tensor, f32)> {
+            let half = f.inv_freq.len();
+            Ok((Tensor::from_vec(f.inv_freq, (1, half), device)?, f.attention_factor))
+        };
+        let long = match &rope.scaling {
+            Scaling::LongRope { original_context, .. } => {
+                let (t, f) = upload(rope.frequencies(original_context + 1))?;
+                Some((t, f, *original_context))
+            }
+            _ => None,
+        };
+        Ok(Self { short: upload(rope.frequencies(0))?, long })
+    }
+
+    /// cos and sin `[n, head_dim / 2]` for positions `pos..pos + n` of a
+    /// sequence `seq_len` long, built per forward (no table sized by the context).
+    fn cos_sin(&self, pos: usize, n: usize, seq_len: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let (inv, factor) = match &self.long {
+            Some((t, f, orig)) if seq_len > *orig => (t, *f),
+            _ => (&self.short.0, self.short.1),
+        };
+        let positions: Vec<f32> = (pos..pos + n).map(|p| p as f32).collect();
+        let positions = Tensor::from_vec(positions, (n, 1), inv.device())?;
+        let angles = positions.matmul(inv)?;
+        let scale = |t: Tensor| -> Result<Tensor> {
+            let t = if factor == 1.0 { t } else { (t * f64::from(factor))? };
+            Ok(t.to_dtype(dtype)?)
+        };
+        Ok((scale(angles.cos()?)?, scale(angles.sin()?)?))
+    }
+}
+
+/// Slots hidden from attention, `[layer][kv_head]` = slot indices: the
+/// masked-attention reference that pruned caches are tested against.
+pub type HiddenSlots = [Vec<Vec<u32>>];
+
+/// Options of one forward.
+struct Pass<'a, 'b> {
+    logits: Logits,
+    obs: Option<Observe<'a>>,
+    /// Length of the whole sequence this forward belongs to (LongRoPE picks
+    /// its factors by it, as transformers does).
+    seq_len: usize,
+    hidden: Option<&'b HiddenSlots>,
+}
+
 pub struct Model {
     pub config: ModelConfig,
     weights: Weights,
-    cos: Tensor,
-    sin: Tensor,
+    ropes: Vec<RopeTables>,
     device: Device,
     dtype: DType,
-    /// Whether 1/sqrt(head_dim) is folded into the query projection.
+    /// Whether the attention scale is folded into the query projection (or q norm).
     q_prescaled: bool,
 }
 
 impl Model {
     pub fn new(config: ModelConfig, mut weights: Weights, dtype: DType, device: &Device) -> Result<Self> {
+        if weights.layers.len() != config.n_layers {
+            return Err(EngineError::BadConfig(format!(
+                "{} layers of weights for {} layers in the config",
+                weights.layers.len(),
+                config.n_layers
+            )));
+        }
         // Folding the attention scale into dense query weights saves one
         // kernel per layer and token (RoPE is linear, so the order is free).
-        let scale = 1.0 / (config.head_dim as f64).sqrt();
+        // With a q norm the scale goes into the norm's weight instead.
+        let scale = config.attn_scale;
         let mut q_prescaled = true;
         for l in &mut weights.layers {
-            q_prescaled &= l.q.scale_dense(scale)?;
+            match &l.q_norm {
+                Some(w) => l.q_norm = Some((w * scale)?),
+                None => q_prescaled &= l.q.scale_dense(scale)?,
+            }
         }
-        let half = config.head_dim / 2;
-        let inv: Vec<f32> =
-            (0..half).map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f32 / config.head_dim as f32)).collect();
-        let inv = Tensor::new(inv, device)?.reshape((1, half))?;
-        let pos = Tensor::arange(0u32, config.max_context as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((config.max_context, 1))?;
-        let angles = pos.matmul(&inv)?;
-        let cos = angles.cos()?.to_dtype(dtype)?;
-        let sin = angles.sin()?.to_dtype(dtype)?;
-        Ok(Self { config, weights, cos, sin, device: device.clone(), dtype, q_prescaled })
+        let ropes = config.ropes.iter().map(|r| RopeTables::new(r, device)).collect::<Result<_>>()?;
+        Ok(Self { config, weights, ropes, device: device.clone(), dtype, q_prescaled })
     }
 
     /// The weights, for reference implementations in tests and tools.
@@ -130,12 +188,12 @@ impl Model {
     }
 
     /// Factor still applied to q·k in attention: 1 when the query weights
-    /// carry the 1/sqrt(head_dim) scale, else that scale.
+    /// carry the scale, else the scale.
     pub fn attention_scale(&self) -> f64 {
         if self.q_prescaled {
             1.0
         } else {
-            1.0 / (self.config.head_dim as f64).sqrt()
+            self.config.attn_scale
         }
     }
 
@@ -155,7 +213,20 @@ impl Model {
     /// Feeds `tokens` at positions `cache.next_pos()..`, appending to the cache.
     /// Returns logits `[n, vocab]` (All) or `[1, vocab]` (Last), in f32.
     pub fn forward(&self, cache: &mut KvCache, tokens: &[u32], logits: Logits) -> Result<Tensor> {
-        self.forward_inner(cache, tokens, logits, None)
+        let seq_len = cache.next_pos() + tokens.len();
+        self.forward_inner(cache, tokens, Pass { logits, obs: None, seq_len, hidden: None })
+    }
+
+    /// As `forward`, with the slots in `hidden` masked out of attention.
+    pub fn forward_hiding(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        logits: Logits,
+        hidden: &HiddenSlots,
+    ) -> Result<Tensor> {
+        let seq_len = cache.next_pos() + tokens.len();
+        self.forward_inner(cache, tokens, Pass { logits, obs: None, seq_len, hidden: Some(hidden) })
     }
 
     /// As `forward`, also returning each layer's attention to its cached
@@ -167,7 +238,9 @@ impl Model {
         logits: Logits,
     ) -> Result<(Tensor, Vec<Tensor>)> {
         let mut seen = Vec::with_capacity(self.config.n_layers);
-        let out = self.forward_inner(cache, tokens, logits, Some(Observe::Decode(&mut seen)))?;
+        let seq_len = cache.next_pos() + tokens.len();
+        let pass = Pass { logits, obs: Some(Observe::Decode(&mut seen)), seq_len, hidden: None };
+        let out = self.forward_inner(cache, tokens, pass)?;
         Ok((out, seen))
     }
 
@@ -219,7 +292,8 @@ impl Model {
         bounds.reverse();
         let mut last = None;
         for &(s, e) in &bounds {
-            let out = self.forward_inner(&mut cache, &tokens[s..e], Logits::Last, Some(Observe::Prefill(&mut rec)))?;
+            let pass = Pass { logits: Logits::Last, obs: Some(Observe::Prefill(&mut rec)), seq_len: l, hidden: None };
+            let out = self.forward_inner(&mut cache, &tokens[s..e], pass)?;
             last = Some(out);
             if !progress(e, l) {
                 return Err(EngineError::Cancelled);
@@ -244,43 +318,59 @@ impl Model {
         Ok((cache, stats, last.expect("at least one chunk")))
     }
 
-    fn forward_inner(
-        &self,
-        cache: &mut KvCache,
-        tokens: &[u32],
-        logits: Logits,
-        mut obs: Option<Observe<'_>>,
-    ) -> Result<Tensor> {
+    fn forward_inner(&self, cache: &mut KvCache, tokens: &[u32], mut pass: Pass<'_, '_>) -> Result<Tensor> {
         let n = tokens.len();
         let pos = cache.next_pos();
+        let c = &self.config;
         if n == 0 {
             return Err(EngineError::EmptyPrompt);
         }
-        if pos + n > self.config.max_context {
-            return Err(EngineError::PromptTooLong { tokens: pos + n, context: self.config.max_context });
+        if pos + n > c.max_context {
+            return Err(EngineError::PromptTooLong { tokens: pos + n, context: c.max_context });
         }
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = self.weights.embed.index_select(&ids, 0)?.unsqueeze(0)?;
-        let cos = self.cos.narrow(0, pos, n)?;
-        let sin = self.sin.narrow(0, pos, n)?;
-        let mask = if n > 1 { Some(self.causal_mask(n, pos)?) } else { None };
+        if c.traits().embed_scale {
+            // transformers rounds sqrt(hidden) to the activation dtype first.
+            let s = Tensor::new(&[(c.hidden as f32).sqrt()], &self.device)?.to_dtype(self.dtype)?;
+            x = x.broadcast_mul(&s)?;
+        }
+        let seq_len = pass.seq_len.max(pos + n);
+        let rope = self.ropes.iter().map(|r| r.cos_sin(pos, n, seq_len, self.dtype)).collect::<Result<Vec<_>>>()?;
+        let causal = if n > 1 { Some(self.causal_mask(n, pos)?) } else { None };
+        let eps = c.rms_eps as f32;
+        let post = |t: Tensor, w: &Option<Tensor>| -> Result<Tensor> {
+            Ok(match w {
+                Some(w) => candle_nn::ops::rms_norm(&t, w, eps)?,
+                None => t,
+            })
+        };
         for (li, lw) in self.weights.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &lw.attn_norm, self.config.rms_eps as f32)?;
-            let attn = self.attention(cache, li, &h, &cos, &sin, pos, mask.as_ref(), obs.as_mut())?;
-            x = (x + attn)?;
-            let h = candle_nn::ops::rms_norm(&x, &lw.ffn_norm, self.config.rms_eps as f32)?;
+            let h = candle_nn::ops::rms_norm(&x, &lw.attn_norm, eps)?;
+            let (cos, sin) = &rope[c.layers[li].rope];
+            let attn = self.attention(cache, li, &h, cos, sin, pos, causal.as_ref(), &mut pass)?;
+            x = (x + post(attn, &lw.post_attn_norm)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &lw.ffn_norm, eps)?;
             let g = lw.gate.forward(&h)?;
-            let u = lw.up.forward(&h)?;
-            let m = lw.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
-            x = (x + m)?;
+            let g = match c.activation {
+                Activation::Silu => candle_nn::ops::silu(&g)?,
+                Activation::GeluTanh => g.gelu()?,
+                Activation::Gelu => g.gelu_erf()?,
+            };
+            let m = lw.down.forward(&(g * lw.up.forward(&h)?)?)?;
+            x = (x + post(m, &lw.post_ffn_norm)?)?;
         }
         cache.advance(n);
-        let x = match logits {
+        let x = match pass.logits {
             Logits::Last => x.narrow(1, n - 1, 1)?,
             Logits::All => x,
         };
-        let x = candle_nn::ops::rms_norm(&x, &self.weights.norm, self.config.rms_eps as f32)?;
-        Ok(self.weights.lm_head.forward(&x)?.squeeze(0)?.to_dtype(DType::F32)?)
+        let x = candle_nn::ops::rms_norm(&x, &self.weights.norm, eps)?;
+        let logits = self.weights.lm_head.forward(&x)?.squeeze(0)?.to_dtype(DType::F32)?;
+        Ok(match c.final_softcap {
+            Some(cap) => softcap(&logits, cap)?,
+            None => logits,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -292,23 +382,28 @@ impl Model {
         cos: &Tensor,
         sin: &Tensor,
         pos: usize,
-        mask: Option<&Tensor>,
-        obs: Option<&mut Observe<'_>>,
+        causal: Option<&Tensor>,
+        pass: &mut Pass<'_, '_>,
     ) -> Result<Tensor> {
         let c = &self.config;
         let lw = &self.weights.layers[layer];
         let n = x.dim(1)?;
         let (hq, hkv, d, g) = (c.n_heads, c.n_kv_heads, c.head_dim, c.group_size());
+        let eps = c.rms_eps as f32;
         // [1, n, heads*d] -> [1, heads, n, d]; a single token needs no copy.
-        let heads = |t: Tensor, h: usize| -> Result<Tensor> {
+        let heads = |t: Tensor, h: usize, norm: &Option<Tensor>| -> Result<Tensor> {
+            let t = match norm {
+                Some(w) => candle_nn::ops::rms_norm(&t.reshape((1, n, h, d))?, w, eps)?,
+                None => t,
+            };
             Ok(match n {
                 1 => t.reshape((1, h, 1, d))?,
                 _ => t.reshape((1, n, h, d))?.transpose(1, 2)?.contiguous()?,
             })
         };
-        let q = heads(lw.q.forward(x)?, hq)?;
-        let k = heads(lw.k.forward(x)?, hkv)?;
-        let v = heads(lw.v.forward(x)?, hkv)?;
+        let q = heads(lw.q.forward(x)?, hq, &lw.q_norm)?;
+        let k = heads(lw.k.forward(x)?, hkv, &lw.k_norm)?;
+        let v = heads(lw.v.forward(x)?, hkv, &None)?;
         let (q, k) = match c.rope_style {
             RopeStyle::Interleaved => {
                 (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
@@ -320,26 +415,49 @@ impl Model {
         let lc = cache.layer_mut(layer);
         let old = lc.len();
         lc.append(&k, &v, pos)?;
-        let (k_all, v_all) = lc.kv()?;
         let t = old + n;
+        let window = match c.window(layer) {
+            Some(w) => self.window_mask(lc, pos, n, w)?,
+            None => None,
+        };
+        let hidden = match pass.hidden {
+            Some(h) => {
+                let h = h
+                    .get(layer)
+                    .ok_or_else(|| EngineError::BadSelection(format!("no hidden slots for layer {layer}")))?;
+                Some(self.hidden_mask(h, t)?)
+            }
+            None => None,
+        };
+        let lc = &cache.layers()[layer];
+        let (k_all, v_all) = lc.kv()?;
         // Grouped-query attention without repeating K/V: the query heads of
         // one KV head are stacked as rows of one matrix.
         let q = q.reshape((1, hkv, g * n, d))?;
         let mut att = q.matmul(&k_all.t()?)?;
         if !self.q_prescaled {
-            att = (att * (1.0 / (d as f64).sqrt()))?;
+            att = (att * c.attn_scale)?;
         }
-        // Heads padded to a common length (layer × head budgets).
+        if let Some(cap) = c.attn_softcap {
+            att = softcap(&att, cap)?;
+        }
+        // Heads padded to a common length (layer × head budgets); after the
+        // soft-cap, which would turn -inf into a finite value.
         if let Some(bias) = lc.bias()? {
             att = att.broadcast_add(&bias)?;
         }
-        if let Some(mask) = mask {
-            // The mask covers the cache as laid out at prefill (slot = position).
-            let mask = mask.narrow(1, mask.dim(1)? - t, t)?;
+        // Masks are [n, t] (causal) or [hkv, 1, n or 1, t] (window, hidden slots).
+        let masks: Vec<Tensor> = match window {
+            Some(w) => vec![w],
+            None => causal.map(|m| m.narrow(1, m.dim(1).unwrap_or(t) - t, t)).transpose()?.into_iter().collect(),
+        };
+        let masks = masks.into_iter().chain(hidden);
+        for mask in masks {
+            // The causal mask covers the cache as laid out at prefill (slot = position).
             att = att.reshape((hkv, g, n, t))?.broadcast_add(&mask)?.reshape((1, hkv, g * n, t))?;
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
-        match obs {
+        match pass.obs.as_mut() {
             Some(Observe::Prefill(rec)) => self.record(&att, layer, rec, pos, n, t)?,
             Some(Observe::Decode(seen)) => {
                 seen.push(att.reshape((hkv, g * n, t))?.to_dtype(DType::F32)?.sum(1)?);
@@ -356,6 +474,53 @@ impl Model {
             _ => y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?,
         };
         Ok(lw.o.forward(&y)?)
+    }
+
+    /// Sliding-window mask `[kv_heads, 1, n, slots]` from each slot's original
+    /// position, so a pruned cache is masked as the full one would be: query
+    /// `pos + j` sees a slot at position `p` when `0 <= pos + j - p < window`.
+    /// `None` when a single query sees every slot.
+    fn window_mask(&self, lc: &LayerCache, pos: usize, n: usize, window: usize) -> Result<Option<Tensor>> {
+        let (heads, t) = (lc.kv_heads(), lc.len());
+        let oldest = (0..heads).flat_map(|h| lc.positions(h).iter().copied()).min().unwrap_or(0) as usize;
+        if n == 1 && pos - oldest < window {
+            return Ok(None);
+        }
+        // Offsets from the first query; far-away slots stay far away in f32.
+        // An unpruned layer (slot = position, every head) needs no upload.
+        let unpruned = (0..heads).all(|h| {
+            let p = lc.positions(h);
+            p.first() == Some(&0) && p.last().map(|&x| x as usize + 1) == Some(t)
+        });
+        let rel = if unpruned {
+            let (first, end) = (-(pos as i64), t as i64 - pos as i64);
+            let rel = Tensor::arange(first, end, &self.device)?.to_dtype(DType::F32)?;
+            rel.reshape((1, 1, 1, t))?.broadcast_as((heads, 1, 1, t))?.contiguous()?
+        } else {
+            let rel: Vec<f32> =
+                (0..heads).flat_map(|h| lc.positions(h).iter().map(|&p| (p as i64 - pos as i64) as f32)).collect();
+            Tensor::from_vec(rel, (heads, 1, 1, t), &self.device)?
+        };
+        let queries: Vec<f32> = (0..n).map(|j| j as f32).collect();
+        let queries = Tensor::from_vec(queries, (1, 1, n, 1), &self.device)?;
+        let dist = queries.broadcast_sub(&rel)?;
+        let visible = (dist.ge(0f32)? * dist.lt(window as f32)?)?;
+        let zero = Tensor::zeros((heads, 1, n, t), self.dtype, &self.device)?;
+        let blocked = Tensor::full(f32::NEG_INFINITY, (heads, 1, n, t), &self.device)?.to_dtype(self.dtype)?;
+        Ok(Some(visible.where_cond(&zero, &blocked)?))
+    }
+
+    /// Additive mask `[kv_heads, 1, 1, slots]` hiding the given slots.
+    fn hidden_mask(&self, hidden: &[Vec<u32>], t: usize) -> Result<Tensor> {
+        let mut m = vec![0f32; hidden.len() * t];
+        for (h, slots) in hidden.iter().enumerate() {
+            for &s in slots {
+                if let Some(x) = m.get_mut(h * t + s as usize) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(m, (hidden.len(), 1, 1, t), &self.device)?.to_dtype(self.dtype)?)
     }
 
     /// Additive mask `[n, old + n]`, built on the device once per forward:
@@ -384,6 +549,11 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// `cap · tanh(x / cap)`: Gemma 2's soft-capping of attention and output logits.
+fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
+    Ok(((x / cap)?.tanh()? * cap)?)
 }
 
 #[cfg(test)]

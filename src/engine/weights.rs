@@ -3,6 +3,7 @@
 
 use super::config::{self, ModelConfig};
 use super::error::{EngineError, Result};
+use super::gguf_header;
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,15 @@ pub struct Linear {
 }
 
 impl Linear {
+    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight: QMatMul::Tensor(weight), bias }
+    }
+
+    /// Rows `start..start + len` of a dense weight (splitting a fused projection).
+    fn rows(weight: &Tensor, start: usize, len: usize) -> Result<Self> {
+        Ok(Self::dense(weight.narrow(0, start, len)?.contiguous()?, None))
+    }
+
     /// Bytes of weight (and bias) a forward reads.
     pub fn bytes(&self) -> usize {
         let w = match &self.weight {
@@ -54,6 +64,12 @@ pub struct LayerWeights {
     pub gate: Linear,
     pub up: Linear,
     pub down: Linear,
+    /// Per-head RMSNorm weights of queries and keys (Qwen3, Gemma 3).
+    pub q_norm: Option<Tensor>,
+    pub k_norm: Option<Tensor>,
+    /// Norms of the attention and MLP outputs (Gemma 2/3).
+    pub post_attn_norm: Option<Tensor>,
+    pub post_ffn_norm: Option<Tensor>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,17 +107,30 @@ pub fn open_gguf(path: &Path) -> Result<GgufFile> {
     }
     let bad = |reason: String| EngineError::BadGguf { path: path.to_path_buf(), reason };
     let mut file = std::fs::File::open(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
+    // candle sizes its allocations from the header's counts: check them first.
+    gguf_header::check(&mut file).map_err(|e| bad(e.to_string()))?;
     let content = gguf_file::Content::read(&mut file).map_err(|e| bad(e.to_string()))?;
-    let config = config::from_gguf(&content)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     // A truncated file fails here with a clear message instead of deep inside a read.
     for (name, info) in content.tensor_infos.iter() {
-        let bytes = info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-        let end = content.tensor_data_offset + info.offset + bytes as u64;
-        if end > file_len {
-            return Err(bad(format!("tensor {name} ends at byte {end}, past the end of the file ({file_len} bytes)")));
+        let (block, size) = (info.ggml_dtype.block_size() as u64, info.ggml_dtype.type_size() as u64);
+        let bytes =
+            info.shape.dims().iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).map(|n| n / block * size);
+        let end = bytes.and_then(|b| (content.tensor_data_offset + info.offset).checked_add(b));
+        match end {
+            Some(end) if end <= file_len => {}
+            _ => {
+                return Err(bad(format!(
+                    "tensor {name} ({:?}) ends past the end of the file ({file_len} bytes)",
+                    info.shape.dims()
+                )))
+            }
         }
     }
+    let config = config::from_gguf_with(&content, &mut |name| {
+        let t = content.tensor(&mut file, name, &Device::Cpu).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        Ok(t.dequantize(&Device::Cpu)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    })?;
     Ok(GgufFile { path: path.to_path_buf(), config, content, file })
 }
 
@@ -150,43 +179,104 @@ impl GgufFile {
     }
 }
 
+/// Reads tensors of an opened GGUF file, one at a time.
+struct GgufReader<'a> {
+    content: &'a gguf_file::Content,
+    file: &'a mut std::fs::File,
+    path: &'a Path,
+    device: &'a Device,
+    /// Dense dtype of projections; `None` keeps them quantized.
+    dense: Option<DType>,
+}
+
+impl GgufReader<'_> {
+    fn act(&self) -> DType {
+        self.dense.unwrap_or(DType::F32)
+    }
+
+    fn quantized(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {
+        self.content
+            .tensor(self.file, name, self.device)
+            .map_err(|e| EngineError::BadGguf { path: self.path.to_path_buf(), reason: format!("tensor {name}: {e}") })
+    }
+
+    /// A tensor dequantized to the activation dtype (norms, biases, fused weights).
+    fn vector(&mut self, name: &str) -> Result<Tensor> {
+        Ok(self.quantized(name)?.dequantize(self.device)?.to_dtype(self.act())?)
+    }
+
+    fn matmul(&self, q: candle_core::quantized::QTensor) -> Result<QMatMul> {
+        Ok(match self.dense {
+            Some(dt) => QMatMul::Tensor(q.dequantize(self.device)?.to_dtype(dt)?),
+            None => QMatMul::from_qtensor(q)?,
+        })
+    }
+
+    fn linear(&mut self, name: &str, bias: bool) -> Result<Linear> {
+        let q = self.quantized(&format!("{name}.weight"))?;
+        let weight = self.matmul(q)?;
+        let bias = if bias { Some(self.vector(&format!("{name}.bias"))?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    fn optional(&mut self, name: &str, on: bool) -> Result<Option<Tensor>> {
+        on.then(|| self.vector(name)).transpose()
+    }
+}
+
 /// Reads the weights of an opened GGUF file onto `device`; projections are
 /// dequantized to `dense` when it is given.
 pub fn load_gguf(g: &mut GgufFile, device: &Device, dense: Option<DType>) -> Result<Weights> {
     let GgufFile { path, config, content, file } = g;
-    let bad = |reason: String| EngineError::BadGguf { path: path.clone(), reason };
-    let mut tensor = |name: &str| content.tensor(file, name, device).map_err(|e| bad(format!("tensor {name}: {e}")));
-    let act = dense.unwrap_or(DType::F32);
-    let matmul = |q: candle_core::quantized::QTensor| -> Result<QMatMul> {
-        Ok(match dense {
-            Some(dt) => QMatMul::Tensor(q.dequantize(device)?.to_dtype(dt)?),
-            None => QMatMul::from_qtensor(q)?,
-        })
-    };
-    let embed_q = tensor("token_embd.weight")?;
-    let embed = embed_q.dequantize(device)?.to_dtype(act)?;
-    let norm = tensor("output_norm.weight")?.dequantize(device)?.to_dtype(act)?;
-    let lm_head_q = match content.tensor_infos.contains_key("output.weight") {
-        true => tensor("output.weight")?,
+    let mut r = GgufReader { content, file, path, device, dense };
+    let embed_q = r.quantized("token_embd.weight")?;
+    let embed = embed_q.dequantize(device)?.to_dtype(r.act())?;
+    let norm = r.vector("output_norm.weight")?;
+    let lm_head_q = match r.content.tensor_infos.contains_key("output.weight") {
+        true => r.quantized("output.weight")?,
         false => embed_q,
     };
-    let lm_head = Linear { weight: matmul(lm_head_q)?, bias: None };
+    let lm_head = Linear { weight: r.matmul(lm_head_q)?, bias: None };
+    let t = config.traits();
+    let (q_dim, kv_dim) = (config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim);
     let mut layers = Vec::with_capacity(config.n_layers);
     for i in 0..config.n_layers {
-        let mut lin = |name: &str, bias: bool| -> Result<Linear> {
-            let weight = matmul(tensor(&format!("blk.{i}.{name}.weight"))?)?;
-            let bias = match bias {
-                true => Some(tensor(&format!("blk.{i}.{name}.bias"))?.dequantize(device)?.to_dtype(act)?),
-                false => None,
-            };
-            Ok(Linear { weight, bias })
-        };
+        let name = |n: &str| format!("blk.{i}.{n}");
         let b = config.qkv_bias;
-        let (q, k, v, o) = (lin("attn_q", b)?, lin("attn_k", b)?, lin("attn_v", b)?, lin("attn_output", false)?);
-        let (gate, up, down) = (lin("ffn_gate", false)?, lin("ffn_up", false)?, lin("ffn_down", false)?);
-        let attn_norm = tensor(&format!("blk.{i}.attn_norm.weight"))?.dequantize(device)?.to_dtype(act)?;
-        let ffn_norm = tensor(&format!("blk.{i}.ffn_norm.weight"))?.dequantize(device)?.to_dtype(act)?;
-        layers.push(LayerWeights { attn_norm, q, k, v, o, ffn_norm, gate, up, down });
+        let ((q, k, v), (gate, up)) = if t.fused_projections {
+            // Fused projections are split by rows, which needs them dense.
+            let qkv = r.vector(&name("attn_qkv.weight"))?;
+            let gate_up = r.vector(&name("ffn_up.weight"))?;
+            let ff = gate_up.dim(0)? / 2;
+            (
+                (
+                    Linear::rows(&qkv, 0, q_dim)?,
+                    Linear::rows(&qkv, q_dim, kv_dim)?,
+                    Linear::rows(&qkv, q_dim + kv_dim, kv_dim)?,
+                ),
+                (Linear::rows(&gate_up, 0, ff)?, Linear::rows(&gate_up, ff, ff)?),
+            )
+        } else {
+            (
+                (r.linear(&name("attn_q"), b)?, r.linear(&name("attn_k"), b)?, r.linear(&name("attn_v"), b)?),
+                (r.linear(&name("ffn_gate"), false)?, r.linear(&name("ffn_up"), false)?),
+            )
+        };
+        layers.push(LayerWeights {
+            attn_norm: r.vector(&name("attn_norm.weight"))?,
+            q,
+            k,
+            v,
+            o: r.linear(&name("attn_output"), false)?,
+            ffn_norm: r.vector(&name("ffn_norm.weight"))?,
+            gate,
+            up,
+            down: r.linear(&name("ffn_down"), false)?,
+            q_norm: r.optional(&name("attn_q_norm.weight"), t.qk_norm)?,
+            k_norm: r.optional(&name("attn_k_norm.weight"), t.qk_norm)?,
+            post_attn_norm: r.optional(&name("post_attention_norm.weight"), t.post_norms)?,
+            post_ffn_norm: r.optional(&name("post_ffw_norm.weight"), t.post_norms)?,
+        });
     }
     Ok(Weights { embed, layers, norm, lm_head })
 }
@@ -232,14 +322,16 @@ pub fn load_safetensors(
     let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, device)? };
     let config = config.clone();
     let (h, kv_dim, q_dim) = (config.hidden, config.n_kv_heads * config.head_dim, config.n_heads * config.head_dim);
-    let inter = |vb: &candle_nn::VarBuilder| -> Result<usize> {
-        // The MLP width is not in every config; read it off the weight.
-        Ok(vb.pp("mlp.gate_proj").get_unchecked("weight")?.dim(0)?)
-    };
+    let t = config.traits();
     let lin = |vb: candle_nn::VarBuilder, out: usize, inp: usize, bias: bool| -> Result<Linear> {
         let w = vb.get((out, inp), "weight")?;
         let bias = if bias { Some(vb.get(out, "bias")?) } else { None };
         Ok(Linear { weight: QMatMul::Tensor(w), bias })
+    };
+    // Gemma's norms multiply by (1 + w): fold the 1 in once, as llama.cpp's converter does.
+    let norm = |vb: &candle_nn::VarBuilder, len: usize, name: &str| -> Result<Tensor> {
+        let w = vb.get(len, name)?;
+        Ok(if t.norm_plus_one { (w + 1.0)? } else { w })
     };
     let m = vb.pp("model");
     let embed = m.get((config.vocab_size, h), "embed_tokens.weight")?;
@@ -247,21 +339,63 @@ pub fn load_safetensors(
     for i in 0..config.n_layers {
         let l = m.pp(format!("layers.{i}"));
         let a = l.pp("self_attn");
-        let ff = inter(&l)?;
         let b = config.qkv_bias;
+        let ((q, k, v), (gate, up, ff)) = if t.fused_projections {
+            let qkv = a.pp("qkv_proj").get((q_dim + 2 * kv_dim, h), "weight")?;
+            let gate_up = l.pp("mlp.gate_up_proj").get_unchecked("weight")?;
+            let ff = gate_up.dim(0)? / 2;
+            let gate_up = l.pp("mlp.gate_up_proj").get((2 * ff, h), "weight")?;
+            (
+                (
+                    Linear::rows(&qkv, 0, q_dim)?,
+                    Linear::rows(&qkv, q_dim, kv_dim)?,
+                    Linear::rows(&qkv, q_dim + kv_dim, kv_dim)?,
+                ),
+                (Linear::rows(&gate_up, 0, ff)?, Linear::rows(&gate_up, ff, ff)?, ff),
+            )
+        } else {
+            // The MLP width is not in every config; read it off the weight.
+            let ff = l.pp("mlp.gate_proj").get_unchecked("weight")?.dim(0)?;
+            (
+                (
+                    lin(a.pp("q_proj"), q_dim, h, b)?,
+                    lin(a.pp("k_proj"), kv_dim, h, b)?,
+                    lin(a.pp("v_proj"), kv_dim, h, b)?,
+                ),
+                (lin(l.pp("mlp.gate_proj"), ff, h, false)?, lin(l.pp("mlp.up_proj"), ff, h, false)?, ff),
+            )
+        };
+        let d = config.head_dim;
+        let (q_norm, k_norm) = match t.qk_norm {
+            true => (Some(norm(&a, d, "q_norm.weight")?), Some(norm(&a, d, "k_norm.weight")?)),
+            false => (None, None),
+        };
+        // Gemma 2/3 name the post-attention norm as others name the pre-MLP one.
+        let (ffn_norm, post_attn_norm, post_ffn_norm) = match t.post_norms {
+            true => (
+                norm(&l, h, "pre_feedforward_layernorm.weight")?,
+                Some(norm(&l, h, "post_attention_layernorm.weight")?),
+                Some(norm(&l, h, "post_feedforward_layernorm.weight")?),
+            ),
+            false => (norm(&l, h, "post_attention_layernorm.weight")?, None, None),
+        };
         layers.push(LayerWeights {
-            attn_norm: l.get(h, "input_layernorm.weight")?,
-            q: lin(a.pp("q_proj"), q_dim, h, b)?,
-            k: lin(a.pp("k_proj"), kv_dim, h, b)?,
-            v: lin(a.pp("v_proj"), kv_dim, h, b)?,
+            attn_norm: norm(&l, h, "input_layernorm.weight")?,
+            q,
+            k,
+            v,
             o: lin(a.pp("o_proj"), h, q_dim, false)?,
-            ffn_norm: l.get(h, "post_attention_layernorm.weight")?,
-            gate: lin(l.pp("mlp.gate_proj"), ff, h, false)?,
-            up: lin(l.pp("mlp.up_proj"), ff, h, false)?,
+            ffn_norm,
+            gate,
+            up,
             down: lin(l.pp("mlp.down_proj"), h, ff, false)?,
+            q_norm,
+            k_norm,
+            post_attn_norm,
+            post_ffn_norm,
         });
     }
-    let norm = m.get(h, "norm.weight")?;
+    let norm = norm(&m, h, "norm.weight")?;
     let lm_head = if tied || !vb.contains_tensor("lm_head.weight") {
         Linear { weight: QMatMul::Tensor(embed.clone()), bias: None }
     } else {
