@@ -14,6 +14,7 @@ mod fetch_and_hub;
 mod prune_props;
 mod stock_parity;
 mod tokenizer_gguf;
+mod ui_layout;
 mod ui_snapshots;
 mod ui_update;
 mod worker_rerun;
