@@ -14,10 +14,10 @@ use crate::session::protocol::{
 
 use super::budget::{Budgets, Shape};
 use super::editor::{EditOutcome, LineEditor};
-pub use super::pane::{PaneMetrics, PaneState};
-use super::pane::REFERENCE_VARIANT;
 use super::keys::{KeyAction, Keymap};
 use super::layout::{self, ScreenLayout};
+use super::pane::REFERENCE_VARIANT;
+pub use super::pane::{PaneMetrics, PaneState};
 use super::run::TuiOptions;
 use super::theme::Theme;
 use super::widgets::{bars, heatmap, panes, tokens};
@@ -99,9 +99,14 @@ impl EditorKind {
 pub enum Overlay {
     None,
     Help,
-    Editor { kind: EditorKind, editor: LineEditor },
+    Editor {
+        kind: EditorKind,
+        editor: LineEditor,
+    },
     /// The variants menu; `cursor` indexes `menu::items`.
-    Menu { cursor: usize },
+    Menu {
+        cursor: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

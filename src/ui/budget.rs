@@ -27,7 +27,10 @@ pub enum Shape {
     /// ratios matter.
     Fractions(Vec<f64>),
     /// Kept fractions from an imported profile file.
-    Profile { name: String, fractions: Vec<f64> },
+    Profile {
+        name: String,
+        fractions: Vec<f64>,
+    },
 }
 
 impl Shape {

@@ -177,8 +177,8 @@ impl KeyAction {
             KeyAction::FocusOutputs => "output panes",
             KeyAction::Up => "layer up / scroll up",
             KeyAction::Down => "layer down / scroll down",
-            KeyAction::Left => "less budget / move left",
-            KeyAction::Right => "more budget / move right",
+            KeyAction::Left => "budget − / move left",
+            KeyAction::Right => "budget + / move right",
             KeyAction::LeftCoarse => "less budget (coarse)",
             KeyAction::RightCoarse => "more budget (coarse)",
             KeyAction::PageUp => "page up",
@@ -191,7 +191,7 @@ impl KeyAction {
             KeyAction::ResetDepthKv => "pane's split: DepthKV",
             KeyAction::BudgetUp => "raise global budget",
             KeyAction::BudgetDown => "lower global budget",
-            KeyAction::HeatmapMode => "heatmap: keep / attention",
+            KeyAction::HeatmapMode => "heatmap: keep/attention",
             KeyAction::Calibrate => "calibrate sensitivity",
             KeyAction::Export => "export profile",
             KeyAction::Import => "import profile",
@@ -214,8 +214,8 @@ impl KeyAction {
             FocusNext | FocusPrev | FocusBudgets | FocusHeatmap | FocusTokens | FocusOutputs | Up | Down | PageUp
             | PageDown | First | Last | HeatmapMode => KeyGroup::Navigate,
             Left | Right | LeftCoarse | RightCoarse | Lock | BudgetUp | BudgetDown => KeyGroup::Budget,
-            VariantMenu | RemovePane | PrevPane | NextPane | ResetUniform | ResetPyramid | ResetDepthKv | CycleScorer
-            | ToggleDecodeEvict => KeyGroup::Panes,
+            VariantMenu | RemovePane | PrevPane | NextPane | ResetUniform | ResetPyramid | ResetDepthKv
+            | CycleScorer | ToggleDecodeEvict => KeyGroup::Panes,
             Calibrate | Export | Import | EditPrompt | Rerun | Cancel => KeyGroup::Engine,
         }
     }

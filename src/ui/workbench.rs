@@ -34,7 +34,8 @@ impl App {
             }
         };
         let from = self.selected_pane();
-        let scorer = if from.is_full() { self.panes.iter().find(|p| !p.is_full()).unwrap_or(from).scorer } else { from.scorer };
+        let scorer =
+            if from.is_full() { self.panes.iter().find(|p| !p.is_full()).unwrap_or(from).scorer } else { from.scorer };
         let pane = PaneState::new(self.next_variant, free_colour(&self.panes), split, scorer);
         self.next_variant += 1;
         self.panes.push(pane);
@@ -79,7 +80,8 @@ impl App {
 
     /// The global budget of every pane; a change re-runs.
     pub(super) fn set_global(&mut self, fraction: f64) {
-        let before: Vec<(Vec<usize>, f64)> = self.panes.iter().map(|p| (p.split.layers.clone(), p.split.global)).collect();
+        let before: Vec<(Vec<usize>, f64)> =
+            self.panes.iter().map(|p| (p.split.layers.clone(), p.split.global)).collect();
         let mut failed = None;
         for p in &mut self.panes {
             if let Err(e) = p.split.set_global(fraction) {
@@ -89,7 +91,8 @@ impl App {
         if let Some(e) = failed {
             self.message(Level::Warn, e.to_string());
         }
-        let after: Vec<(Vec<usize>, f64)> = self.panes.iter().map(|p| (p.split.layers.clone(), p.split.global)).collect();
+        let after: Vec<(Vec<usize>, f64)> =
+            self.panes.iter().map(|p| (p.split.layers.clone(), p.split.global)).collect();
         if after != before {
             self.schedule_rerun();
         }
@@ -158,7 +161,10 @@ impl App {
         for w in &p.warnings {
             self.message(Level::Warn, w.clone());
         }
-        self.message(Level::Info, format!("imported profile {} from {} into pane #{}", p.name, p.path.display(), self.pane + 1));
+        self.message(
+            Level::Info,
+            format!("imported profile {} from {} into pane #{}", p.name, p.path.display(), self.pane + 1),
+        );
         self.schedule_rerun();
     }
 

@@ -53,11 +53,12 @@ fn check(h: &Harness, context: &str) {
     let buf = h.draw();
     assert_eq!(buf.area, screen, "{context}");
     let l = h.app.layout();
-    let panels: Vec<Rect> = [Some(l.header), l.tabs, l.bars, l.heatmap, l.tokens, l.panes, Some(l.status), Some(l.footer)]
-        .into_iter()
-        .flatten()
-        .filter(|r| !r.is_empty())
-        .collect();
+    let panels: Vec<Rect> =
+        [Some(l.header), l.tabs, l.bars, l.heatmap, l.tokens, l.panes, Some(l.status), Some(l.footer)]
+            .into_iter()
+            .flatten()
+            .filter(|r| !r.is_empty())
+            .collect();
     for (i, a) in panels.iter().enumerate() {
         assert!(inside(*a, screen), "{context}: panel {a:?} off the screen");
         for b in &panels[i + 1..] {

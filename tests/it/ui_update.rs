@@ -57,7 +57,11 @@ fn check_budgets(h: &Harness, context: &str) {
         }
         assert_eq!(b.layers.iter().sum::<usize>(), total, "{context}: pane {k} sum");
         for (i, &v) in b.layers.iter().enumerate() {
-            assert!((b.limits.min..=b.limits.max).contains(&v), "{context}: pane {k} layer {i} = {v} outside {:?}", b.limits);
+            assert!(
+                (b.limits.min..=b.limits.max).contains(&v),
+                "{context}: pane {k} layer {i} = {v} outside {:?}",
+                b.limits
+            );
         }
     }
 }
@@ -255,16 +259,8 @@ fn stale_run_events_are_dropped() {
     // Late events of the old run: tokens, occupancy, done, errors.
     h.emit_all(fake::token_events(old, FULL, DEMO_OUTPUTS[0], 3..10));
     h.emit_all(fake::token_events(old, CUSTOM, DEMO_OUTPUTS[2], 0..10));
-    h.emit(Event::Occupancy {
-        run_id: old,
-        variant: CUSTOM,
-        occupancy: fake::occupancy(&snap, &old_custom),
-    });
-    h.emit(Event::VariantDone {
-        run_id: old,
-        variant: UNIFORM,
-        metrics: fake::metrics(Demo::Uniform, 1, 2, 1),
-    });
+    h.emit(Event::Occupancy { run_id: old, variant: CUSTOM, occupancy: fake::occupancy(&snap, &old_custom) });
+    h.emit(Event::VariantDone { run_id: old, variant: UNIFORM, metrics: fake::metrics(Demo::Uniform, 1, 2, 1) });
     h.emit(Event::Error { run_id: Some(old), message: "old failure".into() });
     assert!(h.app.panes.iter().all(|p| p.tokens.is_empty() && p.metrics.is_none()));
     assert!(h.app.panes[CUSTOM as usize].occupancy.is_none());
@@ -480,7 +476,6 @@ fn focus_and_heatmap_navigation() {
     assert_eq!(h.app.selected, 0);
     assert_eq!(h.app.cursor, g.bin(10, len).start);
     h.press(KeyCode::Char('h'));
-    h.press(KeyCode::Char('h'));
     assert_eq!(h.app.heat_mode, depthkv::ui::app::HeatMode::Attention);
     h.press(KeyCode::BackTab);
     assert_eq!(h.app.focus, Focus::Budgets);
@@ -585,13 +580,14 @@ fn export_then_import_round_trips_the_split() {
 }
 
 #[test]
-fn per_layer_minimum_follows_the_engine_selection_settings() {
-    let mut opts = options();
-    opts.select.sinks = 8;
-    opts.select.window = 64;
-    let mut h = Harness::new(&opts, (200, 50));
-    h.load(LAYERS, DEMO_PROMPT);
-    assert_eq!(h.app.split().limits.min, 72);
+fn per_layer_minimum_follows_the_session() {
+    // A session started with 8 sinks and a 64-token window says so in its
+    // snapshot; the UI mirrors no constants.
+    let mut h = Harness::new(&options(), (200, 50));
+    let mut snap = fake::snapshot(fake::split_words(DEMO_PROMPT), LAYERS, 2);
+    snap.min_layer_tokens = 72;
+    h.emit_all([Event::Loaded(fake::model_info(LAYERS)), Event::Prefilled(snap)]);
+    assert!(h.app.panes.iter().all(|p| p.split.limits.min == 72));
     for _ in 0..20 {
         h.press(KeyCode::Char('-'));
     }

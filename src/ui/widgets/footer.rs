@@ -86,7 +86,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let items = hints(app);
     let width = area.width as usize;
     // Drop hints from the middle until the line fits; help and quit stay.
-    let cost = |(k, d): &(String, &str)| crate::ui::text::str_width(k) + d.len() + 3;
+    // Drawn as "KEY DESC   ".
+    let cost = |(k, d): &(String, &str)| crate::ui::text::str_width(k) + 1 + d.len() + 3;
     let mut keep: Vec<bool> = vec![true; items.len()];
     let mut total: usize = 1 + items.iter().map(cost).sum::<usize>();
     let mut drop = items.len().saturating_sub(3);

@@ -49,8 +49,7 @@ fn chips(app: &App) -> Vec<Chip<'static>> {
     if b.is_ready() && (frac - b.global).abs() > 0.0005 {
         budget.push(Span::styled(format!(" (asked {:.1}%)", b.global * 100.0), d));
     }
-    let slots =
-        vec![Span::styled(" · ", d), Span::styled(group_digits(b.total()), v), Span::styled(" slots", d)];
+    let slots = vec![Span::styled(" · ", d), Span::styled(group_digits(b.total()), v), Span::styled(" slots", d)];
     let kv = app.model.as_ref().map(|m| {
         let per = m.kv_bytes_per_token_layer;
         vec![
@@ -69,7 +68,10 @@ fn chips(app: &App) -> Vec<Chip<'static>> {
     out.push(chip.drop_at(220));
     let pane = app.selected_pane();
     let name = Style::default().fg(t.pane(pane.colour));
-    let split = vec![Span::styled(format!("pane {}/{} ", app.pane + 1, app.panes.len()), d), Span::styled(pane.names()[0].clone(), name)];
+    let split = vec![
+        Span::styled(format!("pane {}/{} ", app.pane + 1, app.panes.len()), d),
+        Span::styled(pane.names()[0].clone(), name),
+    ];
     let chip = match &app.profile_name {
         Some(p) => {
             let prefix = [split.clone(), vec![Span::styled(" · profile ", d)]].concat();
@@ -123,12 +125,16 @@ mod tests {
         let mut h = Harness::new(&opts, (80, 24));
         h.load(24, DEMO_PROMPT);
         let wide = text(&pack(&h.app, 199, 2));
-        assert!(wide.concat().contains("pane 3/3 uniform · snapkv · profile sample profile (SmolLM2-135M)"), "{wide:?}");
+        assert!(
+            wide.concat().contains("pane 3/3 uniform · snapkv · profile sample profile (SmolLM2-135M)"),
+            "{wide:?}"
+        );
         let narrow = text(&pack(&h.app, 79, 2));
         assert_eq!(narrow.len(), 2);
         assert!(narrow.iter().all(|l| str_width(l) <= 79), "{narrow:?}");
-        // The slot count goes first (the budget percentage says the same), then the name is cut.
-        assert_eq!(narrow[1], "budget 25.0% · KV 0.83/3.30 MiB │ pane 3/3 uniform · snapkv · profile sa… │ run #1");
+        // The slot count and the run id go first (the budget percentage says
+        // the same; the panes show the run's state), then the name is cut.
+        assert_eq!(narrow[1], "budget 25.0% · KV 0.83/3.30 MiB │ pane 3/3 uniform · snapkv · profile sample p…");
         // Narrower still: the pane stays, the profile goes.
         let narrower = text(&pack(&h.app, 60, 2));
         assert!(narrower.concat().contains("pane 3/3 uniform · snapkv"), "{narrower:?}");

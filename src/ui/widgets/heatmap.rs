@@ -176,13 +176,13 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let len = app.prompt_len();
     let n = app.n_layers();
     let pane = app.selected_pane();
-    let mut head = vec![title("Heatmap", focused, t)];
+    let mut head = vec![title("Heatmap ·", focused, t)];
     match app.heat_mode {
         HeatMode::Keep => {
             let style = Style::default().fg(t.pane(pane.colour)).add_modifier(Modifier::BOLD);
-            head.push(Span::styled(format!("keep · ▶{} {} ", app.pane + 1, pane.names()[1]), style));
+            head.push(Span::styled(format!("keep ▶{} {} ", app.pane + 1, pane.names()[1]), style));
         }
-        HeatMode::Attention => head.push(Span::styled("attention ", t.dim())),
+        HeatMode::Attention => head.push(Span::styled("attention ", t.title(focused))),
     }
     let mut block = panel(Line::from(head), focused, t);
     if app.heat_mode != HeatMode::Attention && pane.occupancy_stale {
