@@ -412,7 +412,7 @@ impl App {
 
     /// Requests a decode of every pane (superseding any run); the session
     /// replays the variants it has decoded before.
-    pub(super) fn start_run(&mut self, fx: &mut Vec<Effect>) {
+    fn start_run(&mut self, fx: &mut Vec<Effect>) {
         self.rerun_at = None;
         if !self.ready() || self.awaiting_prefill || self.prompt.is_none() {
             return;
@@ -852,7 +852,8 @@ impl App {
                     if let Some(layer) = g.layer_at(m.row, self.bars_scroll, self.n_layers()) {
                         self.selected = layer;
                         if m.column + 1 >= g.bar_x && self.ready() {
-                            self.drag = Some(layer);
+                            // A full pane's bars do not move: one message, no drag.
+                            self.drag = (!self.selected_pane().is_full()).then_some(layer);
                             let t = g.target_at(m.column, self.split().prompt_len);
                             self.adjust_layer(layer, t);
                         }
