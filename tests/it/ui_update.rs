@@ -580,13 +580,14 @@ fn export_then_import_round_trips_the_split() {
 }
 
 #[test]
-fn per_layer_minimum_follows_the_session() {
-    // A session started with 8 sinks and a 64-token window says so in its
-    // snapshot; the UI mirrors no constants.
+fn per_layer_minimum_follows_the_session_snapshot() {
+    // The session reports its per-layer minimum (sinks + window, e.g. 8 + 64)
+    // with the prefill; the UI mirrors no constant of its own.
     let mut h = Harness::new(&options(), (200, 50));
-    let mut snap = fake::snapshot(fake::split_words(DEMO_PROMPT), LAYERS, 2);
+    let info = fake::model_info(LAYERS);
+    let mut snap = fake::snapshot(fake::split_words(DEMO_PROMPT), LAYERS, info.n_kv_heads);
     snap.min_layer_tokens = 72;
-    h.emit_all([Event::Loaded(fake::model_info(LAYERS)), Event::Prefilled(snap)]);
+    h.emit_all([Event::Loaded(info), Event::Prefilled(snap)]);
     assert!(h.app.panes.iter().all(|p| p.split.limits.min == 72));
     for _ in 0..20 {
         h.press(KeyCode::Char('-'));
