@@ -8,12 +8,16 @@
 #   BINARY defaults to target/release/depthkv if built, else target/debug/depthkv.
 # needs: tmux, python3 with Pillow, fonts-dejavu-core, the default model
 #   (fetched on first use, or `depthkv fetch-model`).
-# takes: about 4 minutes with the debug build on 2 CPU cores (two prefills).
-# writes: screenshots/{main,heatmap,help,narrow}.png
-#   main     200x50, mid-stream on the default split
-#   heatmap  200x50, after `p` (pyramid split) re-ran, heatmap focused, layer 20 selected
+# takes: about 5 minutes with the debug build on 2 CPU cores (two prefills).
+# writes: screenshots/{main,heatmap,menu,help,narrow}.png, each of the
+#   four-variant workbench: the default panes (full, uniform, DepthKV from
+#   the shipped profile) plus a pyramid pane added from the variants menu
+#   (`a` `p`) before the first run.
+#   main     200x50, mid-stream
+#   heatmap  200x50, the DepthKV pane selected (`[`), heatmap focused, layer 20
+#   menu     200x50, the variants menu (`a`)
 #   help     200x50, the `?` overlay
-#   narrow   80x24, the Outputs tab after the first run
+#   narrow   80x24, the Outputs tab (2x2 panes) after the first run
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,9 +72,14 @@ wait_until() {
 
 # Conditions on a screen read from stdin.
 has() { grep -qF -- "$1"; }
-all_done() { [[ $(grep -o ' done ' | wc -l) -ge 3 ]]; }
-# Run $1 finished: the status line says "ready:" (narrow pane titles drop "done").
-run_done() { local s; s=$(cat); [[ $s == *"run #$1"* ]] && { [[ $s == *" ready: "* ]] || all_done <<<"$s"; }; }
+PANES=4
+all_done() { [[ $(grep -oE ' done( · cached)? ' | wc -l) -ge $PANES ]]; }
+# Run $1 finished: the status line says "ready:", or every pane says done.
+# (Narrow headers drop the run id; the first run needs no id to tell it.)
+run_done() {
+    local s; s=$(cat)
+    { [[ $1 == 1 ]] || [[ $s == *"run #$1"* ]]; } && { [[ $s == *" ready: "* ]] || all_done <<<"$s"; }
+}
 # Streaming, and the Full pane has printed at least $1 tokens. Aborts if the
 # run ends first (the "main" shot is meant to be mid-stream).
 streaming_with() {
@@ -112,19 +121,34 @@ quit_and_check() { # SESSION
 
 log "binary: $BIN"
 
+# add_pyramid SESSION: the fourth pane, from the variants menu, while the
+# model loads (the first run then carries all four variants).
+add_pyramid() {
+    wait_until "$1" "$1: up" has "Layer budgets"
+    "${TM[@]}" send-keys -t "$1" a
+    wait_until "$1" "$1: variants menu open" has "Add a pane"
+    "${TM[@]}" send-keys -t "$1" p
+    wait_until "$1" "$1: pyramid pane added" has "pane 4/4 pyramid"
+}
+
 # Wide layout, 200x50.
 start wide 200 50
+add_pyramid wide
 wait_until wide "wide: streaming, $MID_TOKENS tokens in" streaming_with "$MID_TOKENS"
 shoot wide main 200x50
 wait_until wide "wide: run #1 done" run_done 1
 
-"${TM[@]}" send-keys -t wide p                  # pyramid split: deep layers keep less
-wait_until wide "wide: run #2 (pyramid) streaming" has streaming
-wait_until wide "wide: run #2 (pyramid) done" run_done 2
+"${TM[@]}" send-keys -t wide '['                # select the DepthKV pane
+wait_until wide "wide: DepthKV pane selected" has "pane 3/4 depthkv"
 "${TM[@]}" send-keys -t wide 2                  # focus the heatmap
 for _ in $(seq 20); do "${TM[@]}" send-keys -t wide Down; done
 wait_until wide "wide: layer 20 selected" has "Tokens · layer 20"
 shoot wide heatmap 200x50
+
+"${TM[@]}" send-keys -t wide a
+wait_until wide "wide: variants menu open" has "Add a pane"
+shoot wide menu 200x50
+"${TM[@]}" send-keys -t wide Escape
 
 "${TM[@]}" send-keys -t wide '?'
 wait_until wide "wide: help open" has "any key closes"
@@ -132,12 +156,12 @@ shoot wide help 200x50
 "${TM[@]}" send-keys -t wide Escape
 quit_and_check wide
 
-# Narrow layout, 80x24: tabs instead of panels.
+# Narrow layout, 80x24: tabs instead of panels, the panes two by two.
 start narrow 80 24
-wait_until narrow "narrow: up" has "4 Outputs"
+add_pyramid narrow
 "${TM[@]}" send-keys -t narrow 4
 wait_until narrow "narrow: run #1 done" run_done 1
 shoot narrow narrow 80x24
 quit_and_check narrow
 
-log "done: main.png heatmap.png help.png narrow.png in $OUT"
+log "done: main.png heatmap.png menu.png help.png narrow.png in $OUT"

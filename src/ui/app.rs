@@ -10,45 +10,14 @@ use ratatui::layout::{Position, Rect};
 
 use crate::session::protocol::{
     Command, Event, GenParams, Job, LayerSensitivity, ModelInfo, Occupancy, PromptSnapshot, RunId, Variant, VariantId,
-    VariantMetrics,
 };
-
-/// A pane's quality figures, as the session reports them.
-pub type PaneMetrics = VariantMetrics;
-
-/// Which of the three side-by-side decodes a pane shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Pane {
-    Full,
-    Uniform,
-    Custom,
-}
-
-impl Pane {
-    pub const ALL: [Pane; 3] = [Pane::Full, Pane::Uniform, Pane::Custom];
-
-    pub fn index(self) -> usize {
-        match self {
-            Pane::Full => 0,
-            Pane::Uniform => 1,
-            Pane::Custom => 2,
-        }
-    }
-
-    /// The variant id this pane's decode runs under.
-    pub fn variant(self) -> VariantId {
-        self.index() as VariantId
-    }
-
-    pub fn from_variant(id: VariantId) -> Option<Pane> {
-        Pane::ALL.into_iter().find(|p| p.variant() == id)
-    }
-}
 
 use super::budget::{Budgets, Shape};
 use super::editor::{EditOutcome, LineEditor};
 use super::keys::{KeyAction, Keymap};
 use super::layout::{self, ScreenLayout};
+use super::pane::REFERENCE_VARIANT;
+pub use super::pane::{PaneMetrics, PaneState};
 use super::run::TuiOptions;
 use super::theme::Theme;
 use super::widgets::{bars, heatmap, panes, tokens};
@@ -92,27 +61,19 @@ impl Focus {
     }
 }
 
-/// What the heatmap colours: which positions a pane keeps, or raw attention.
+/// What the heatmap colours: which positions the selected pane keeps, or
+/// the raw attention of the prefill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeatMode {
-    KeepCustom,
-    KeepUniform,
+    Keep,
     Attention,
 }
 
 impl HeatMode {
     pub fn next(self) -> HeatMode {
         match self {
-            HeatMode::KeepCustom => HeatMode::KeepUniform,
-            HeatMode::KeepUniform => HeatMode::Attention,
-            HeatMode::Attention => HeatMode::KeepCustom,
-        }
-    }
-    /// The pane whose occupancy the heatmap and the token view show.
-    pub fn pane(self) -> Pane {
-        match self {
-            HeatMode::KeepUniform => Pane::Uniform,
-            _ => Pane::Custom,
+            HeatMode::Keep => HeatMode::Attention,
+            HeatMode::Attention => HeatMode::Keep,
         }
     }
 }
@@ -138,7 +99,14 @@ impl EditorKind {
 pub enum Overlay {
     None,
     Help,
-    Editor { kind: EditorKind, editor: LineEditor },
+    Editor {
+        kind: EditorKind,
+        editor: LineEditor,
+    },
+    /// The variants menu; `cursor` indexes `menu::items`.
+    Menu {
+        cursor: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,30 +128,6 @@ pub struct Progress {
     pub job: Job,
     pub done: usize,
     pub total: usize,
-}
-
-/// One output pane.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PaneState {
-    /// `(token_id, text)` in generation order.
-    pub tokens: Vec<(u32, String)>,
-    pub metrics: Option<PaneMetrics>,
-    pub occupancy: Option<Occupancy>,
-    /// `share[layer][pos]`: fraction of KV heads keeping `pos` (from `occupancy`).
-    pub share: Vec<Vec<f32>>,
-    /// The occupancy is from an earlier run than the one streaming.
-    pub occupancy_stale: bool,
-}
-
-impl PaneState {
-    fn reset_run(&mut self) {
-        self.tokens.clear();
-        self.metrics = None;
-        self.occupancy_stale = self.occupancy.is_some();
-    }
-    fn clear(&mut self) {
-        *self = PaneState::default();
-    }
 }
 
 /// A profile read from disk, reduced to what the UI applies.
@@ -238,12 +182,20 @@ pub struct App {
     pub attention: Vec<Vec<f32>>,
     pub awaiting_prefill: bool,
     pub params: GenParams,
-    /// Token scorer of the pruned panes.
-    pub scorer: crate::prune::Scorer,
 
-    pub budgets: Budgets,
+    /// The panes side by side (MIN_PANES..=MAX_PANES), each with its variant.
+    pub panes: Vec<PaneState>,
+    /// Index of the selected pane: the bars, heatmap and token view show it.
+    pub pane: usize,
+    pub(super) next_variant: VariantId,
+    /// The full continuation of the current run when no pane is full.
+    pub reference: Vec<(u32, String)>,
     pub sensitivity: Option<Vec<LayerSensitivity>>,
+    /// The profile loaded last (at start or with `i`).
     pub profile_name: Option<String>,
+    /// The next imported profile goes into a new pane (menu) rather than the
+    /// selected one.
+    pub(super) import_into_new: bool,
     pub profiles_dir: PathBuf,
     /// Fraction the ablated layer keeps during calibration (`c`).
     pub ablation_keep: f64,
@@ -252,11 +204,8 @@ pub struct App {
     /// Newest decode run requested; events of any other run are dropped.
     pub run_id: Option<RunId>,
     pub run_started: Option<Instant>,
-    /// Prompt KV slots each pane of the current run holds (Full, Uniform, Custom).
-    pub run_slots: [usize; 3],
     pub run_stopped: bool,
     pub calib_id: Option<RunId>,
-    pub panes: [PaneState; 3],
     /// Deadline of the debounced re-run.
     pub rerun_at: Option<Instant>,
 
@@ -314,6 +263,14 @@ impl App {
             .initial_sensitivity
             .as_ref()
             .map(|v| v.iter().map(|&m| LayerSensitivity { mean: m, ci_low: m, ci_high: m }).collect());
+        // Defaults: the full cache, uniform, and the starting strategy (DepthKV
+        // from the shipped profile when run from the CLI).
+        let scorer = opts.select.scorer;
+        let panes: Vec<PaneState> = [Shape::Full, Shape::Uniform, shape]
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| PaneState::new(i as VariantId, i, Budgets::new(opts.initial_budget, s), scorer))
+            .collect();
         App {
             theme,
             keymap,
@@ -327,22 +284,23 @@ impl App {
             attention: Vec::new(),
             awaiting_prefill: false,
             params: opts.params.clone(),
-            scorer: opts.select.scorer,
-            budgets: Budgets::new(opts.initial_budget, shape),
+            pane: panes.len() - 1,
+            next_variant: panes.len() as VariantId,
+            panes,
+            reference: Vec::new(),
             sensitivity,
             profile_name: opts.profile_name.clone(),
+            import_into_new: false,
             profiles_dir,
             ablation_keep: crate::session::calibrate::CalibConfig::default().ablation_keep,
             next_id: 1,
             run_id: None,
             run_started: None,
-            run_slots: [0; 3],
             run_stopped: false,
             calib_id: None,
-            panes: Default::default(),
             rerun_at: None,
             focus: Focus::Budgets,
-            heat_mode: HeatMode::KeepCustom,
+            heat_mode: HeatMode::Keep,
             selected: 0,
             bars_scroll: 0,
             cursor: 0,
@@ -368,6 +326,37 @@ impl App {
         layout::compute(Rect::new(0, 0, self.size.0, self.size.1), self)
     }
 
+    /// The selected pane.
+    pub fn selected_pane(&self) -> &PaneState {
+        &self.panes[self.pane]
+    }
+
+    /// The selected pane's split: what the bars show and edit.
+    pub fn split(&self) -> &Budgets {
+        &self.panes[self.pane].split
+    }
+
+    pub(super) fn split_mut(&mut self) -> &mut Budgets {
+        &mut self.panes[self.pane].split
+    }
+
+    /// The pane a variant id belongs to.
+    pub fn pane_of(&self, variant: VariantId) -> Option<usize> {
+        self.panes.iter().position(|p| p.id == variant)
+    }
+
+    /// The full continuation pruned panes are compared with: a full pane's
+    /// tokens, else the hidden reference decode's.
+    pub fn full_tokens(&self) -> &[(u32, String)] {
+        self.panes.iter().find(|p| p.is_full()).map_or(&self.reference, |p| &p.tokens)
+    }
+
+    /// Budgets are sized for the current model and prompt (every pane's are
+    /// sized together).
+    pub fn ready(&self) -> bool {
+        self.split().is_ready()
+    }
+
     /// A decode run is streaming (requested and not every pane done).
     pub fn streaming(&self) -> bool {
         self.run_id.is_some() && !self.run_stopped && self.panes.iter().any(|p| p.metrics.is_none())
@@ -386,15 +375,15 @@ impl App {
         id
     }
 
-    fn message(&mut self, level: Level, text: impl Into<String>) {
+    pub(super) fn message(&mut self, level: Level, text: impl Into<String>) {
         self.messages.push(Message { level, text: text.into(), at: self.clock });
         if self.messages.len() > MAX_MESSAGES {
             self.messages.remove(0);
         }
     }
 
-    fn schedule_rerun(&mut self) {
-        if self.budgets.is_ready() {
+    pub(super) fn schedule_rerun(&mut self) {
+        if self.ready() {
             self.rerun_at = Some(self.clock + DEBOUNCE);
         }
     }
@@ -403,41 +392,49 @@ impl App {
         self.awaiting_prefill = true;
         self.run_id = None;
         self.rerun_at = None;
-        for p in &mut self.panes {
-            p.clear();
-        }
+        self.clear_outputs();
         fx.push(Effect::Send(Command::SetPrompt { text: self.prompt_text.clone(), chat: self.chat }));
     }
 
-    /// Requests a decode with the current budgets (superseding any run).
+    fn clear_outputs(&mut self) {
+        for p in &mut self.panes {
+            p.clear_output();
+        }
+        self.reference.clear();
+    }
+
+    /// The variants of a run: every pane's, plus the hidden full decode when
+    /// no pane is full (see `pane::REFERENCE_VARIANT`).
+    pub fn run_variants(&self) -> Vec<Variant> {
+        let mut out: Vec<Variant> = self.panes.iter().map(PaneState::variant).collect();
+        if !self.panes.iter().any(PaneState::is_full) {
+            out.push(Variant::full(REFERENCE_VARIANT));
+        }
+        out
+    }
+
+    /// Requests a decode of every pane (superseding any run); the session
+    /// replays the variants it has decoded before.
     fn start_run(&mut self, fx: &mut Vec<Effect>) {
         self.rerun_at = None;
-        if !self.budgets.is_ready() || self.awaiting_prefill || self.prompt.is_none() {
+        if !self.ready() || self.awaiting_prefill || self.prompt.is_none() {
             return;
         }
         let id = self.fresh_id();
         self.run_id = Some(id);
         self.run_started = Some(self.clock);
         self.run_stopped = false;
-        self.run_slots = [
-            self.budgets.prompt_len * self.budgets.n_layers,
-            self.budgets.uniform.iter().sum(),
-            self.budgets.custom.iter().sum(),
-        ];
         for p in &mut self.panes {
             p.reset_run();
         }
+        self.reference.clear();
         self.pane_scroll = 0;
-        let scorer = self.scorer;
-        let variants = vec![
-            Variant::full(Pane::Full.variant()),
-            Variant::layers(Pane::Uniform.variant(), self.budgets.uniform.clone(), scorer),
-            Variant::layers(Pane::Custom.variant(), self.budgets.custom.clone(), scorer),
-        ];
+        let variants = self.run_variants();
         fx.push(Effect::Send(Command::Run { run_id: id, variants, params: self.params.clone() }));
     }
 
-    /// Sizes the budgets once both the model and the prompt are known, then runs.
+    /// Sizes every pane's budgets once both the model and the prompt are
+    /// known, then runs.
     fn try_configure(&mut self, fx: &mut Vec<Effect>) {
         let (Some(model), Some(prompt)) = (&self.model, &self.prompt) else {
             return;
@@ -447,17 +444,23 @@ impl App {
             self.message(Level::Warn, "empty prompt: nothing to prune (press o to edit it)");
             return;
         }
-        match self.budgets.configure(n, len, min) {
-            Ok(()) => {
+        let mut failed = None;
+        for p in &mut self.panes {
+            if let Err(e) = p.split.configure(n, len, min) {
+                failed = Some(e);
+            }
+        }
+        match failed {
+            None => {
                 self.selected = self.selected.min(n - 1);
                 self.cursor = self.cursor.min(len - 1);
                 self.start_run(fx);
             }
-            Err(e) => self.message(Level::Error, format!("could not split the budget: {e}")),
+            Some(e) => self.message(Level::Error, format!("could not split the budget: {e}")),
         }
     }
 
-    fn sensitivity_means(&self) -> Option<Vec<f64>> {
+    pub(super) fn sensitivity_means(&self) -> Option<Vec<f64>> {
         self.sensitivity.as_ref().map(|s| s.iter().map(|x| x.mean).collect())
     }
 
@@ -481,37 +484,38 @@ impl App {
                 self.awaiting_prefill = false;
                 self.attention = attention_map(&snap);
                 self.prompt = Some(snap);
-                for p in &mut self.panes {
-                    p.clear();
-                }
+                self.clear_outputs();
                 self.follow_cursor = true;
                 self.try_configure(fx);
             }
             Event::Occupancy { run_id, variant, occupancy } => {
-                let Some(pane) = Pane::from_variant(variant) else { return };
-                if Some(run_id) == self.run_id {
-                    let p = &mut self.panes[pane.index()];
+                if Some(run_id) != self.run_id {
+                    return;
+                }
+                if let Some(i) = self.pane_of(variant) {
+                    let p = &mut self.panes[i];
                     p.share = keep_share(&occupancy);
                     p.occupancy = Some(occupancy);
                     p.occupancy_stale = false;
                 }
             }
             Event::Token { run_id, variant, index, token_id, text } => {
-                let Some(pane) = Pane::from_variant(variant) else { return };
-                if Some(run_id) == self.run_id && !self.run_stopped {
-                    let toks = &mut self.panes[pane.index()].tokens;
-                    if index < toks.len() {
-                        toks[index] = (token_id, text);
-                    } else {
-                        toks.push((token_id, text));
-                    }
+                if Some(run_id) != self.run_id || self.run_stopped {
+                    return;
+                }
+                if let Some(i) = self.pane_of(variant) {
+                    PaneState::push_token(&mut self.panes[i].tokens, index, (token_id, text));
+                } else if variant == REFERENCE_VARIANT {
+                    PaneState::push_token(&mut self.reference, index, (token_id, text));
                 }
             }
             Event::RunDone { .. } => {}
             Event::VariantDone { run_id, variant, metrics } => {
-                let Some(pane) = Pane::from_variant(variant) else { return };
-                if Some(run_id) == self.run_id {
-                    self.panes[pane.index()].metrics = Some(metrics);
+                if Some(run_id) != self.run_id {
+                    return;
+                }
+                if let Some(i) = self.pane_of(variant) {
+                    self.panes[i].metrics = Some(metrics);
                 }
             }
             Event::Calibrated { run_id, sensitivity, seconds } => {
@@ -527,17 +531,11 @@ impl App {
                     );
                     return;
                 }
-                let means = sensitivity.iter().map(|s| s.mean).collect();
                 self.sensitivity = Some(sensitivity);
-                match self.budgets.set_shape(Shape::DepthKv { sensitivity: means, rule: DepthRule::Proportional }) {
-                    Ok(()) => {
-                        self.profile_name = None;
-                        self.message(
-                            Level::Info,
-                            format!(
-                                "calibrated in {seconds:.1} s: DepthKV split applied (u/p reset to uniform/pyramid)"
-                            ),
-                        );
+                self.profile_name = None;
+                match self.apply_calibration() {
+                    Ok(what) => {
+                        self.message(Level::Info, format!("calibrated in {seconds:.1} s: {what}"));
                         self.start_run(fx);
                     }
                     Err(e) => self.message(Level::Error, format!("calibrated, but the DepthKV split failed: {e}")),
@@ -580,6 +578,10 @@ impl App {
                     }
                 }
             }
+            Overlay::Menu { cursor } => {
+                let cursor = *cursor;
+                self.on_menu_key(cursor, &key);
+            }
             Overlay::None => {
                 if let Some(a) = self.keymap.action_for(&key) {
                     self.on_action(a, fx);
@@ -611,7 +613,7 @@ impl App {
         }
     }
 
-    fn open_editor(&mut self, kind: EditorKind, text: &str) {
+    pub(super) fn open_editor(&mut self, kind: EditorKind, text: &str) {
         let editor = if kind == EditorKind::Prompt { LineEditor::multiline(text) } else { LineEditor::new(text) };
         self.overlay = Overlay::Editor { kind, editor };
     }
@@ -632,11 +634,14 @@ impl App {
     }
 
     fn adjust_layer(&mut self, layer: usize, target: usize) {
-        match self.budgets.set_layer(layer, target) {
-            Ok(true) => {
-                self.profile_name = None;
-                self.schedule_rerun();
-            }
+        if self.selected_pane().is_full() {
+            return self.message(
+                Level::Warn,
+                "the full pane keeps every token: select a pruned pane ([ ]) or give this one a split (u/p/d)",
+            );
+        }
+        match self.split_mut().set_layer(layer, target) {
+            Ok(true) => self.schedule_rerun(),
             Ok(false) => {}
             Err(e) => self.message(Level::Warn, e.to_string()),
         }
@@ -710,22 +715,23 @@ impl App {
                 let coarse = matches!(action, K::LeftCoarse | K::RightCoarse);
                 match self.focus {
                     Focus::Budgets => {
-                        if self.budgets.is_ready() {
-                            let step = self.budgets.step(coarse) as isize;
-                            let now = self.budgets.custom[self.selected] as isize;
+                        if self.ready() {
+                            let step = self.split().step(coarse) as isize;
+                            let now = self.split().layers[self.selected] as isize;
                             let target = (now + dir * step).max(0) as usize;
                             self.adjust_layer(self.selected, target);
                         }
                     }
                     Focus::Heatmap => self.heat_step(dir * if coarse { 10 } else { 1 }),
                     Focus::Tokens => self.move_cursor(cur + dir * if coarse { 10 } else { 1 }),
-                    Focus::Outputs => {}
+                    Focus::Outputs => self.select_pane(self.pane as isize + dir),
                 }
             }
             K::Lock => {
-                if self.budgets.is_ready() {
-                    let now = self.budgets.toggle_lock(self.selected);
-                    let n = self.budgets.locked.iter().filter(|l| **l).count();
+                if self.ready() && !self.selected_pane().is_full() {
+                    let layer = self.selected;
+                    let now = self.split_mut().toggle_lock(layer);
+                    let n = self.split().locked.iter().filter(|l| **l).count();
                     if now && n == self.n_layers() {
                         self.message(Level::Warn, "every layer is locked: nothing can be rebalanced");
                     }
@@ -739,22 +745,13 @@ impl App {
             },
             K::BudgetUp | K::BudgetDown => {
                 // Step on the 5% grid from wherever the budget is now.
-                let g = self.budgets.global / GLOBAL_STEP;
+                let g = self.split().global / GLOBAL_STEP;
                 let next = if action == K::BudgetUp {
                     ((g + 1e-6).floor() + 1.0) * GLOBAL_STEP
                 } else {
                     ((g - 1e-6).ceil() - 1.0) * GLOBAL_STEP
                 };
-                let before = self.budgets.custom.clone();
-                let before_g = self.budgets.global;
-                match self.budgets.set_global(next) {
-                    Ok(()) => {
-                        if self.budgets.custom != before || self.budgets.global != before_g {
-                            self.schedule_rerun();
-                        }
-                    }
-                    Err(e) => self.message(Level::Warn, e.to_string()),
-                }
+                self.set_global(next);
             }
             K::HeatmapMode => self.heat_mode = self.heat_mode.next(),
             K::Calibrate => {
@@ -792,6 +789,12 @@ impl App {
                 self.open_editor(EditorKind::Prompt, &text);
             }
             K::Rerun => self.start_run(fx),
+            K::VariantMenu => self.overlay = Overlay::Menu { cursor: 0 },
+            K::RemovePane => self.remove_pane(),
+            K::PrevPane => self.select_pane(self.pane as isize - 1),
+            K::NextPane => self.select_pane(self.pane as isize + 1),
+            K::CycleScorer => self.cycle_scorer(),
+            K::ToggleDecodeEvict => self.toggle_decode_evict(),
             K::Cancel => {
                 if self.drag.take().is_none() && self.streaming() {
                     self.run_stopped = true;
@@ -804,11 +807,10 @@ impl App {
 
     fn reset(&mut self, shape: Shape) {
         let name = shape.name();
-        match self.budgets.set_shape(shape) {
+        match self.split_mut().set_shape(shape) {
             Ok(()) => {
-                self.profile_name = None;
                 self.schedule_rerun();
-                let locked = self.budgets.locked.iter().filter(|l| **l).count();
+                let locked = self.split().locked.iter().filter(|l| **l).count();
                 if locked > 0 {
                     self.message(Level::Info, format!("split reset to {name} ({locked} locked layers kept)"));
                 }
@@ -821,8 +823,8 @@ impl App {
     pub fn default_profile_file(&self) -> String {
         let model = self.model.as_ref().map_or("model", |m| m.name.as_str());
         let model = model.rsplit('/').next().unwrap_or(model);
-        let pct = (self.budgets.global * 100.0).round() as u32;
-        let raw = format!("{model}-{}-{pct}", self.budgets.shape.name());
+        let pct = (self.split().global * 100.0).round() as u32;
+        let raw = format!("{model}-{}-{pct}", self.split().shape.name());
         let slug: String = raw
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c.to_ascii_lowercase() } else { '-' })
@@ -831,6 +833,12 @@ impl App {
     }
 
     fn on_mouse(&mut self, m: MouseEvent) {
+        if let Overlay::Menu { .. } = self.overlay {
+            if m.kind == MouseEventKind::Down(MouseButton::Left) {
+                self.on_menu_click(m.column, m.row);
+            }
+            return;
+        }
         if self.overlay != Overlay::None {
             return;
         }
@@ -848,9 +856,10 @@ impl App {
                     let g = bars::geometry(l.bars.unwrap_or_default(), self);
                     if let Some(layer) = g.layer_at(m.row, self.bars_scroll, self.n_layers()) {
                         self.selected = layer;
-                        if m.column + 1 >= g.bar_x && self.budgets.is_ready() {
-                            self.drag = Some(layer);
-                            let t = g.target_at(m.column, self.budgets.prompt_len);
+                        if m.column + 1 >= g.bar_x && self.ready() {
+                            // A full pane's bars do not move: one message, no drag.
+                            self.drag = (!self.selected_pane().is_full()).then_some(layer);
+                            let t = g.target_at(m.column, self.split().prompt_len);
                             self.adjust_layer(layer, t);
                         }
                     }
@@ -866,14 +875,18 @@ impl App {
                     if let Some(pos) = tokens::position_at(l.tokens.unwrap_or_default(), self, m.column, m.row) {
                         self.cursor = pos;
                     }
-                } else if inside(l.panes) {
+                } else if let Some(area) = l.panes.filter(|r| r.contains(at)) {
                     self.focus = Focus::Outputs;
+                    let hit = layout::pane_grid(area, self).into_iter().find(|(_, r)| r.contains(at));
+                    if let Some((i, _)) = hit {
+                        self.pane = i;
+                    }
                 }
             }
             MouseEventKind::Drag(MouseButton::Left) => {
                 if let (Some(layer), Some(r)) = (self.drag, l.bars) {
                     let g = bars::geometry(r, self);
-                    let t = g.target_at(m.column, self.budgets.prompt_len);
+                    let t = g.target_at(m.column, self.split().prompt_len);
                     self.adjust_layer(layer, t);
                 }
             }
@@ -891,38 +904,6 @@ impl App {
             }
             _ => {}
         }
-    }
-
-    fn on_profile_imported(&mut self, r: Result<ImportedProfile, String>) {
-        let p = match r {
-            Ok(p) => p,
-            Err(e) => return self.message(Level::Error, format!("import failed: {e}")),
-        };
-        if self.budgets.n_layers > 0 && p.fractions.len() != self.budgets.n_layers {
-            return self.message(
-                Level::Error,
-                format!("profile has {} layers, model has {}", p.fractions.len(), self.budgets.n_layers),
-            );
-        }
-        let old = self.budgets.clone();
-        self.budgets.global = p.global_budget.clamp(0.0, 1.0);
-        if let Err(e) = self.budgets.set_shape(Shape::Fractions(p.fractions.clone())) {
-            self.budgets = old;
-            return self.message(Level::Error, format!("profile could not be applied: {e}"));
-        }
-        if self.budgets.is_ready() {
-            // Clamp the global budget to what this prompt allows.
-            let _ = self.budgets.set_global(self.budgets.global);
-        }
-        if p.sensitivity.is_some() {
-            self.sensitivity = p.sensitivity;
-        }
-        self.profile_name = Some(p.name.clone());
-        for w in &p.warnings {
-            self.message(Level::Warn, w.clone());
-        }
-        self.message(Level::Info, format!("imported profile {} from {}", p.name, p.path.display()));
-        self.schedule_rerun();
     }
 
     /// Keeps the selected layer and the token cursor on screen.

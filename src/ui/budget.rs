@@ -1,6 +1,7 @@
-//! The UI's view of the per-layer budgets: the custom split the user edits,
-//! the uniform split it is compared with, locks, and where the custom split
-//! came from. All arithmetic goes through `prune` so the total stays exact.
+//! One pane's per-layer budgets: the split it runs with (and the user edits
+//! when the pane is selected), the uniform split it is compared with, locks,
+//! and where the split came from. All arithmetic goes through `prune` so the
+//! total stays exact.
 
 use crate::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
 
@@ -8,10 +9,12 @@ use crate::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
 pub const DEPTH_MIX: f64 = crate::prune::DEPTHKV_MIX;
 pub const DEPTH_FLOOR: f64 = crate::prune::DEPTHKV_FLOOR;
 
-/// Where the custom split comes from. Re-applied when the global budget or
+/// Where a pane's split comes from. Re-applied when the global budget or
 /// the prompt length changes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
+    /// Every layer keeps the whole prompt (the reference).
+    Full,
     Uniform,
     Pyramid {
         beta: f64,
@@ -20,14 +23,20 @@ pub enum Shape {
         sensitivity: Vec<f64>,
         rule: DepthRule,
     },
-    /// Kept fractions per layer (hand edits, `--fractions`, profiles); only
-    /// their ratios matter.
+    /// Kept fractions per layer (hand edits, `--fractions`); only their
+    /// ratios matter.
     Fractions(Vec<f64>),
+    /// Kept fractions from an imported profile file.
+    Profile {
+        name: String,
+        fractions: Vec<f64>,
+    },
 }
 
 impl Shape {
     pub fn name(&self) -> &'static str {
         match self {
+            Shape::Full => "full",
             Shape::Uniform => "uniform",
             Shape::Pyramid { .. } => "pyramid",
             Shape::DepthKv { rule, .. } => match rule {
@@ -36,11 +45,14 @@ impl Shape {
                 DepthRule::Rank => "depthkv-rank",
             },
             Shape::Fractions(_) => "manual",
+            Shape::Profile { .. } => "profile",
         }
     }
 
-    fn strategy(&self) -> Strategy {
-        match self {
+    /// The strategy that splits the total; `None` for the full cache.
+    fn strategy(&self) -> Option<Strategy> {
+        Some(match self {
+            Shape::Full => return None,
             Shape::Uniform => Strategy::Uniform,
             Shape::Pyramid { beta } => Strategy::Pyramid { beta: *beta },
             Shape::DepthKv { sensitivity, rule } => Strategy::DepthKv {
@@ -49,8 +61,8 @@ impl Shape {
                 mix: DEPTH_MIX,
                 floor: DEPTH_FLOOR,
             },
-            Shape::Fractions(f) => Strategy::Manual { fractions: f.clone() },
-        }
+            Shape::Fractions(f) | Shape::Profile { fractions: f, .. } => Strategy::Manual { fractions: f.clone() },
+        })
     }
 }
 
@@ -64,7 +76,9 @@ pub struct Budgets {
     pub n_layers: usize,
     pub prompt_len: usize,
     pub limits: LayerLimits,
-    pub custom: Vec<usize>,
+    /// Tokens each layer keeps: what the pane runs with.
+    pub layers: Vec<usize>,
+    /// The uniform split of the same total (the bars' reference marker).
     pub uniform: Vec<usize>,
     pub locked: Vec<bool>,
 }
@@ -78,31 +92,36 @@ impl Budgets {
             n_layers: 0,
             prompt_len: 0,
             limits: LayerLimits { min: 0, max: 0 },
-            custom: Vec::new(),
+            layers: Vec::new(),
             uniform: Vec::new(),
             locked: Vec::new(),
         }
     }
 
     pub fn is_ready(&self) -> bool {
-        self.n_layers > 0 && self.prompt_len > 0 && self.custom.len() == self.n_layers
+        self.n_layers > 0 && self.prompt_len > 0 && self.layers.len() == self.n_layers
     }
 
-    /// The exact number of slots the splits hold: the requested budget,
+    /// The exact number of slots a pruned split holds: the requested budget,
     /// clamped to what the limits allow.
     pub fn total(&self) -> usize {
         let t = prune::total_slots(self.global, self.prompt_len, self.n_layers);
         prune::feasible_total(t, self.n_layers, self.limits)
     }
 
-    /// The kept fraction the splits actually hold (after clamping).
+    /// The kept fraction pruned splits actually hold (after clamping).
     pub fn effective_fraction(&self) -> f64 {
         let cells = self.prompt_len * self.n_layers;
         if cells == 0 {
             self.global
         } else {
-            self.custom.iter().sum::<usize>() as f64 / cells as f64
+            self.total() as f64 / cells as f64
         }
+    }
+
+    /// The full cache: nothing to edit, the global budget does not apply.
+    pub fn is_full(&self) -> bool {
+        self.shape == Shape::Full
     }
 
     /// Smallest global budget the limits allow.
@@ -124,7 +143,7 @@ impl Budgets {
         self.limits = LayerLimits { min: min_layer_tokens.min(prompt_len), max: prompt_len };
         if !same {
             self.locked = vec![false; n_layers];
-            if let Shape::Fractions(f) = &self.shape {
+            if let Shape::Fractions(f) | Shape::Profile { fractions: f, .. } = &self.shape {
                 if f.len() != n_layers {
                     self.shape = Shape::Uniform;
                 }
@@ -141,48 +160,58 @@ impl Budgets {
     /// Re-applies the current shape (or the hand-edited split's fractions) at
     /// the current total, then restores locked layers.
     pub fn reshape(&mut self) -> Result<(), PruneError> {
-        let strategy = if self.edited && self.custom.len() == self.n_layers {
-            Strategy::Manual { fractions: prune::kept_fractions(&self.custom, self.prompt_len.max(1)) }
+        let strategy = if self.edited && self.layers.len() == self.n_layers {
+            Some(Strategy::Manual { fractions: prune::kept_fractions(&self.layers, self.prompt_len.max(1)) })
         } else {
             self.shape.strategy()
         };
-        self.apply(&strategy)
+        self.apply(strategy.as_ref())
     }
 
     /// Replaces the shape (a reset to uniform/pyramid/DepthKV or an import).
     pub fn set_shape(&mut self, shape: Shape) -> Result<(), PruneError> {
         let old = (self.shape.clone(), self.edited);
+        if shape == Shape::Full || self.shape == Shape::Full {
+            // Locks of a full split mean nothing, nor do they carry into one.
+            self.locked.iter_mut().for_each(|l| *l = false);
+        }
         self.shape = shape;
         self.edited = false;
-        let res = self.apply(&self.shape.strategy());
+        let res = self.apply(self.shape.strategy().as_ref());
         if res.is_err() {
             (self.shape, self.edited) = old;
         }
         res
     }
 
-    fn apply(&mut self, strategy: &Strategy) -> Result<(), PruneError> {
+    /// Splits the total by `strategy` (`None`: keep everything).
+    fn apply(&mut self, strategy: Option<&Strategy>) -> Result<(), PruneError> {
         if self.n_layers == 0 {
             return Ok(());
         }
         let total = self.total();
         let uniform = prune::allocate(&Strategy::Uniform, self.n_layers, total, self.limits)?;
-        let mut custom = prune::allocate(strategy, self.n_layers, total, self.limits)?;
-        let had = self.custom.len() == self.n_layers;
+        let Some(strategy) = strategy else {
+            self.uniform = uniform;
+            self.layers = vec![self.limits.max; self.n_layers];
+            return Ok(());
+        };
+        let mut split = prune::allocate(strategy, self.n_layers, total, self.limits)?;
+        let had = self.layers.len() == self.n_layers;
         if had {
             // Locked layers keep their token counts; restoring one at a time
             // with the already-restored ones locked keeps the total exact.
             let mut fixed = vec![false; self.n_layers];
             for i in 0..self.n_layers {
                 if self.locked[i] {
-                    let want = self.custom[i].clamp(self.limits.min, self.limits.max);
-                    custom = prune::rebalance(&custom, i, want, &fixed, self.limits)?;
+                    let want = self.layers[i].clamp(self.limits.min, self.limits.max);
+                    split = prune::rebalance(&split, i, want, &fixed, self.limits)?;
                     fixed[i] = true;
                 }
             }
         }
         self.uniform = uniform;
-        self.custom = custom;
+        self.layers = split;
         Ok(())
     }
 
@@ -202,15 +231,16 @@ impl Budgets {
     }
 
     /// Sets one layer's budget; the other unlocked layers compensate so the
-    /// total is unchanged. Returns whether anything changed.
+    /// total is unchanged, and the split becomes a manual one. Returns
+    /// whether anything changed (never, for the full cache).
     pub fn set_layer(&mut self, layer: usize, target: usize) -> Result<bool, PruneError> {
-        if !self.is_ready() || layer >= self.n_layers {
+        if !self.is_ready() || layer >= self.n_layers || self.is_full() {
             return Ok(false);
         }
-        let next = prune::rebalance(&self.custom, layer, target, &self.locked, self.limits)?;
-        let changed = next != self.custom;
+        let next = prune::rebalance(&self.layers, layer, target, &self.locked, self.limits)?;
+        let changed = next != self.layers;
         if changed {
-            self.custom = next;
+            self.layers = next;
             self.edited = true;
         }
         Ok(changed)
@@ -231,17 +261,31 @@ impl Budgets {
         (self.prompt_len * pct / 100).max(1)
     }
 
-    /// Prompt KV slots the custom split keeps (summed over layers).
-    pub fn custom_slots(&self) -> usize {
-        self.custom.iter().sum()
+    /// Prompt KV slots the split keeps (summed over layers).
+    pub fn slots(&self) -> usize {
+        self.layers.iter().sum()
     }
 
-    /// Header label, e.g. "depthkv" or "pyramid + edits".
+    /// Bars label, e.g. "depthkv", "profile lisbon" or "pyramid + edits".
     pub fn label(&self) -> String {
+        let base = match &self.shape {
+            Shape::Profile { name, .. } => format!("profile {name}"),
+            s => s.name().to_string(),
+        };
         if self.edited {
-            format!("{} + edits", self.shape.name())
+            format!("{base} + edits")
         } else {
-            self.shape.name().to_string()
+            base
+        }
+    }
+
+    /// The allocation in a word, for pane titles: hand-edited splits are
+    /// "manual", profiles go by their name.
+    pub fn kind_name(&self) -> String {
+        match &self.shape {
+            _ if self.edited => "manual".to_string(),
+            Shape::Profile { name, .. } => name.clone(),
+            s => s.name().to_string(),
         }
     }
 }
@@ -254,13 +298,13 @@ mod tests {
     fn locks_survive_global_change() {
         let mut b = Budgets::new(0.5, Shape::Uniform);
         b.configure(8, 400, 36).unwrap();
-        assert_eq!(b.custom_slots(), 1600);
+        assert_eq!(b.slots(), 1600);
         b.set_layer(2, 300).unwrap();
         b.toggle_lock(2);
         b.set_global(0.3).unwrap();
-        assert_eq!(b.custom[2], 300);
-        assert_eq!(b.custom_slots(), b.total());
-        assert_eq!(b.custom_slots(), 960);
+        assert_eq!(b.layers[2], 300);
+        assert_eq!(b.slots(), b.total());
+        assert_eq!(b.slots(), 960);
         assert_eq!(b.uniform.iter().sum::<usize>(), 960);
         assert!(b.set_layer(2, 10).is_err());
     }
@@ -271,6 +315,23 @@ mod tests {
         b.configure(4, 100, 36).unwrap();
         b.set_global(0.01).unwrap();
         assert!((b.global - 0.36).abs() < 1e-9);
-        assert!(b.custom.iter().all(|&x| x == 36));
+        assert!(b.layers.iter().all(|&x| x == 36));
+    }
+
+    #[test]
+    fn full_split_keeps_everything_and_ignores_edits() {
+        let mut b = Budgets::new(0.25, Shape::Full);
+        b.configure(4, 100, 36).unwrap();
+        assert_eq!(b.layers, vec![100; 4]);
+        assert_eq!(b.uniform.iter().sum::<usize>(), b.total());
+        assert_eq!(b.set_layer(1, 50), Ok(false));
+        b.set_global(0.5).unwrap();
+        assert_eq!(b.layers, vec![100; 4]);
+        // Turning it into a pruned split applies the global budget.
+        b.set_shape(Shape::Pyramid { beta: 20.0 }).unwrap();
+        assert_eq!(b.slots(), 200);
+        assert_eq!(b.kind_name(), "pyramid");
+        b.set_layer(3, 60).unwrap();
+        assert_eq!((b.kind_name().as_str(), b.label().as_str()), ("manual", "pyramid + edits"));
     }
 }

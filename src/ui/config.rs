@@ -96,9 +96,17 @@ pub struct UiColorsFile {
     pub cursor_fg: Option<String>,
     pub cursor_bg: Option<String>,
     pub gauge: Option<String>,
-    pub pane_full: Option<String>,
-    pub pane_uniform: Option<String>,
-    pub pane_custom: Option<String>,
+    /// Colours of the panes by slot; the first three also go by their
+    /// names from when there were three fixed panes.
+    #[serde(alias = "pane_full")]
+    pub pane_1: Option<String>,
+    #[serde(alias = "pane_uniform")]
+    pub pane_2: Option<String>,
+    #[serde(alias = "pane_custom")]
+    pub pane_3: Option<String>,
+    pub pane_4: Option<String>,
+    pub pane_5: Option<String>,
+    pub pane_6: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -22,7 +22,7 @@ use crate::session::protocol::{
     RunId, Variant, VariantId,
 };
 
-use super::app::{Action, App, Pane, PaneMetrics};
+use super::app::{Action, App, PaneMetrics};
 use super::keys::Keymap;
 use super::run::{dispatch, TuiOptions};
 use super::theme::Theme;
@@ -61,27 +61,40 @@ impl FakeEngine {
         &self.recorded
     }
 
-    /// `(run_id, uniform, custom)` of every `Command::Run` so far.
-    pub fn runs(&mut self) -> Vec<(RunId, Vec<usize>, Vec<usize>)> {
+    /// Every `Command::Run` so far.
+    pub fn runs(&mut self) -> Vec<SentRun> {
         self.commands()
             .iter()
             .filter_map(|c| match c {
-                Command::Run { run_id, variants, .. } => {
-                    let budgets = |p: Pane| {
-                        variants.iter().find(|v| v.id == p.variant()).and_then(|v| match &v.allocation {
-                            Allocation::Layers(b) => Some(b.clone()),
-                            _ => None,
-                        })
-                    };
-                    Some((*run_id, budgets(Pane::Uniform)?, budgets(Pane::Custom)?))
-                }
+                Command::Run { run_id, variants, .. } => Some(SentRun { run_id: *run_id, variants: variants.clone() }),
                 _ => None,
             })
             .collect()
     }
 
-    pub fn last_run(&mut self) -> Option<(RunId, Vec<usize>, Vec<usize>)> {
+    pub fn last_run(&mut self) -> Option<SentRun> {
         self.runs().pop()
+    }
+}
+
+/// A `Command::Run` as the fake engine received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentRun {
+    pub run_id: RunId,
+    pub variants: Vec<Variant>,
+}
+
+impl SentRun {
+    pub fn variant(&self, id: VariantId) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.id == id)
+    }
+
+    /// The layer budgets variant `id` was sent with (`None`: absent or full).
+    pub fn layers(&self, id: VariantId) -> Option<Vec<usize>> {
+        match &self.variant(id)?.allocation {
+            Allocation::Layers(b) => Some(b.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -236,37 +249,61 @@ the oldest in the world. The hotel gave us a locker for our bags on the last mor
 written on the back of the receipt. We caught the 18:05 train to Porto.\n\
 Question: what was the locker code, and which palace was closed?";
 
-/// Continuations for the three panes: Full, and pruned ones that drift.
+/// What a demo variant streams, by how it prunes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    Full,
+    /// Every layer within one token of the others.
+    Uniform,
+    /// Any other split.
+    Shaped,
+}
+
+impl Demo {
+    pub fn of(v: &Variant) -> Demo {
+        match &v.allocation {
+            Allocation::Full => Demo::Full,
+            Allocation::Layers(b) if b.iter().max().unwrap_or(&0) - b.iter().min().unwrap_or(&0) <= 1 => Demo::Uniform,
+            _ => Demo::Shaped,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        DEMO_OUTPUTS[self as usize]
+    }
+}
+
+/// Continuations by [`Demo`] kind: Full, and pruned ones that drift.
 pub const DEMO_OUTPUTS: [&str; 3] = [
     " The locker code was 4417, and Pena Palace in Sintra was closed for repairs on Day 2, so the group visited the Moorish Castle instead.",
     " The locker code was 4471, and Pena Palace in Sintra was closed for repairs, so the travellers went to Alfama instead.",
     " The locker code was 4417, and Pena Palace in Sintra was closed for repairs on Day 2, so they walked to the Moorish Castle.",
 ];
 
-/// `Token` events for one pane, `range` of its continuation's pieces.
-pub fn token_events(run_id: RunId, pane: Pane, text: &str, range: std::ops::Range<usize>) -> Vec<Event> {
+/// `Token` events for one variant, `range` of its continuation's pieces.
+pub fn token_events(run_id: RunId, variant: VariantId, text: &str, range: std::ops::Range<usize>) -> Vec<Event> {
     split_words(text)
         .into_iter()
         .enumerate()
         .skip(range.start)
         .take(range.len())
-        .map(|(index, t)| Event::Token { run_id, variant: pane.variant(), index, token_id: token_id(&t), text: t })
+        .map(|(index, t)| Event::Token { run_id, variant, index, token_id: token_id(&t), text: t })
         .collect()
 }
 
-/// Plausible metrics for a pane holding `slots` of `full_slots`.
-pub fn metrics(pane: Pane, slots: usize, full_slots: usize, bytes_per_slot: usize) -> PaneMetrics {
+/// Plausible metrics for a variant holding `slots` of `full_slots`.
+pub fn metrics(kind: Demo, slots: usize, full_slots: usize, bytes_per_slot: usize) -> PaneMetrics {
     let keep = slots as f64 / full_slots.max(1) as f64;
-    let (kl, top1) = match pane {
-        Pane::Full => (0.0, 1.0),
-        Pane::Uniform => (0.9 * (1.0 - keep).powi(2), 1.0 - 0.35 * (1.0 - keep)),
-        Pane::Custom => (0.35 * (1.0 - keep).powi(2), 1.0 - 0.12 * (1.0 - keep)),
+    let (kl, top1) = match kind {
+        Demo::Full => (0.0, 1.0),
+        Demo::Uniform => (0.9 * (1.0 - keep).powi(2), 1.0 - 0.35 * (1.0 - keep)),
+        Demo::Shaped => (0.35 * (1.0 - keep).powi(2), 1.0 - 0.12 * (1.0 - keep)),
     };
     PaneMetrics {
         kl_to_full: kl,
         top1_agreement: top1,
-        tokens_per_second: match pane {
-            Pane::Full => 61.8,
+        tokens_per_second: match kind {
+            Demo::Full => 61.8,
             _ => 74.5,
         },
         kv_bytes: slots * bytes_per_slot,
@@ -454,14 +491,15 @@ fn demo_worker(n_layers: usize, delay: Duration, rx: Receiver<Command>, tx: Unbo
     }
 }
 
-/// What makes two demo variants stream the same events: the variant id
-/// picks the demo text, the rest is what the real session keys on.
-type DemoKey = (VariantId, Vec<usize>, prune::Scorer, bool, crate::engine::KvPrecision, (usize, u64, Option<u64>, u64));
+/// What makes two demo variants stream the same events: what the real
+/// session keys on (the demo text follows from the budgets).
+type DemoKey = (Vec<usize>, prune::Scorer, bool, crate::engine::KvPrecision, (usize, u64, Option<u64>, u64));
 type DemoStore = HashMap<DemoKey, Vec<Event>>;
 
 /// One variant of a demo run: its key, and its events (run id 0, to be
 /// re-tagged), or `None` when the store has them already.
 struct DemoVariant {
+    id: VariantId,
     key: DemoKey,
     fresh: bool,
     events: Vec<Event>,
@@ -503,38 +541,26 @@ fn demo_run(
             if let Some(b) = budgets.iter().find(|&&b| b < limits.min || b > limits.max) {
                 return Err(format!("layer budget {b} is outside [{}, {}]", limits.min, limits.max));
             }
-            let key = (v.id, budgets.clone(), v.scorer, v.decode_evict, v.precision, params.key());
+            let key = (budgets.clone(), v.scorer, v.decode_evict, v.precision, params.key());
             if let Some(events) = store.get(&key) {
-                return Ok(DemoVariant { key, fresh: false, events: events.clone() });
+                return Ok(DemoVariant { id: v.id, key, fresh: false, events: events.clone() });
             }
-            let text = DEMO_OUTPUTS[v.id as usize % DEMO_OUTPUTS.len()];
-            let kind = match v.allocation {
-                Allocation::Full => Pane::Full,
-                _ if v.id as usize % DEMO_OUTPUTS.len() == 1 => Pane::Uniform,
-                _ => Pane::Custom,
-            };
+            let kind = Demo::of(v);
             let mut events = vec![Event::Occupancy { run_id, variant: v.id, occupancy: occupancy(s, &budgets) }];
-            let pane_tokens = token_events(run_id, kind, text, 0..params.max_new_tokens);
-            events.extend(pane_tokens.into_iter().map(|e| match e {
-                Event::Token { index, token_id, text, .. } => {
-                    Event::Token { run_id, variant: v.id, index, token_id, text }
-                }
-                other => other,
-            }));
+            events.extend(token_events(run_id, v.id, kind.text(), 0..params.max_new_tokens));
             let m = metrics(kind, budgets.iter().sum(), len * n_layers, info.kv_bytes_per_token_layer);
             events.push(Event::VariantDone { run_id, variant: v.id, metrics: m });
-            Ok(DemoVariant { key, fresh: true, events })
+            Ok(DemoVariant { id: v.id, key, fresh: true, events })
         })
         .collect()
 }
 
-fn retag(ev: &Event, run: RunId, cached: bool) -> Event {
+/// A stored event under this run's id and the asking variant's id.
+fn retag(ev: &Event, run: RunId, variant: VariantId, cached: bool) -> Event {
     match ev.clone() {
-        Event::Occupancy { variant, occupancy, .. } => Event::Occupancy { run_id: run, variant, occupancy },
-        Event::Token { variant, index, token_id, text, .. } => {
-            Event::Token { run_id: run, variant, index, token_id, text }
-        }
-        Event::VariantDone { variant, metrics, .. } => {
+        Event::Occupancy { occupancy, .. } => Event::Occupancy { run_id: run, variant, occupancy },
+        Event::Token { index, token_id, text, .. } => Event::Token { run_id: run, variant, index, token_id, text },
+        Event::VariantDone { metrics, .. } => {
             Event::VariantDone { run_id: run, variant, metrics: PaneMetrics { cached, ..metrics } }
         }
         other => other,
@@ -555,18 +581,18 @@ fn stream_demo_run(
     let _ = params;
     for v in plan.iter().filter(|v| !v.fresh) {
         for e in &v.events {
-            send(retag(e, run_id, true));
+            send(retag(e, run_id, v.id, true));
         }
     }
     let fresh: Vec<&DemoVariant> = plan.iter().filter(|v| v.fresh).collect();
     for v in &fresh {
-        send(retag(&v.events[0], run_id, false));
+        send(retag(&v.events[0], run_id, v.id, false));
     }
     let longest = fresh.iter().map(|v| v.events.len()).max().unwrap_or(0);
     for i in 1..longest {
         for v in &fresh {
             if let Some(e) = v.events.get(i) {
-                send(retag(e, run_id, false));
+                send(retag(e, run_id, v.id, false));
             }
         }
         std::thread::sleep(delay);

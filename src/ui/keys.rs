@@ -42,6 +42,12 @@ pub enum KeyAction {
     EditPrompt,
     Rerun,
     Cancel,
+    VariantMenu,
+    RemovePane,
+    PrevPane,
+    NextPane,
+    CycleScorer,
+    ToggleDecodeEvict,
 }
 
 /// Groups for the help overlay.
@@ -50,24 +56,28 @@ pub enum KeyGroup {
     General,
     Navigate,
     Budget,
+    Panes,
     Engine,
 }
 
 impl KeyGroup {
-    /// Help order: Navigate + General fill one column, Budgets + Engine the other.
-    pub const ALL: [KeyGroup; 4] = [KeyGroup::Navigate, KeyGroup::General, KeyGroup::Budget, KeyGroup::Engine];
+    /// Help order: Navigate + General fill one column, Budgets, Panes and
+    /// Engine the other.
+    pub const ALL: [KeyGroup; 5] =
+        [KeyGroup::Navigate, KeyGroup::General, KeyGroup::Budget, KeyGroup::Panes, KeyGroup::Engine];
     pub fn title(self) -> &'static str {
         match self {
             KeyGroup::General => "General",
             KeyGroup::Navigate => "Navigate",
             KeyGroup::Budget => "Budgets",
+            KeyGroup::Panes => "Panes",
             KeyGroup::Engine => "Engine & profiles",
         }
     }
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 31] = [
+    pub const ALL: [KeyAction; 37] = [
         KeyAction::Quit,
         KeyAction::Help,
         KeyAction::FocusNext,
@@ -99,6 +109,12 @@ impl KeyAction {
         KeyAction::EditPrompt,
         KeyAction::Rerun,
         KeyAction::Cancel,
+        KeyAction::VariantMenu,
+        KeyAction::RemovePane,
+        KeyAction::PrevPane,
+        KeyAction::NextPane,
+        KeyAction::CycleScorer,
+        KeyAction::ToggleDecodeEvict,
     ];
 
     pub fn name(self) -> &'static str {
@@ -134,6 +150,12 @@ impl KeyAction {
             KeyAction::EditPrompt => "edit_prompt",
             KeyAction::Rerun => "rerun",
             KeyAction::Cancel => "cancel",
+            KeyAction::VariantMenu => "variant_menu",
+            KeyAction::RemovePane => "remove_pane",
+            KeyAction::PrevPane => "prev_pane",
+            KeyAction::NextPane => "next_pane",
+            KeyAction::CycleScorer => "cycle_scorer",
+            KeyAction::ToggleDecodeEvict => "toggle_decode_evict",
         }
     }
 
@@ -155,8 +177,8 @@ impl KeyAction {
             KeyAction::FocusOutputs => "output panes",
             KeyAction::Up => "layer up / scroll up",
             KeyAction::Down => "layer down / scroll down",
-            KeyAction::Left => "less budget / move left",
-            KeyAction::Right => "more budget / move right",
+            KeyAction::Left => "budget − / move left",
+            KeyAction::Right => "budget + / move right",
             KeyAction::LeftCoarse => "less budget (coarse)",
             KeyAction::RightCoarse => "more budget (coarse)",
             KeyAction::PageUp => "page up",
@@ -164,18 +186,24 @@ impl KeyAction {
             KeyAction::First => "first layer / top",
             KeyAction::Last => "last layer / bottom",
             KeyAction::Lock => "lock / unlock layer",
-            KeyAction::ResetUniform => "reset split to uniform",
-            KeyAction::ResetPyramid => "reset split to pyramid",
-            KeyAction::ResetDepthKv => "reset split to DepthKV",
+            KeyAction::ResetUniform => "pane's split: uniform",
+            KeyAction::ResetPyramid => "pane's split: pyramid",
+            KeyAction::ResetDepthKv => "pane's split: DepthKV",
             KeyAction::BudgetUp => "raise global budget",
             KeyAction::BudgetDown => "lower global budget",
-            KeyAction::HeatmapMode => "heatmap source (cycle)",
+            KeyAction::HeatmapMode => "heatmap: keep/attention",
             KeyAction::Calibrate => "calibrate sensitivity",
             KeyAction::Export => "export profile",
             KeyAction::Import => "import profile",
             KeyAction::EditPrompt => "edit prompt",
             KeyAction::Rerun => "re-run now",
             KeyAction::Cancel => "stop generation / close",
+            KeyAction::VariantMenu => "variants menu (add…)",
+            KeyAction::RemovePane => "remove selected pane",
+            KeyAction::PrevPane => "select previous pane",
+            KeyAction::NextPane => "select next pane",
+            KeyAction::CycleScorer => "pane's token scorer",
+            KeyAction::ToggleDecodeEvict => "pane's decode eviction",
         }
     }
 
@@ -185,8 +213,9 @@ impl KeyAction {
             Quit | Help => KeyGroup::General,
             FocusNext | FocusPrev | FocusBudgets | FocusHeatmap | FocusTokens | FocusOutputs | Up | Down | PageUp
             | PageDown | First | Last | HeatmapMode => KeyGroup::Navigate,
-            Left | Right | LeftCoarse | RightCoarse | Lock | ResetUniform | ResetPyramid | ResetDepthKv | BudgetUp
-            | BudgetDown => KeyGroup::Budget,
+            Left | Right | LeftCoarse | RightCoarse | Lock | BudgetUp | BudgetDown => KeyGroup::Budget,
+            VariantMenu | RemovePane | PrevPane | NextPane | ResetUniform | ResetPyramid | ResetDepthKv
+            | CycleScorer | ToggleDecodeEvict => KeyGroup::Panes,
             Calibrate | Export | Import | EditPrompt | Rerun | Cancel => KeyGroup::Engine,
         }
     }
@@ -224,6 +253,12 @@ impl KeyAction {
             KeyAction::EditPrompt => &["o"],
             KeyAction::Rerun => &["r"],
             KeyAction::Cancel => &["esc"],
+            KeyAction::VariantMenu => &["a"],
+            KeyAction::RemovePane => &["x"],
+            KeyAction::PrevPane => &["["],
+            KeyAction::NextPane => &["]"],
+            KeyAction::CycleScorer => &["s"],
+            KeyAction::ToggleDecodeEvict => &["v"],
         }
     }
 }

@@ -18,7 +18,7 @@ pub struct ScreenLayout {
     pub bars: Option<Rect>,
     pub heatmap: Option<Rect>,
     pub tokens: Option<Rect>,
-    /// Area of the three output panes together.
+    /// Area of the output panes together (see [`pane_grid`]).
     pub panes: Option<Rect>,
     pub status: Rect,
     pub footer: Rect,
@@ -66,9 +66,41 @@ pub fn compute(area: Rect, app: &App) -> ScreenLayout {
     out
 }
 
-/// Splits the panes area into Full / Uniform / Custom columns.
-pub fn pane_columns(area: Rect) -> [Rect; 3] {
-    Layout::horizontal([Constraint::Ratio(1, 3); 3]).areas(area)
+/// Narrowest and lowest a pane may be drawn; below that only the selected
+/// pane is shown, filling the area (a pane per "tab").
+const PANE_MIN_W: u16 = 18;
+const PANE_MIN_H: u16 = 5;
+
+/// Where each pane goes: `(pane index, rect)`. One row of columns when each
+/// gets at least `PANE_MIN_W` columns (26 in the compact layout), else
+/// balanced rows (4 panes: 2×2; 5: 3+2); when even that leaves panes too
+/// small, the selected pane alone.
+pub fn pane_grid(area: Rect, app: &App) -> Vec<(usize, Rect)> {
+    let n = app.panes.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let min_w = if is_compact_width(area.width) { 26 } else { PANE_MIN_W };
+    let max_cols = ((area.width / min_w) as usize).clamp(1, n);
+    let rows = n.div_ceil(max_cols);
+    let cols = n.div_ceil(rows);
+    if area.height / (rows as u16) < PANE_MIN_H || area.width / (cols as u16) < PANE_MIN_W {
+        return vec![(app.pane.min(n - 1), area)];
+    }
+    let row_rects = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
+    let mut out = Vec::with_capacity(n);
+    for (r, row) in row_rects.iter().enumerate() {
+        let first = r * cols;
+        let here = cols.min(n - first);
+        let cells = Layout::horizontal(vec![Constraint::Ratio(1, here as u32); here]).split(*row);
+        out.extend(cells.iter().enumerate().map(|(c, rect)| (first + c, *rect)));
+    }
+    out
+}
+
+/// Panes in one row at 80 columns would be too narrow to read.
+fn is_compact_width(width: u16) -> bool {
+    width < WIDE_MIN_WIDTH
 }
 
 /// Tab labels as drawn, and their widths, for clicks on the tab bar.

@@ -14,6 +14,8 @@ pub mod editor;
 pub mod fake;
 pub mod keys;
 pub mod layout;
+pub mod menu;
+pub mod pane;
 pub mod profile_io;
 pub mod render;
 pub mod run;
@@ -21,6 +23,7 @@ mod signals;
 pub mod text;
 pub mod theme;
 pub mod widgets;
+mod workbench;
 
 pub use app::{update, Action, App, Effect};
 pub use render::render;

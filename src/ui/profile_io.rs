@@ -25,14 +25,17 @@ pub fn fingerprint(model: &ModelInfo) -> ModelFingerprint {
     }
 }
 
-/// The profile the current custom split corresponds to.
+/// The profile the selected pane's split corresponds to.
 pub fn current_profile(app: &App) -> Result<Profile, String> {
     let model = app.model.as_ref().ok_or("the model is still loading")?;
-    let b = &app.budgets;
+    let b = app.split();
     if !b.is_ready() {
         return Err("no budgets yet (waiting for the prompt prefill)".into());
     }
-    let fractions = prune::kept_fractions(&b.custom, b.prompt_len);
+    if b.is_full() {
+        return Err("the full pane keeps every token: select a pruned pane ([ ]) to export its split".into());
+    }
+    let fractions = prune::kept_fractions(&b.layers, b.prompt_len);
     // Shape names are strategy names; an edited split is a manual one.
     let strategy = if b.edited { StrategyKind::Manual } else { b.shape.name().parse().unwrap_or(StrategyKind::Manual) };
     let mut p = Profile::new(fingerprint(model), strategy, b.effective_fraction(), fractions);

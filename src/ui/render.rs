@@ -5,7 +5,7 @@ use ratatui::Frame;
 
 use super::app::{App, Overlay};
 use super::layout;
-use super::widgets::{bars, footer, header, heatmap, help, panes, popup, status, tabs, tokens};
+use super::widgets::{bars, footer, header, heatmap, help, menu, panes, popup, status, tabs, tokens};
 
 pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
@@ -35,6 +35,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         match &app.overlay {
             Overlay::None => {}
             Overlay::Help => help::render(app, area, buf),
+            Overlay::Menu { cursor } => menu::render(app, *cursor, area, buf),
             Overlay::Editor { kind, editor } => cursor = popup::render(app, *kind, editor, area, buf),
         }
     }

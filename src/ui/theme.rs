@@ -100,9 +100,12 @@ theme_struct!(
     cursor_fg,
     cursor_bg,
     gauge,
-    pane_full,
-    pane_uniform,
-    pane_custom,
+    pane_1,
+    pane_2,
+    pane_3,
+    pane_4,
+    pane_5,
+    pane_6,
 );
 
 fn parse_color(theme: &str, field: &str, value: &str) -> Result<Color, ThemeError> {
@@ -285,6 +288,11 @@ impl Theme {
     pub fn key(&self) -> Style {
         Style::default().fg(self.accent).add_modifier(Modifier::BOLD)
     }
+
+    /// Colour of the pane in colour slot `slot` (six, then around again).
+    pub fn pane(&self, slot: usize) -> Color {
+        [self.pane_1, self.pane_2, self.pane_3, self.pane_4, self.pane_5, self.pane_6][slot % 6]
+    }
 }
 
 #[cfg(test)]
@@ -323,6 +331,20 @@ mod tests {
             assert!(distance(e, t.bg) >= 45.0, "{name}: evicted {e:?} too close to the background");
             for c in &t.heat_ramp {
                 assert!(distance(e, *c) >= 45.0, "{name}: evicted {e:?} too close to ramp colour {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn six_pane_colours_stand_apart_and_off_the_background() {
+        for (name, _) in BUILTIN {
+            let t = Theme::builtin(name).unwrap();
+            let colours: Vec<Color> = (0..6).map(|i| t.pane(i)).collect();
+            for (i, a) in colours.iter().enumerate() {
+                assert!(distance(*a, t.bg) >= 100.0, "{name}: pane {} {a:?} too close to the background", i + 1);
+                for (j, b) in colours.iter().enumerate().skip(i + 1) {
+                    assert!(distance(*a, *b) >= 60.0, "{name}: panes {} and {} too alike", i + 1, j + 1);
+                }
             }
         }
     }

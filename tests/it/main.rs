@@ -24,6 +24,7 @@ mod prune_props;
 mod signals;
 mod stock_parity;
 mod tokenizer_gguf;
+mod ui_layout;
 mod ui_snapshots;
 mod ui_update;
 mod worker_rerun;

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use crossterm::event::KeyCode;
 use depthkv::prune::StrategyKind;
-use depthkv::session::protocol::{Event, Job};
-use depthkv::ui::app::Pane;
-use depthkv::ui::fake::{self, Harness, DEMO_OUTPUTS, DEMO_PROMPT};
+use depthkv::session::protocol::{Event, Job, VariantId};
+use depthkv::ui::fake::{self, Demo, Harness, DEMO_PROMPT};
 use depthkv::ui::TuiOptions;
 
 const LAYERS: usize = 24;
@@ -26,45 +25,64 @@ fn options() -> TuiOptions {
     }
 }
 
+/// Streams the last run as the fake engine would: each variant's occupancy
+/// and its first `tokens(id)` tokens (its continuation by how it prunes).
+fn stream(h: &mut Harness, tokens: impl Fn(VariantId) -> usize) {
+    let run = h.engine.last_run().expect("a run");
+    let snap = h.app.prompt.clone().unwrap();
+    for v in &run.variants {
+        let layers = run.layers(v.id).unwrap_or_else(|| vec![snap.pieces.len(); LAYERS]);
+        h.emit(Event::Occupancy { run_id: run.run_id, variant: v.id, occupancy: fake::occupancy(&snap, &layers) });
+    }
+    for v in &run.variants {
+        h.emit_all(fake::token_events(run.run_id, v.id, Demo::of(v).text(), 0..tokens(v.id)));
+    }
+}
+
+/// Finishes the listed variants of the last run: the rest of their
+/// tokens, then their metrics (`cached` ones as replayed from the store).
+fn finish(h: &mut Harness, ids: &[VariantId], cached: &[VariantId]) {
+    let run = h.engine.last_run().unwrap();
+    let full_slots = h.app.prompt_len() * LAYERS;
+    let bytes = h.app.model.as_ref().unwrap().kv_bytes_per_token_layer;
+    for v in run.variants.iter().filter(|v| ids.contains(&v.id)) {
+        let have = h.app.pane_of(v.id).map_or(0, |i| h.app.panes[i].tokens.len());
+        h.emit_all(fake::token_events(run.run_id, v.id, Demo::of(v).text(), have..200));
+        let slots = run.layers(v.id).map_or(full_slots, |l| l.iter().sum());
+        let mut metrics = fake::metrics(Demo::of(v), slots, full_slots, bytes);
+        metrics.cached = cached.contains(&v.id);
+        h.emit(Event::VariantDone { run_id: run.run_id, variant: v.id, metrics });
+    }
+}
+
 /// Model loaded, prompt prefilled, the first run streaming: the panes have
-/// 18 / 15 / 17 tokens, the Full pane is done.
+/// 40 (done) / 15 / 17 tokens.
 fn mid_stream(size: (u16, u16)) -> Harness {
     let mut h = Harness::new(&options(), size);
-    let snap = h.load(LAYERS, DEMO_PROMPT);
-    let (run, uniform, custom) = h.engine.last_run().expect("a run after prefill");
-    let full = vec![snap.pieces.len(); LAYERS];
-    h.emit_all([
-        Event::Occupancy { run_id: run, variant: Pane::Full.variant(), occupancy: fake::occupancy(&snap, &full) },
-        Event::Occupancy { run_id: run, variant: Pane::Uniform.variant(), occupancy: fake::occupancy(&snap, &uniform) },
-        Event::Occupancy { run_id: run, variant: Pane::Custom.variant(), occupancy: fake::occupancy(&snap, &custom) },
-    ]);
+    h.load(LAYERS, DEMO_PROMPT);
     h.advance(Duration::from_millis(400));
-    h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..40));
-    h.emit_all(fake::token_events(run, Pane::Uniform, DEMO_OUTPUTS[1], 0..15));
-    h.emit_all(fake::token_events(run, Pane::Custom, DEMO_OUTPUTS[2], 0..17));
-    let bytes = h.app.model.as_ref().unwrap().kv_bytes_per_token_layer;
-    let full_slots = snap.pieces.len() * LAYERS;
-    h.emit(Event::VariantDone {
-        run_id: run,
-        variant: Pane::Full.variant(),
-        metrics: fake::metrics(Pane::Full, full_slots, full_slots, bytes),
-    });
+    stream(&mut h, |id| [40, 15, 17][id as usize]);
+    finish(&mut h, &[0], &[]);
     h
 }
 
-fn finish(h: &mut Harness) {
-    let (run, uniform, custom) = h.engine.last_run().unwrap();
-    let len = h.app.prompt_len();
-    let bytes = h.app.model.as_ref().unwrap().kv_bytes_per_token_layer;
-    for (pane, text) in [(Pane::Uniform, DEMO_OUTPUTS[1]), (Pane::Custom, DEMO_OUTPUTS[2])] {
-        let have = h.app.panes[pane.index()].tokens.len();
-        h.emit_all(fake::token_events(run, pane, text, have..200));
-    }
-    let slots = [len * LAYERS, uniform.iter().sum(), custom.iter().sum()];
-    for pane in [Pane::Uniform, Pane::Custom] {
-        let m = fake::metrics(pane, slots[pane.index()], slots[0], bytes);
-        h.emit(depthkv::session::protocol::Event::VariantDone { run_id: run, variant: pane.variant(), metrics: m });
-    }
+/// The four-variant workbench: full, uniform, DepthKV, and a pyramid pane
+/// with the H2O scorer added from the menu. The second run replays the
+/// three earlier panes (cached) and streams the new one.
+fn four_variants(size: (u16, u16)) -> Harness {
+    let mut h = Harness::new(&options(), size);
+    h.load(LAYERS, DEMO_PROMPT);
+    stream(&mut h, |_| 40);
+    finish(&mut h, &[0, 1, 2], &[]);
+    h.press(KeyCode::Char('a'));
+    h.press(KeyCode::Char('p'));
+    h.press(KeyCode::Char('s'));
+    h.advance(Duration::from_millis(400));
+    assert_eq!(h.engine.last_run().unwrap().variants.len(), 4);
+    h.advance(Duration::from_millis(300));
+    stream(&mut h, |id| if id == 3 { 21 } else { 40 });
+    finish(&mut h, &[0, 1, 2], &[0, 1, 2]);
+    h
 }
 
 #[test]
@@ -93,7 +111,7 @@ fn help_overlay_200x50() {
 #[test]
 fn compact_80x24_budgets_tab() {
     let mut h = mid_stream((80, 24));
-    finish(&mut h);
+    finish(&mut h, &[1, 2], &[]);
     for _ in 0..3 {
         h.press(KeyCode::Down);
     }
@@ -103,7 +121,7 @@ fn compact_80x24_budgets_tab() {
 #[test]
 fn compact_80x24_outputs_tab() {
     let mut h = mid_stream((80, 24));
-    finish(&mut h);
+    finish(&mut h, &[1, 2], &[]);
     h.press(KeyCode::Char('4'));
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }
@@ -139,13 +157,8 @@ fn prompt_editor_popup() {
 fn high_contrast_theme_heatmap() {
     let theme = depthkv::ui::theme::Theme::builtin("high-contrast").unwrap();
     let mut h = Harness::with_theme(&options(), (120, 32), theme);
-    let snap = h.load(LAYERS, DEMO_PROMPT);
-    let (run, _, custom) = h.engine.last_run().unwrap();
-    h.emit(Event::Occupancy {
-        run_id: run,
-        variant: Pane::Custom.variant(),
-        occupancy: fake::occupancy(&snap, &custom),
-    });
+    h.load(LAYERS, DEMO_PROMPT);
+    stream(&mut h, |_| 0);
     h.press(KeyCode::Char('2'));
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }
@@ -154,15 +167,31 @@ fn high_contrast_theme_heatmap() {
 fn light_theme_main_screen_120x32() {
     let theme = depthkv::ui::theme::Theme::builtin("light").unwrap();
     let mut h = Harness::with_theme(&options(), (120, 32), theme);
-    let snap = h.load(LAYERS, DEMO_PROMPT);
-    let (run, uniform, custom) = h.engine.last_run().unwrap();
-    h.emit_all([
-        Event::Occupancy { run_id: run, variant: Pane::Uniform.variant(), occupancy: fake::occupancy(&snap, &uniform) },
-        Event::Occupancy { run_id: run, variant: Pane::Custom.variant(), occupancy: fake::occupancy(&snap, &custom) },
-    ]);
+    h.load(LAYERS, DEMO_PROMPT);
     h.advance(Duration::from_millis(250));
-    h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..12));
-    h.emit_all(fake::token_events(run, Pane::Uniform, DEMO_OUTPUTS[1], 0..12));
-    h.emit_all(fake::token_events(run, Pane::Custom, DEMO_OUTPUTS[2], 0..12));
+    stream(&mut h, |_| 12);
+    insta::assert_snapshot!(format!("{:?}", h.draw()));
+}
+
+#[test]
+fn four_variants_200x50() {
+    let mut h = four_variants((200, 50));
+    // The bars show the new pyramid pane; the heatmap follows it.
+    h.press(KeyCode::Char('2'));
+    insta::assert_snapshot!(format!("{:?}", h.draw()));
+}
+
+#[test]
+fn four_variants_80x24_outputs_tab() {
+    let mut h = four_variants((80, 24));
+    h.press(KeyCode::Char('4'));
+    insta::assert_snapshot!(format!("{:?}", h.draw()));
+}
+
+#[test]
+fn variants_menu_120x40() {
+    let mut h = four_variants((120, 40));
+    h.press(KeyCode::Char('a'));
+    h.press(KeyCode::Down);
     insta::assert_snapshot!(format!("{:?}", h.draw()));
 }

@@ -1,16 +1,16 @@
 //! Behaviour of `update` through the fake engine: budget totals stay exact
 //! under random key and drag sequences, stale runs never reach a pane, the
-//! debounce sends exactly one run after a burst, and the commands sent at
-//! each step of the workflow.
+//! debounce sends exactly one run after a burst, a run always carries every
+//! pane's variant, panes come and go through the variants menu, and the
+//! commands sent at each step of the workflow.
 
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEventKind};
 use depthkv::prune::{self, StrategyKind};
-use depthkv::session::protocol::{Command, Event, LayerSensitivity};
-use depthkv::ui::app::Pane;
+use depthkv::session::protocol::{Command, Event, LayerSensitivity, RunId, VariantId};
 use depthkv::ui::app::{Action, Focus, ImportedProfile, Overlay, DEBOUNCE};
-use depthkv::ui::fake::{self, Harness, Rng, DEMO_OUTPUTS, DEMO_PROMPT};
+use depthkv::ui::fake::{self, Demo, Harness, Rng, SentRun, DEMO_OUTPUTS, DEMO_PROMPT};
 use depthkv::ui::widgets::bars;
 use depthkv::ui::TuiOptions;
 
@@ -31,16 +31,50 @@ fn loaded(size: (u16, u16)) -> Harness {
     h
 }
 
-/// The invariants every state must satisfy once budgets exist.
+/// Variant ids of the default panes: full, uniform, the starting split.
+const FULL: VariantId = 0;
+const UNIFORM: VariantId = 1;
+const CUSTOM: VariantId = 2;
+
+/// `(run id, uniform pane's budgets, starting-split pane's budgets)`.
+fn uc(run: &SentRun) -> (RunId, Vec<usize>, Vec<usize>) {
+    (run.run_id, run.layers(UNIFORM).expect("uniform pane"), run.layers(CUSTOM).expect("starting-split pane"))
+}
+
+/// The invariants every state must satisfy once budgets exist, in every
+/// pane: pruned splits hold exactly the global total within the limits,
+/// full ones the whole prompt.
 fn check_budgets(h: &Harness, context: &str) {
-    let b = &h.app.budgets;
-    assert!(b.is_ready(), "{context}: budgets not ready");
-    let total = prune::feasible_total(prune::total_slots(b.global, b.prompt_len, b.n_layers), b.n_layers, b.limits);
-    assert_eq!(b.custom.iter().sum::<usize>(), total, "{context}: custom sum");
-    assert_eq!(b.uniform.iter().sum::<usize>(), total, "{context}: uniform sum");
-    for (i, &v) in b.custom.iter().enumerate() {
-        assert!((b.limits.min..=b.limits.max).contains(&v), "{context}: layer {i} = {v} outside {:?}", b.limits);
+    for (k, p) in h.app.panes.iter().enumerate() {
+        let b = &p.split;
+        assert!(b.is_ready(), "{context}: pane {k} budgets not ready");
+        assert!((p.split.global - h.app.split().global).abs() < 1e-12, "{context}: pane {k} global differs");
+        let total = prune::feasible_total(prune::total_slots(b.global, b.prompt_len, b.n_layers), b.n_layers, b.limits);
+        assert_eq!(b.uniform.iter().sum::<usize>(), total, "{context}: pane {k} uniform sum");
+        if p.is_full() {
+            assert!(b.layers.iter().all(|&v| v == b.prompt_len), "{context}: full pane {k}");
+            continue;
+        }
+        assert_eq!(b.layers.iter().sum::<usize>(), total, "{context}: pane {k} sum");
+        for (i, &v) in b.layers.iter().enumerate() {
+            assert!(
+                (b.limits.min..=b.limits.max).contains(&v),
+                "{context}: pane {k} layer {i} = {v} outside {:?}",
+                b.limits
+            );
+        }
     }
+}
+
+/// A run carries exactly the panes' variants (plus the hidden full reference
+/// when no pane is full), each as the pane holds it now.
+fn check_run_matches_panes(h: &mut Harness, context: &str) {
+    let run = h.engine.last_run().expect("a run");
+    let mut want: Vec<_> = h.app.panes.iter().map(|p| p.variant()).collect();
+    if !h.app.panes.iter().any(|p| p.is_full()) {
+        want.push(depthkv::session::protocol::Variant::full(depthkv::ui::pane::REFERENCE_VARIANT));
+    }
+    assert_eq!(run.variants, want, "{context}");
 }
 
 fn runs(h: &mut Harness) -> usize {
@@ -54,7 +88,10 @@ fn start_sends_prompt_then_one_run_after_prefill() {
     h.load(LAYERS, DEMO_PROMPT);
     let all = h.engine.runs();
     assert_eq!(all.len(), 1);
-    let (id, uniform, custom) = &all[0];
+    // Defaults: full, uniform and the starting split (pyramid here).
+    assert_eq!(all[0].variants.len(), 3);
+    assert_eq!(all[0].variant(FULL), Some(&depthkv::session::protocol::Variant::full(FULL)));
+    let (id, uniform, custom) = &uc(&all[0]);
     assert_eq!(*id, 1);
     let len = h.app.prompt_len();
     let total = prune::total_slots(0.3, len, LAYERS);
@@ -64,8 +101,8 @@ fn start_sends_prompt_then_one_run_after_prefill() {
     assert!(custom[0] > custom[LAYERS - 1]);
     assert!(uniform.iter().max().unwrap() - uniform.iter().min().unwrap() <= 1);
     // Limits: min(4 + 32, L), max L.
-    assert_eq!(h.app.budgets.limits.min, 36.min(len));
-    assert_eq!(h.app.budgets.limits.max, len);
+    assert_eq!(h.app.split().limits.min, 36.min(len));
+    assert_eq!(h.app.split().limits.max, len);
     check_budgets(&h, "after prefill");
 }
 
@@ -76,7 +113,7 @@ fn random_key_sequences_keep_the_total_exact() {
         h.app.sensitivity = Some(fake::sensitivity(LAYERS));
         let mut rng = Rng::new(seed);
         for step in 0..150 {
-            let (code, mods) = match rng.below(14) {
+            let (code, mods) = match rng.below(17) {
                 0 => (KeyCode::Up, KeyModifiers::NONE),
                 1 | 2 => (KeyCode::Down, KeyModifiers::NONE),
                 3 | 4 => (KeyCode::Left, KeyModifiers::NONE),
@@ -87,6 +124,13 @@ fn random_key_sequences_keep_the_total_exact() {
                 10 => (KeyCode::Char(['u', 'p', 'd'][rng.below(3)]), KeyModifiers::NONE),
                 11 => (KeyCode::Char('+'), KeyModifiers::NONE),
                 12 => (KeyCode::Char('-'), KeyModifiers::NONE),
+                // Other panes, their scorers and the variants menu.
+                13 => (KeyCode::Char(['[', ']'][rng.below(2)]), KeyModifiers::NONE),
+                14 => (KeyCode::Char(['s', 'v'][rng.below(2)]), KeyModifiers::NONE),
+                15 => {
+                    h.press(KeyCode::Char('a'));
+                    (KeyCode::Char(['f', 'u', 'p', 'd', 'm', 'x'][rng.below(6)]), KeyModifiers::NONE)
+                }
                 _ => (KeyCode::PageDown, KeyModifiers::NONE),
             };
             h.press_with(code, mods);
@@ -95,9 +139,9 @@ fn random_key_sequences_keep_the_total_exact() {
         }
         // Whatever was sent last matches the state exactly.
         h.advance(DEBOUNCE * 2);
-        let (_, uniform, custom) = h.engine.last_run().unwrap();
-        assert_eq!(custom, h.app.budgets.custom, "seed {seed}");
-        assert_eq!(uniform, h.app.budgets.uniform, "seed {seed}");
+        h.press(KeyCode::Char('r'));
+        check_run_matches_panes(&mut h, &format!("seed {seed}"));
+        assert!((2..=6).contains(&h.app.panes.len()), "seed {seed}");
     }
 }
 
@@ -123,7 +167,7 @@ fn random_drags_keep_the_total_exact_and_move_the_bar() {
                     (x, row)
                 })
                 .collect();
-            let locked = h.app.budgets.locked[layer];
+            let locked = h.app.split().locked[layer];
             h.drag((start, row), &path);
             check_budgets(&h, &format!("seed {seed} step {step}"));
             assert_eq!(h.app.selected, layer);
@@ -132,11 +176,11 @@ fn random_drags_keep_the_total_exact_and_move_the_bar() {
                 // The dragged bar ends where the mouse was released, unless
                 // the other layers could not give or take enough.
                 let want = g.target_at(path.last().unwrap().0, h.app.prompt_len());
-                let got = h.app.budgets.custom[layer];
-                let b = &h.app.budgets;
+                let got = h.app.split().layers[layer];
+                let b = h.app.split();
                 let others: Vec<usize> = (0..LAYERS).filter(|&i| i != layer && !b.locked[i]).collect();
-                let room_down: usize = others.iter().map(|&i| b.limits.max - b.custom[i]).sum();
-                let room_up: usize = others.iter().map(|&i| b.custom[i] - b.limits.min).sum();
+                let room_down: usize = others.iter().map(|&i| b.limits.max - b.layers[i]).sum();
+                let room_up: usize = others.iter().map(|&i| b.layers[i] - b.limits.min).sum();
                 let want = want.clamp(b.limits.min, b.limits.max);
                 assert!(
                     got == want || (got > want && room_down == 0) || (got < want && room_up == 0),
@@ -152,9 +196,9 @@ fn drag_on_locked_layer_changes_nothing() {
     let mut h = loaded((200, 50));
     let g = bars::geometry(h.app.layout().bars.unwrap(), &h.app);
     h.press(KeyCode::Char('l'));
-    let before = h.app.budgets.custom.clone();
+    let before = h.app.split().layers.clone();
     h.drag((g.bar_x + 2, g.inner.y), &[(g.bar_x + g.bar_w - 1, g.inner.y)]);
-    assert_eq!(h.app.budgets.custom, before);
+    assert_eq!(h.app.split().layers, before);
     assert!(h.app.current_message().is_some_and(|m| m.text.contains("locked")));
 }
 
@@ -179,9 +223,9 @@ fn debounce_sends_exactly_one_run_after_a_burst() {
         h.advance(Duration::from_millis(100));
     }
     assert_eq!(runs(&mut h), 2, "and no more");
-    let (id, _, custom) = h.engine.last_run().unwrap();
+    let (id, _, custom) = uc(&h.engine.last_run().unwrap());
     assert_eq!(id, 2);
-    assert_eq!(custom, h.app.budgets.custom);
+    assert_eq!(custom, h.app.split().layers);
     assert!(h.app.rerun_at.is_none());
 }
 
@@ -203,45 +247,41 @@ fn edits_that_change_nothing_do_not_rerun() {
 fn stale_run_events_are_dropped() {
     let mut h = loaded((200, 50));
     let snap = h.app.prompt.clone().unwrap();
-    let (old, _, old_custom) = h.engine.last_run().unwrap();
-    h.emit_all(fake::token_events(old, Pane::Full, DEMO_OUTPUTS[0], 0..3));
+    let (old, _, old_custom) = uc(&h.engine.last_run().unwrap());
+    h.emit_all(fake::token_events(old, FULL, DEMO_OUTPUTS[0], 0..3));
     assert_eq!(h.app.panes[0].tokens.len(), 3);
     // A budget edit supersedes run `old`.
     h.press(KeyCode::Right);
     h.advance(DEBOUNCE * 2);
-    let (new, _, _) = h.engine.last_run().unwrap();
+    let (new, _, _) = uc(&h.engine.last_run().unwrap());
     assert!(new > old);
     assert!(h.app.panes.iter().all(|p| p.tokens.is_empty()), "panes cleared for the new run");
     // Late events of the old run: tokens, occupancy, done, errors.
-    h.emit_all(fake::token_events(old, Pane::Full, DEMO_OUTPUTS[0], 3..10));
-    h.emit_all(fake::token_events(old, Pane::Custom, DEMO_OUTPUTS[2], 0..10));
-    h.emit(Event::Occupancy {
-        run_id: old,
-        variant: Pane::Custom.variant(),
-        occupancy: fake::occupancy(&snap, &old_custom),
-    });
-    h.emit(Event::VariantDone {
-        run_id: old,
-        variant: Pane::Uniform.variant(),
-        metrics: fake::metrics(Pane::Uniform, 1, 2, 1),
-    });
+    h.emit_all(fake::token_events(old, FULL, DEMO_OUTPUTS[0], 3..10));
+    h.emit_all(fake::token_events(old, CUSTOM, DEMO_OUTPUTS[2], 0..10));
+    h.emit(Event::Occupancy { run_id: old, variant: CUSTOM, occupancy: fake::occupancy(&snap, &old_custom) });
+    h.emit(Event::VariantDone { run_id: old, variant: UNIFORM, metrics: fake::metrics(Demo::Uniform, 1, 2, 1) });
     h.emit(Event::Error { run_id: Some(old), message: "old failure".into() });
     assert!(h.app.panes.iter().all(|p| p.tokens.is_empty() && p.metrics.is_none()));
-    assert!(h.app.panes[Pane::Custom.index()].occupancy.is_none());
+    assert!(h.app.panes[CUSTOM as usize].occupancy.is_none());
     assert!(!h.app.messages.iter().any(|m| m.text.contains("old failure")));
     // Events of the new run do arrive.
-    h.emit_all(fake::token_events(new, Pane::Custom, DEMO_OUTPUTS[2], 0..4));
-    let text: String = h.app.panes[Pane::Custom.index()].tokens.iter().map(|t| t.1.as_str()).collect();
+    h.emit_all(fake::token_events(new, CUSTOM, DEMO_OUTPUTS[2], 0..4));
+    let text: String = h.app.panes[CUSTOM as usize].tokens.iter().map(|t| t.1.as_str()).collect();
     assert_eq!(text, " The locker code was");
     // Events for a run never requested are dropped too.
-    h.emit_all(fake::token_events(new + 5, Pane::Full, DEMO_OUTPUTS[0], 0..4));
-    assert!(h.app.panes[Pane::Full.index()].tokens.is_empty());
+    h.emit_all(fake::token_events(new + 5, FULL, DEMO_OUTPUTS[0], 0..4));
+    assert!(h.app.panes[FULL as usize].tokens.is_empty());
+    // And events for a variant no pane has (one removed meanwhile).
+    h.emit_all(fake::token_events(new, 77, DEMO_OUTPUTS[0], 0..4));
+    assert!(h.app.panes.iter().all(|p| p.id == CUSTOM || p.tokens.is_empty()));
+    assert!(h.app.full_tokens().is_empty());
 }
 
 #[test]
 fn new_prompt_drops_the_running_decode() {
     let mut h = loaded((200, 50));
-    let (run, _, _) = h.engine.last_run().unwrap();
+    let (run, _, _) = uc(&h.engine.last_run().unwrap());
     h.press(KeyCode::Char('o'));
     assert!(matches!(h.app.overlay, Overlay::Editor { .. }));
     h.press_with(KeyCode::Char('u'), KeyModifiers::CONTROL);
@@ -253,7 +293,7 @@ fn new_prompt_drops_the_running_decode() {
         h.engine.commands().last(),
         Some(&Command::SetPrompt { text: "Short new prompt about Paris.".into(), chat: false })
     );
-    h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..5));
+    h.emit_all(fake::token_events(run, FULL, DEMO_OUTPUTS[0], 0..5));
     assert!(h.app.panes[0].tokens.is_empty(), "old run is gone once the prompt changes");
     // No run before the new prefill, even if the debounce fires.
     h.press(KeyCode::Right);
@@ -263,7 +303,7 @@ fn new_prompt_drops_the_running_decode() {
     h.emit(Event::Prefilled(snap));
     assert_eq!(runs(&mut h), 2);
     // Six tokens < min(36, L): every layer keeps the whole prompt.
-    let (_, uniform, custom) = h.engine.last_run().unwrap();
+    let (_, uniform, custom) = uc(&h.engine.last_run().unwrap());
     assert!(custom.iter().chain(&uniform).all(|&v| v == 6));
 }
 
@@ -290,10 +330,13 @@ fn calibrate_sends_the_prompt_and_applies_depthkv() {
     assert!(h.app.sensitivity.is_none());
     h.emit(Event::Calibrated { run_id: id, sensitivity: fake::sensitivity(LAYERS), seconds: 2.5 });
     assert!(h.app.sensitivity.is_some());
-    assert_eq!(h.app.budgets.shape.name(), "depthkv");
+    // No DepthKV pane yet: one is added and selected.
+    assert_eq!(h.app.panes.len(), 4);
+    assert_eq!(h.app.split().shape.name(), "depthkv");
     // Applying the split re-runs at once.
     assert_eq!(h.engine.commands().len(), n_cmds + 1);
-    let (_, _, custom) = h.engine.last_run().unwrap();
+    let custom = h.engine.last_run().unwrap().layers(h.app.selected_pane().id).unwrap();
+    check_run_matches_panes(&mut h, "after calibration");
     assert!(custom[0] > custom[LAYERS - 1], "most sensitive (first) layer gets more");
     check_budgets(&h, "after calibration");
 }
@@ -309,37 +352,37 @@ fn locks_survive_resets_and_global_changes() {
         h.press_with(KeyCode::Right, KeyModifiers::SHIFT);
     }
     h.press(KeyCode::Char('l'));
-    let kept = h.app.budgets.custom[3];
+    let kept = h.app.split().layers[3];
     for key in ['u', '+', 'd', '-', '-', 'p'] {
         h.press(KeyCode::Char(key));
-        assert_eq!(h.app.budgets.custom[3], kept, "after {key}");
+        assert_eq!(h.app.split().layers[3], kept, "after {key}");
         check_budgets(&h, &format!("after {key}"));
     }
     h.press(KeyCode::Char('l'));
     h.press(KeyCode::Char('u'));
-    assert_ne!(h.app.budgets.custom[3], kept);
+    assert_ne!(h.app.split().layers[3], kept);
 }
 
 #[test]
 fn global_budget_steps_on_a_five_percent_grid() {
     let mut h = loaded((200, 50));
     h.press(KeyCode::Char('+'));
-    assert!((h.app.budgets.global - 0.35).abs() < 1e-9);
+    assert!((h.app.split().global - 0.35).abs() < 1e-9);
     h.press(KeyCode::Char('-'));
     h.press(KeyCode::Char('-'));
-    assert!((h.app.budgets.global - 0.25).abs() < 1e-9);
+    assert!((h.app.split().global - 0.25).abs() < 1e-9);
     for _ in 0..30 {
         h.press(KeyCode::Char('-'));
     }
     // Clamped to the per-layer minimum: 36 of L tokens.
     let min = 36.0 / h.app.prompt_len() as f64;
-    assert!((h.app.budgets.global - min).abs() < 1e-9);
+    assert!((h.app.split().global - min).abs() < 1e-9);
     for _ in 0..30 {
         h.press(KeyCode::Char('+'));
     }
-    assert!((h.app.budgets.global - 1.0).abs() < 1e-9);
+    assert!((h.app.split().global - 1.0).abs() < 1e-9);
     check_budgets(&h, "at 100%");
-    assert!(h.app.budgets.custom.iter().all(|&v| v == h.app.prompt_len()));
+    assert!(h.app.split().layers.iter().all(|&v| v == h.app.prompt_len()));
 }
 
 #[test]
@@ -363,11 +406,11 @@ fn escape_stops_generation_and_rerun_restarts() {
     let mut h = loaded((200, 50));
     h.press(KeyCode::Esc);
     assert_eq!(h.engine.commands().last(), Some(&Command::Cancel));
-    let (run, _, _) = h.engine.last_run().unwrap();
-    h.emit_all(fake::token_events(run, Pane::Full, DEMO_OUTPUTS[0], 0..3));
+    let (run, _, _) = uc(&h.engine.last_run().unwrap());
+    h.emit_all(fake::token_events(run, FULL, DEMO_OUTPUTS[0], 0..3));
     assert!(h.app.panes[0].tokens.is_empty(), "tokens after stop are ignored");
     h.press(KeyCode::Char('r'));
-    assert_eq!(h.engine.last_run().unwrap().0, run + 1);
+    assert_eq!(h.engine.last_run().unwrap().run_id, run + 1);
 }
 
 #[test]
@@ -395,9 +438,9 @@ fn export_and_import_go_through_effects() {
         warnings: vec![],
     })));
     assert_eq!(h.app.profile_name.as_deref(), Some("lisbon"));
-    assert!((h.app.budgets.global - 0.4).abs() < 1e-9);
+    assert!((h.app.split().global - 0.4).abs() < 1e-9);
     check_budgets(&h, "after import");
-    let c = &h.app.budgets.custom;
+    let c = &h.app.split().layers;
     assert!(c[3] > c[0], "fractions shape the split");
     let n = runs(&mut h);
     h.advance(DEBOUNCE * 2);
@@ -432,7 +475,6 @@ fn focus_and_heatmap_navigation() {
     h.mouse(MouseEventKind::Down(MouseButton::Left), g.map.x + 10, g.map.y);
     assert_eq!(h.app.selected, 0);
     assert_eq!(h.app.cursor, g.bin(10, len).start);
-    h.press(KeyCode::Char('h'));
     h.press(KeyCode::Char('h'));
     assert_eq!(h.app.heat_mode, depthkv::ui::app::HeatMode::Attention);
     h.press(KeyCode::BackTab);
@@ -480,7 +522,7 @@ async fn event_loop_end_to_end() {
             .expect("no error");
     let _tx = script.await.unwrap();
     assert!(app.quit);
-    assert!(app.budgets.is_ready());
+    assert!(app.ready());
     assert!(app.run_id.unwrap() >= 2, "the edit re-ran");
     assert!(!app.panes[0].tokens.is_empty(), "tokens streamed into the Full pane");
 }
@@ -497,7 +539,7 @@ fn export_then_import_round_trips_the_split() {
         h.press(KeyCode::Down);
     }
     h.press_with(KeyCode::Right, KeyModifiers::SHIFT);
-    let saved = h.app.budgets.custom.clone();
+    let saved = h.app.split().layers.clone();
     h.press(KeyCode::Char('e'));
     h.press(KeyCode::Enter);
     let file = dir.join("qwen2.5-0.5b-instruct-depthkv-30.json");
@@ -515,7 +557,7 @@ fn export_then_import_round_trips_the_split() {
 
     // Reset, then import: the split comes back.
     h.press(KeyCode::Char('u'));
-    assert_ne!(h.app.budgets.custom, saved);
+    assert_ne!(h.app.split().layers, saved);
     h.press(KeyCode::Char('i'));
     h.press_with(KeyCode::Char('u'), KeyModifiers::CONTROL);
     for c in file.display().to_string().chars() {
@@ -524,7 +566,7 @@ fn export_then_import_round_trips_the_split() {
     h.press(KeyCode::Enter);
     let text = &h.app.messages.iter().rev().find(|m| m.text.contains("imported")).unwrap().text;
     assert!(text.contains("qwen2.5-0.5b-instruct-depthkv-30"), "{text}");
-    assert_eq!(h.app.budgets.custom, saved);
+    assert_eq!(h.app.split().layers, saved);
     check_budgets(&h, "after import");
 
     // A profile for another model shape is refused with the mismatch.
@@ -546,13 +588,13 @@ fn per_layer_minimum_follows_the_session_snapshot() {
     let mut snap = fake::snapshot(fake::split_words(DEMO_PROMPT), LAYERS, info.n_kv_heads);
     snap.min_layer_tokens = 72;
     h.emit_all([Event::Loaded(info), Event::Prefilled(snap)]);
-    assert_eq!(h.app.budgets.limits.min, 72);
+    assert!(h.app.panes.iter().all(|p| p.split.limits.min == 72));
     for _ in 0..20 {
         h.press(KeyCode::Char('-'));
     }
-    let (_, uniform, custom) = h.engine.last_run().unwrap();
+    let (_, uniform, custom) = uc(&h.engine.last_run().unwrap());
     h.advance(DEBOUNCE * 2);
-    let (_, uniform2, custom2) = h.engine.last_run().unwrap();
+    let (_, uniform2, custom2) = uc(&h.engine.last_run().unwrap());
     for v in uniform.iter().chain(&custom).chain(&uniform2).chain(&custom2) {
         assert!(*v >= 72);
     }
@@ -610,9 +652,201 @@ async fn real_engine_end_to_end() {
     let errors: Vec<_> =
         app.messages.iter().filter(|m| m.level == depthkv::ui::app::Level::Error).map(|m| m.text.clone()).collect();
     assert!(errors.is_empty(), "{errors:?}");
-    assert!(app.budgets.is_ready());
+    assert!(app.ready());
     assert!(app.panes.iter().all(|p| !p.tokens.is_empty()), "all panes streamed");
     if let Ok(dir) = std::env::var("DEPTHKV_UI_DUMP") {
         std::fs::write(format!("{dir}/real_engine.txt"), format!("{:?}", term.backend().buffer())).unwrap();
     }
+}
+
+/// Opens the variants menu and presses an entry's letter.
+fn menu(h: &mut Harness, key: char) {
+    h.press(KeyCode::Char('a'));
+    assert!(matches!(h.app.overlay, Overlay::Menu { .. }));
+    h.press(KeyCode::Char(key));
+}
+
+#[test]
+fn the_menu_adds_and_removes_panes_between_two_and_six() {
+    let mut h = loaded((200, 50));
+    h.app.sensitivity = Some(fake::sensitivity(LAYERS));
+    // Add pyramid, DepthKV and full: six panes, each new one selected.
+    for (key, kind) in [('p', "pyramid"), ('d', "depthkv"), ('f', "full")] {
+        menu(&mut h, key);
+        assert_eq!(h.app.overlay, Overlay::None, "adding closes the menu");
+        assert_eq!(h.app.pane, h.app.panes.len() - 1);
+        assert_eq!(h.app.split().shape.name(), kind);
+    }
+    assert_eq!(h.app.panes.len(), 6);
+    let ids: Vec<VariantId> = h.app.panes.iter().map(|p| p.id).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
+    let colours: std::collections::HashSet<usize> = h.app.panes.iter().map(|p| p.colour).collect();
+    assert_eq!(colours.len(), 6, "every pane its own colour");
+    check_budgets(&h, "six panes");
+    // A seventh is refused, with the reason.
+    menu(&mut h, 'u');
+    assert_eq!(h.app.panes.len(), 6);
+    assert!(h.app.current_message().unwrap().text.contains("6 panes at most"));
+    h.press(KeyCode::Esc);
+    // One debounced run carries all six.
+    h.advance(DEBOUNCE * 2);
+    check_run_matches_panes(&mut h, "six panes");
+    // Remove the selected (full) pane and two more; ids stay with their panes.
+    h.press(KeyCode::Char('x'));
+    assert_eq!(h.app.panes.iter().map(|p| p.id).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(h.app.pane, 4);
+    h.press(KeyCode::Char('['));
+    menu(&mut h, 'x');
+    assert_eq!(h.app.panes.iter().map(|p| p.id).collect::<Vec<_>>(), [0, 1, 2, 4]);
+    for _ in 0..5 {
+        h.press(KeyCode::Char('x'));
+    }
+    assert_eq!(h.app.panes.len(), 2, "two panes at least");
+    assert!(h.app.current_message().unwrap().text.contains("2 panes at least"));
+    // A pane added now reuses a free colour and gets a fresh id.
+    menu(&mut h, 'u');
+    let last = h.app.panes.last().unwrap();
+    assert_eq!(last.id, 6);
+    assert!(h.app.panes[..2].iter().all(|p| p.colour != last.colour));
+    h.advance(DEBOUNCE * 2);
+    check_run_matches_panes(&mut h, "after removals");
+}
+
+#[test]
+fn depthkv_needs_a_sensitivity_and_the_menu_says_so() {
+    let mut h = loaded((200, 50));
+    menu(&mut h, 'd');
+    assert_eq!(h.app.panes.len(), 3);
+    assert!(matches!(h.app.overlay, Overlay::Menu { .. }), "a disabled entry keeps the menu open");
+    assert!(h.app.current_message().unwrap().text.contains("calibrate"));
+}
+
+#[test]
+fn bars_edit_only_the_selected_pane_and_make_it_manual() {
+    let mut h = loaded((200, 50));
+    let before: Vec<Vec<usize>> = h.app.panes.iter().map(|p| p.split.layers.clone()).collect();
+    // Select the uniform pane and move layer 0's budget.
+    h.press(KeyCode::Char('['));
+    assert_eq!(h.app.pane, 1);
+    h.press_with(KeyCode::Right, KeyModifiers::SHIFT);
+    assert_ne!(h.app.panes[1].split.layers, before[1]);
+    assert_eq!(h.app.panes[1].split.kind_name(), "manual");
+    assert_eq!(h.app.panes[0].split.layers, before[0]);
+    assert_eq!(h.app.panes[2].split.layers, before[2]);
+    check_budgets(&h, "after the edit");
+    // Dragging a bar edits the selected pane too.
+    h.press(KeyCode::Char(']'));
+    let g = bars::geometry(h.app.layout().bars.unwrap(), &h.app);
+    h.drag((g.bar_x + 1, g.inner.y + 4), &[(g.bar_x + g.bar_w - 2, g.inner.y + 4)]);
+    assert_ne!(h.app.panes[2].split.layers, before[2]);
+    assert_eq!(h.app.panes[2].split.kind_name(), "manual");
+    check_budgets(&h, "after the drag");
+    // The full pane has nothing to edit.
+    h.press(KeyCode::Home);
+    h.press(KeyCode::Char('['));
+    h.press(KeyCode::Char('['));
+    assert!(h.app.selected_pane().is_full());
+    h.press(KeyCode::Right);
+    assert!(h.app.panes[0].is_full());
+    assert!(h.app.current_message().unwrap().text.contains("full pane keeps every token"));
+    // The debounced run carries every pane, the edited ones as edited.
+    h.advance(DEBOUNCE * 2);
+    check_run_matches_panes(&mut h, "after edits");
+}
+
+#[test]
+fn scorer_and_decode_eviction_belong_to_the_selected_pane() {
+    let mut h = loaded((200, 50));
+    h.press(KeyCode::Char('s'));
+    h.press(KeyCode::Char('v'));
+    h.advance(DEBOUNCE * 2);
+    let run = h.engine.last_run().unwrap();
+    let custom = run.variant(CUSTOM).unwrap();
+    assert_eq!(custom.scorer, depthkv::prune::Scorer::H2o);
+    assert!(custom.decode_evict);
+    let uniform = run.variant(UNIFORM).unwrap();
+    assert_eq!(uniform.scorer, depthkv::prune::Scorer::SnapKv);
+    assert!(!uniform.decode_evict);
+    assert_eq!(h.app.selected_pane().names()[0], "pyramid · h2o + evict");
+    // In the menu, the scorer entry cycles and the menu stays open.
+    menu(&mut h, 's');
+    assert!(matches!(h.app.overlay, Overlay::Menu { .. }));
+    assert_eq!(h.app.selected_pane().scorer, depthkv::prune::Scorer::Streaming);
+}
+
+#[test]
+fn without_a_full_pane_a_hidden_reference_keeps_first_divergence() {
+    let mut h = loaded((200, 50));
+    let (old, _, _) = uc(&h.engine.last_run().unwrap());
+    h.emit_all(fake::token_events(old, FULL, DEMO_OUTPUTS[0], 0..20));
+    // Select and remove the full pane: its tokens stay as the reference.
+    h.press(KeyCode::Char('4'));
+    h.press(KeyCode::Left);
+    h.press(KeyCode::Left);
+    assert_eq!(h.app.pane, 0);
+    h.press(KeyCode::Char('x'));
+    assert!(h.app.panes.iter().all(|p| !p.is_full()));
+    assert_eq!(h.app.full_tokens().len(), 20);
+    // The next run asks for the full continuation under the reserved id.
+    h.press(KeyCode::Char('r'));
+    check_run_matches_panes(&mut h, "no full pane");
+    let run = h.engine.last_run().unwrap();
+    let reference = depthkv::ui::pane::REFERENCE_VARIANT;
+    h.emit_all(fake::token_events(run.run_id, reference, DEMO_OUTPUTS[0], 0..20));
+    h.emit_all(fake::token_events(run.run_id, UNIFORM, DEMO_OUTPUTS[1], 0..20));
+    assert_eq!(h.app.full_tokens().len(), 20);
+    let (full, uniform) = (fake::split_words(DEMO_OUTPUTS[0]), fake::split_words(DEMO_OUTPUTS[1]));
+    let diverge = full.iter().zip(&uniform).position(|(a, b)| a != b).unwrap();
+    assert_eq!(depthkv::ui::widgets::panes::first_diff(&h.app, 0), Some(diverge));
+}
+
+#[test]
+fn clicking_a_pane_selects_it_and_the_heatmap_follows() {
+    let mut h = loaded((200, 50));
+    let area = h.app.layout().panes.unwrap();
+    let grid = depthkv::ui::layout::pane_grid(area, &h.app);
+    let (i, r) = grid[1];
+    h.mouse(MouseEventKind::Down(MouseButton::Left), r.x + 3, r.y + 2);
+    assert_eq!((h.app.pane, h.app.focus), (i, Focus::Outputs));
+    assert_eq!(h.app.pane_at(r.x + 3, r.y + 2), Some(i));
+    let run = h.engine.last_run().unwrap();
+    let snap = h.app.prompt.clone().unwrap();
+    h.emit(Event::Occupancy {
+        run_id: run.run_id,
+        variant: UNIFORM,
+        occupancy: fake::occupancy(&snap, &run.layers(UNIFORM).unwrap()),
+    });
+    assert!(!h.app.selected_pane().share.is_empty(), "the heatmap's data is the selected pane's");
+}
+
+#[test]
+fn the_menu_works_with_the_mouse() {
+    let mut h = loaded((120, 40));
+    h.press(KeyCode::Char('a'));
+    let area = ratatui::layout::Rect::new(0, 0, 120, 40);
+    let g = depthkv::ui::widgets::menu::geometry(&h.app, area);
+    let entries = depthkv::ui::menu::entries(&h.app);
+    let pyramid = entries.iter().position(|e| e.key == 'p').unwrap();
+    let (row, _) = g.rows.iter().find(|(_, k)| *k == pyramid).unwrap();
+    h.mouse(MouseEventKind::Down(MouseButton::Left), g.frame.x + 4, *row);
+    assert_eq!(h.app.panes.len(), 4);
+    assert_eq!(h.app.split().shape.name(), "pyramid");
+    // A click outside closes it.
+    h.press(KeyCode::Char('a'));
+    h.mouse(MouseEventKind::Down(MouseButton::Left), 0, 0);
+    assert_eq!(h.app.overlay, Overlay::None);
+    assert_eq!(h.app.panes.len(), 4);
+}
+
+#[test]
+fn global_budget_moves_every_pruned_pane() {
+    let mut h = loaded((200, 50));
+    menu(&mut h, 'p');
+    h.press(KeyCode::Char('+'));
+    check_budgets(&h, "after +");
+    for p in &h.app.panes {
+        assert!((p.split.global - 0.35).abs() < 1e-9);
+    }
+    h.advance(DEBOUNCE * 2);
+    check_run_matches_panes(&mut h, "after +");
 }

@@ -1,11 +1,11 @@
-//! Layer budget bars: one row per layer with the custom budget as a bar over
-//! the prompt length, the uniform share as a dotted marker, lock state and
-//! the layer's sensitivity when known.
+//! Layer budget bars of the selected pane: one row per layer with its budget
+//! as a bar over the prompt length (in the pane's colour), the uniform share
+//! as a dotted marker, lock state and the layer's sensitivity when known.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::{panel, put, scroll_marker, title};
@@ -113,15 +113,23 @@ fn marker_cell(t: &Theme, fill: Color, filled: bool) -> (&'static str, Style) {
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let focused = app.focus == Focus::Budgets;
-    let b = &app.budgets;
-    let mut block = panel(title("Layer budgets", focused, t), focused, t);
+    let b = app.split();
+    let pane = app.selected_pane();
+    let colour = t.pane(pane.colour);
+    let head = Line::from(vec![
+        title("Layer budgets", focused, t),
+        Span::styled(format!("▶{} ", app.pane + 1), Style::default().fg(colour).add_modifier(Modifier::BOLD)),
+    ]);
+    let head_w = head.width();
+    let mut block = panel(head, focused, t);
     if b.is_ready() {
         let pending = if app.rerun_at.is_some() { " · re-run pending" } else { "" };
-        let (held, all) = (group_digits(b.custom_slots()), group_digits(b.prompt_len * b.n_layers));
-        let room = (area.width as usize).saturating_sub(" Layer budgets ".len() + 4);
+        let (held, all) = (group_digits(b.slots()), group_digits(b.prompt_len * b.n_layers));
+        let room = (area.width as usize).saturating_sub(head_w + 4);
         let options = [
             format!(" Σ {held} / {all} slots · {}{pending} ", b.label()),
             format!(" Σ {held} / {all} slots · {} ", b.label()),
+            format!(" {} ", b.label()),
             format!(" Σ {held}/{all} "),
             format!(" Σ {held} "),
         ];
@@ -129,14 +137,17 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             block = block.title(Line::styled(text, t.dim()).right_aligned());
         }
         let mut legend = vec![
-            ratatui::text::Span::styled(" ┊", Style::default().fg(t.uniform_marker)),
-            ratatui::text::Span::styled(" uniform  ", t.dim()),
-            ratatui::text::Span::styled("▣", Style::default().fg(t.locked)),
-            ratatui::text::Span::styled(" locked ", t.dim()),
+            Span::styled(" ┊", Style::default().fg(t.uniform_marker)),
+            Span::styled(" uniform  ", t.dim()),
+            Span::styled("▣", Style::default().fg(t.locked)),
+            Span::styled(" locked ", t.dim()),
         ];
         if app.sensitivity.is_some() {
-            legend.push(ratatui::text::Span::styled(" ▂▆", Style::default().fg(t.sensitivity)));
-            legend.push(ratatui::text::Span::styled(" sensitivity ", t.dim()));
+            legend.push(Span::styled(" ▂▆", Style::default().fg(t.sensitivity)));
+            legend.push(Span::styled(" sensitivity ", t.dim()));
+        }
+        if pane.is_full() {
+            legend.push(Span::styled(" full cache: nothing to edit ", t.dim()));
         }
         block = block.title_bottom(Line::from(legend));
     }
@@ -169,11 +180,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         put(buf, x, y, if locked { "▣ " } else { "  " }, 2, lock);
 
         // The bar, in eighths of a cell.
-        let v = b.custom[layer];
+        let v = b.layers[layer];
         let eighths = (v * g.bar_w as usize * 8 + len / 2) / len;
         let full = eighths / 8;
         let part = eighths % 8;
-        let fill = if locked { t.locked } else { t.bar_fill };
+        let fill = if locked { t.locked } else { colour };
         for c in 0..g.bar_w as usize {
             let (sym, style) = if Some(c) == uniform_col {
                 marker_cell(t, fill, c < full || (c == full && part >= 4))
@@ -238,7 +249,7 @@ mod tests {
         for step in 0..60 {
             let buf = h.draw();
             let g = geometry(h.app.layout().bars.unwrap(), &h.app);
-            let b = &h.app.budgets;
+            let b = h.app.split();
             let len = b.prompt_len;
             let col = ((b.uniform[0] * g.bar_w as usize + len / 2) / len).clamp(1, g.bar_w as usize) - 1;
             let x = g.bar_x + col as u16;
@@ -248,7 +259,7 @@ mod tests {
                 assert_eq!(cell.symbol(), "┊", "step {step}, layer {layer}");
                 let filled = cell.bg != h.app.theme.bar_empty;
                 // Over the fill exactly when the bar covers at least half of the cell.
-                let eighths = (b.custom[layer] * g.bar_w as usize * 8 + len / 2) / len;
+                let eighths = (b.layers[layer] * g.bar_w as usize * 8 + len / 2) / len;
                 assert_eq!(filled, eighths >= 8 * col + 4, "step {step}, layer {layer}");
                 if layer == 20 {
                     seen[usize::from(filled)] = true;

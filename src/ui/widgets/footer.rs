@@ -24,6 +24,14 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
                 ("Ctrl-W".into(), "delete word"),
             ]
         }
+        Overlay::Menu { .. } => {
+            return vec![
+                ("↑↓ Enter".into(), "choose"),
+                ("f/u/p/d/m/i".into(), "add"),
+                ("s/v/x".into(), "scorer/evict/remove"),
+                ("Esc".into(), "close"),
+            ]
+        }
         Overlay::None => {}
     }
     match app.focus {
@@ -34,7 +42,7 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
             out.push((m.short(K::Lock), "lock"));
             out.push((
                 format!("{}/{}/{}", m.short(K::ResetUniform), m.short(K::ResetPyramid), m.short(K::ResetDepthKv)),
-                "reset",
+                "split",
             ));
             out.push((format!("{}/{}", m.short(K::BudgetUp), m.short(K::BudgetDown)), "global"));
         }
@@ -51,12 +59,17 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
             out.push((m.short(K::EditPrompt), "edit prompt"));
         }
         Focus::Outputs => {
+            out.push((pair(K::Left, K::Right), "pane"));
             out.push((pair(K::Up, K::Down), "scroll"));
             out.push((m.short(K::Rerun), "re-run"));
             out.push((m.short(K::Cancel), "stop"));
             out.push((m.short(K::EditPrompt), "prompt"));
         }
     }
+    if app.focus != Focus::Outputs {
+        out.push((pair(K::PrevPane, K::NextPane), "pane"));
+    }
+    out.push((m.short(K::VariantMenu), "variants"));
     out.push((m.short(K::Calibrate), "calibrate"));
     out.push((format!("{}/{}", m.short(K::Export), m.short(K::Import)), "profile"));
     if app.focus != Focus::Tokens && app.focus != Focus::Outputs {
@@ -73,7 +86,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let items = hints(app);
     let width = area.width as usize;
     // Drop hints from the middle until the line fits; help and quit stay.
-    let cost = |(k, d): &(String, &str)| crate::ui::text::str_width(k) + d.len() + 3;
+    // Drawn as "KEY DESC   ".
+    let cost = |(k, d): &(String, &str)| crate::ui::text::str_width(k) + 1 + d.len() + 3;
     let mut keep: Vec<bool> = vec![true; items.len()];
     let mut total: usize = 1 + items.iter().map(cost).sum::<usize>();
     let mut drop = items.len().saturating_sub(3);

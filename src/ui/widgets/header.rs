@@ -1,5 +1,6 @@
-//! Top line(s): model, device, dtype, prompt size, global budget as fraction,
-//! token slots and KV MiB held vs full, strategy and profile.
+//! Top line(s): model, device, dtype, prompt size, the global budget as a
+//! fraction with the token slots and KV MiB it holds vs full (every pruned
+//! pane holds the same), the selected pane and the profile loaded last.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -42,19 +43,18 @@ fn chips(app: &App) -> Vec<Chip<'static>> {
         vec![Span::styled("prompt ", d), Span::styled(group_digits(len), v), Span::styled(" tok", d)]
     };
     out.push(Chip::new(prompt).drop_at(150));
-    let b = &app.budgets;
+    let b = app.split();
     let frac = if b.is_ready() { b.effective_fraction() } else { b.global };
     let mut budget = vec![Span::styled("budget ", d), Span::styled(format!("{:.1}%", frac * 100.0), v)];
     if b.is_ready() && (frac - b.global).abs() > 0.0005 {
         budget.push(Span::styled(format!(" (asked {:.1}%)", b.global * 100.0), d));
     }
-    let slots =
-        vec![Span::styled(" · ", d), Span::styled(group_digits(b.custom_slots()), v), Span::styled(" slots", d)];
+    let slots = vec![Span::styled(" · ", d), Span::styled(group_digits(b.total()), v), Span::styled(" slots", d)];
     let kv = app.model.as_ref().map(|m| {
         let per = m.kv_bytes_per_token_layer;
         vec![
             Span::styled(" · KV ", d),
-            Span::styled(mib(b.custom_slots() * per), v),
+            Span::styled(mib(b.total() * per), v),
             Span::styled(format!("/{} MiB", mib(b.prompt_len * b.n_layers * per)), d),
         ]
     });
@@ -66,7 +66,12 @@ fn chips(app: &App) -> Vec<Chip<'static>> {
         }
     };
     out.push(chip.drop_at(220));
-    let split = vec![Span::styled("split ", d), Span::styled(b.label(), accent)];
+    let pane = app.selected_pane();
+    let name = Style::default().fg(t.pane(pane.colour));
+    let split = vec![
+        Span::styled(format!("pane {}/{} ", app.pane + 1, app.panes.len()), d),
+        Span::styled(pane.names()[0].clone(), name),
+    ];
     let chip = match &app.profile_name {
         Some(p) => {
             let prefix = [split.clone(), vec![Span::styled(" · profile ", d)]].concat();
@@ -120,14 +125,18 @@ mod tests {
         let mut h = Harness::new(&opts, (80, 24));
         h.load(24, DEMO_PROMPT);
         let wide = text(&pack(&h.app, 199, 2));
-        assert!(wide.concat().contains("split uniform · profile sample profile (SmolLM2-135M)"), "{wide:?}");
+        assert!(
+            wide.concat().contains("pane 3/3 uniform · snapkv · profile sample profile (SmolLM2-135M)"),
+            "{wide:?}"
+        );
         let narrow = text(&pack(&h.app, 79, 2));
         assert_eq!(narrow.len(), 2);
         assert!(narrow.iter().all(|l| str_width(l) <= 79), "{narrow:?}");
-        // The slot count goes first (the budget percentage says the same), then the name is cut.
-        assert_eq!(narrow[1], "budget 25.0% · KV 0.83/3.30 MiB │ split uniform · profile sample prof… │ run #1");
-        // Narrower still: the split stays, the profile goes.
+        // The slot count and the run id go first (the budget percentage says
+        // the same; the panes show the run's state), then the name is cut.
+        assert_eq!(narrow[1], "budget 25.0% · KV 0.83/3.30 MiB │ pane 3/3 uniform · snapkv · profile sample p…");
+        // Narrower still: the pane stays, the profile goes.
         let narrower = text(&pack(&h.app, 60, 2));
-        assert!(narrower.concat().contains("split uniform"), "{narrower:?}");
+        assert!(narrower.concat().contains("pane 3/3 uniform · snapkv"), "{narrower:?}");
     }
 }

@@ -139,7 +139,7 @@ impl HeatGeom {
 fn cell_value(app: &App, layers: std::ops::Range<usize>, bin: std::ops::Range<usize>) -> Option<Option<f32>> {
     let data: &Vec<Vec<f32>> = match app.heat_mode {
         HeatMode::Attention => &app.attention,
-        m => &app.panes[m.pane().index()].share,
+        HeatMode::Keep => &app.selected_pane().share,
     };
     if data.is_empty() || layers.is_empty() || bin.is_empty() {
         return None;
@@ -175,13 +175,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let g = geometry(area, app);
     let len = app.prompt_len();
     let n = app.n_layers();
-    let source = match app.heat_mode {
-        HeatMode::KeepCustom => "keep · Custom",
-        HeatMode::KeepUniform => "keep · Uniform",
-        HeatMode::Attention => "attention",
-    };
-    let mut block = panel(title(format!("Heatmap · {source}"), focused, t), focused, t);
-    let pane = &app.panes[app.heat_mode.pane().index()];
+    let pane = app.selected_pane();
+    let mut head = vec![title("Heatmap ·", focused, t)];
+    match app.heat_mode {
+        HeatMode::Keep => {
+            let style = Style::default().fg(t.pane(pane.colour)).add_modifier(Modifier::BOLD);
+            head.push(Span::styled(format!("keep ▶{} {} ", app.pane + 1, pane.names()[1]), style));
+        }
+        HeatMode::Attention => head.push(Span::styled("attention ", t.title(focused))),
+    }
+    let mut block = panel(Line::from(head), focused, t);
     if app.heat_mode != HeatMode::Attention && pane.occupancy_stale {
         block = block.title(Span::styled("(previous run) ", t.dim()));
     }
@@ -197,7 +200,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
     let have_data = match app.heat_mode {
         HeatMode::Attention => !app.attention.is_empty(),
-        m => !app.panes[m.pane().index()].share.is_empty(),
+        HeatMode::Keep => !pane.share.is_empty(),
     };
     if n == 0 || len == 0 || !have_data {
         let msg = if len == 0 {

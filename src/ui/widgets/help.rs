@@ -18,13 +18,29 @@ enum Row {
     Entry(String, &'static str),
 }
 
+/// Actions that share a help row with their partner (so the overlay still
+/// fits 80×24): `(first, second, what the pair does)`.
+const PAIRS: [(KeyAction, KeyAction, &str); 5] = [
+    (KeyAction::Up, KeyAction::Down, "select layer / scroll"),
+    (KeyAction::PageUp, KeyAction::PageDown, "page up / down"),
+    (KeyAction::First, KeyAction::Last, "first / last layer"),
+    (KeyAction::BudgetUp, KeyAction::BudgetDown, "global budget ± 5%"),
+    (KeyAction::PrevPane, KeyAction::NextPane, "previous / next pane"),
+];
+
 /// Groups of rows (a heading and its entries), in display order.
 fn groups(app: &App) -> Vec<Vec<Row>> {
     let mut out = Vec::new();
     for g in KeyGroup::ALL {
         let mut rows = vec![Row::Heading(g.title())];
         for a in KeyAction::ALL.into_iter().filter(|a| a.group() == g) {
-            rows.push(Row::Entry(app.keymap.label(a), a.description()));
+            if PAIRS.iter().any(|p| p.1 == a) {
+                continue;
+            }
+            rows.push(match PAIRS.iter().find(|p| p.0 == a) {
+                Some((_, b, desc)) => Row::Entry(format!("{} {}", app.keymap.label(a), app.keymap.label(*b)), desc),
+                None => Row::Entry(app.keymap.label(a), a.description()),
+            });
         }
         out.push(rows);
     }
@@ -34,7 +50,7 @@ fn groups(app: &App) -> Vec<Vec<Row>> {
         vec![
             Row::Heading("Mouse"),
             Row::Entry("drag bar".into(), "resize layer budget"),
-            Row::Entry("click".into(), "select layer/column/tab"),
+            Row::Entry("click".into(), "select layer/pane/tab"),
             Row::Entry("wheel".into(), "select layer / scroll"),
         ],
     );

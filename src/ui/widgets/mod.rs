@@ -7,6 +7,7 @@ pub mod footer;
 pub mod header;
 pub mod heatmap;
 pub mod help;
+pub mod menu;
 pub mod panes;
 pub mod popup;
 pub mod status;

@@ -59,8 +59,8 @@ pub fn position_at(area: Rect, app: &App, x: u16, y: u16) -> Option<usize> {
 fn titles(app: &App) -> Vec<String> {
     let layer = app.selected;
     let len = app.prompt_len();
-    let pane = app.heat_mode.pane();
-    let state = &app.panes[pane.index()];
+    let state = app.selected_pane();
+    let pane = format!("#{} {}", app.pane + 1, state.names()[1]);
     let mut out = Vec::new();
     if let (Some(occ), Some(share)) = (&state.occupancy, state.share.get(layer)) {
         let heads = occ.kept.get(layer).map(|h| h.iter().map(Vec::len)).into_iter().flatten();
@@ -70,10 +70,10 @@ fn titles(app: &App) -> Vec<String> {
             let budget = if lo == hi { format!("{hi}/{len}") } else { format!("{lo}–{hi}/{len}") };
             let pct = 100.0 * hi as f64 / len.max(1) as f64;
             out.push(format!(
-                "Tokens · layer {layer} · {pane:?} · budget {budget} ({pct:.1}%) per head · {any} positions kept by any head"
+                "Tokens · layer {layer} · {pane} · budget {budget} ({pct:.1}%) per head · {any} positions kept by any head"
             ));
             out.push(format!(
-                "Tokens · layer {layer} · {pane:?} budget {budget} ({pct:.1}%) per head · {any} by any head"
+                "Tokens · layer {layer} · {pane} · budget {budget} ({pct:.1}%) per head · {any} by any head"
             ));
             out.push(format!("Tokens · layer {layer} · budget {budget} ({pct:.1}%) per head · {any} by any head"));
             out.push(format!("Tokens · L{layer} · {budget} per head · {any} by any head"));
@@ -122,9 +122,7 @@ fn styles(app: &App) -> Styles {
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let focused = app.focus == Focus::Tokens;
-    let pane = app.heat_mode.pane();
-    let state = &app.panes[pane.index()];
-    let share = state.share.get(app.selected);
+    let share = app.selected_pane().share.get(app.selected);
     let len = app.prompt_len();
     let pos = (len > 0).then(|| format!(" pos {}/{} ", app.cursor, len));
     let pos_w = pos.as_deref().map_or(0, str_width);
@@ -176,7 +174,6 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 mod tests {
     use super::*;
     use crate::session::protocol::Event;
-    use crate::ui::app::Pane;
     use crate::ui::fake::{self, Harness, DEMO_PROMPT};
     use crate::ui::TuiOptions;
 
@@ -185,17 +182,19 @@ mod tests {
         let opts = TuiOptions { initial_budget: 0.2, prompt: DEMO_PROMPT.to_string(), ..TuiOptions::default() };
         let mut h = Harness::new(&opts, (200, 50));
         let snap = h.load(12, DEMO_PROMPT);
-        let (run, _, custom) = h.engine.last_run().unwrap();
+        let run = h.engine.last_run().unwrap();
+        let id = h.app.selected_pane().id;
+        let custom = run.layers(id).unwrap();
         let occ = fake::occupancy(&snap, &custom);
-        h.emit(Event::Occupancy { run_id: run, variant: Pane::Custom.variant(), occupancy: occ });
+        h.emit(Event::Occupancy { run_id: run.run_id, variant: id, occupancy: occ });
         let len = snap.pieces.len();
-        let any = h.app.panes[Pane::Custom.index()].share[0].iter().filter(|v| **v > 0.0).count();
+        let any = h.app.selected_pane().share[0].iter().filter(|v| **v > 0.0).count();
         assert!(any > custom[0], "the fake's heads select differently");
         let pct = 100.0 * custom[0] as f64 / len as f64;
         assert_eq!(
             titles(&h.app)[0],
             format!(
-                "Tokens · layer 0 · Custom · budget {}/{len} ({pct:.1}%) per head · {any} positions kept by any head",
+                "Tokens · layer 0 · #3 uniform·snapkv · budget {}/{len} ({pct:.1}%) per head · {any} positions kept by any head",
                 custom[0]
             )
         );
