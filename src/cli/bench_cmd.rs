@@ -111,10 +111,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
     let select = a.select.config();
     let profile = a.alloc.read_profile_for(&[crate::prune::StrategyKind::DepthKv])?;
-    let depthkv = a.alloc.strategy(crate::prune::StrategyKind::DepthKv, profile.as_ref())?;
     let engine = a.model.load()?;
-    if let Some(p) = &profile {
-        a.alloc.check_profile(p, &engine)?;
+    let profile = a.alloc.fitting_profile(profile, &engine)?;
+    // Uniform always; DepthKV where a profile fits this model.
+    let mut strategies = vec![("uniform", Strategy::Uniform)];
+    if profile.is_some() {
+        strategies.push(("depthkv", a.alloc.strategy(crate::prune::StrategyKind::DepthKv, profile.as_ref())?));
     }
     let dev = engine.model.device().clone();
     let n = a.decode_tokens;
@@ -149,7 +151,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let mem_before = bench::device_memory_used(&dev);
         let decode = bench::repeat(a.reps, || bench::decode_tps(&engine, &pre.cache, &pre.first_logits, n))?;
         let mut pruned = Vec::new();
-        for (name, strat) in [("uniform", &Strategy::Uniform), ("depthkv", &depthkv)] {
+        for (name, strat) in &strategies {
             for &b in &a.budgets {
                 let cache = bench::pruned_cache(&pre, strat, b, &select, n + 1)?;
                 let tps = bench::repeat(a.reps, || bench::decode_tps(&engine, &cache, &pre.first_logits, n))?;
@@ -193,6 +195,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
 
     // Re-run latency at the largest context: budget change -> prune -> tokens.
+    let (rerun_name, rerun_strategy) = strategies.last().map(|(n, s)| (*n, s)).expect("uniform is always benched");
     let rerun = match &last_pre {
         Some(pre) => {
             let mut first = Vec::new();
@@ -201,7 +204,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 bench::sync(&dev)?;
                 let start = Instant::now();
                 let b = 0.2 + 0.01 * rep as f64;
-                let cache = bench::pruned_cache(pre, &depthkv, b, &select, 65)?;
+                let cache = bench::pruned_cache(pre, rerun_strategy, b, &select, 65)?;
                 let mut dec = engine.decoder(
                     cache,
                     &pre.first_logits,
@@ -223,7 +226,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                     all64.push(t_all * 64.0 / dec.produced.len().max(1) as f64);
                 }
             }
-            json!({"context": pre.tokens.len(), "strategy": "depthkv", "first_token_ms": stat(Stat::of(first)), "tokens64_ms": stat(Stat::of(all64))})
+            json!({"context": pre.tokens.len(), "strategy": rerun_name, "first_token_ms": stat(Stat::of(first)), "tokens64_ms": stat(Stat::of(all64))})
         }
         None => Value::Null,
     };

@@ -2,6 +2,7 @@
 
 use super::args::ModelArgs;
 use super::progress::Bar;
+use super::strategy::needs_profile;
 use super::strategy::{AllocArgs, SelectArgs};
 use super::values;
 use crate::eval::precheck::{check_prompts, describe, PromptNeeds};
@@ -124,8 +125,14 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
 
     let engine = a.model.load()?;
-    if let Some(p) = &profile {
-        a.alloc.check_profile(p, &engine)?;
+    let had_profile = profile.is_some();
+    if had_profile && a.alloc.fitting_profile(profile, &engine)?.is_none() {
+        // The built-in profile does not fit this model: DepthKV is left out;
+        // a variant that itself needs a profile cannot run without one.
+        if let Some(v) = a.variants.iter().find(|v| needs_profile(v.kind)) {
+            anyhow::bail!("--variant {} needs a profile made for this model: pass --profile", v.name);
+        }
+        methods.retain(|m| m.name != "depthkv");
     }
     let needs =
         PromptNeeds { chat: !a.raw, budgets: &a.budgets, select: &select, extra_tokens: a.tokens.max(a.answer_tokens) };

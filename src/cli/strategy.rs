@@ -97,6 +97,27 @@ impl AllocArgs {
         Ok(())
     }
 
+    /// The profile to use once the model is loaded. A profile the user named
+    /// must fit (or `--force`); the built-in one (made for the default model)
+    /// is quietly dropped on another model, so commands that merely include
+    /// DepthKV among their methods run without it.
+    pub fn fitting_profile(&self, p: Option<Profile>, engine: &Engine) -> anyhow::Result<Option<Profile>> {
+        let Some(p) = p else { return Ok(None) };
+        if self.profile.is_none() && !self.force {
+            let ours = profile::model::fingerprint(engine).context("hashing the model weights")?;
+            if let Err(m) = p.model.check_compatible(&ours) {
+                eprintln!(
+                    "note: depthkv skipped: the built-in profile is for the default model ({m}); \
+                     calibrate this model with `depthkv calibrate` and pass --profile"
+                );
+                return Ok(None);
+            }
+            return Ok(Some(p));
+        }
+        self.check_profile(&p, engine)?;
+        Ok(Some(p))
+    }
+
     /// The DepthKV strategy of `kind` from a profile's sensitivities.
     pub fn depthkv(&self, kind: StrategyKind, p: &Profile) -> anyhow::Result<Strategy> {
         let sensitivity: Vec<f64> = match &p.sensitivity {

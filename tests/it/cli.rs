@@ -195,3 +195,64 @@ fn calibrate_profile_eval_end_to_end() {
     assert!(cmp.iter().all(|c| c["p_value"].as_f64().unwrap() > 0.0));
     assert_eq!(cmp.len(), 2 * 2 * 2);
 }
+
+/// `bench` and `eval` on a model other than the default run without
+/// `--force`: the built-in profile (made for the default model) is left out
+/// with a note, uniform and pyramid still run.
+#[test]
+fn bench_and_eval_run_on_another_model_without_its_profile() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families/llama3");
+    let model = model.to_str().unwrap();
+    let prompts = tmp("other-model-prompts.jsonl");
+    let text = "The keeper of the lighthouse wrote down the weather every morning, the ships that passed, \
+                and the colour of the sea, and on the last page the code 4417 for the store room.";
+    std::fs::write(&prompts, format!("{{\"id\": \"a\", \"prompt\": \"{text}\"}}\n")).unwrap();
+    let report = tmp("other-model-eval.json");
+    let _ = std::fs::remove_file(&report);
+    let o = depthkv(&[
+        "eval",
+        "--model",
+        model,
+        "--prompts",
+        prompts.to_str().unwrap(),
+        "--budgets",
+        "0.6",
+        "--tokens",
+        "4",
+        "--answer-tokens",
+        "4",
+        "--raw",
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "eval failed: {err}");
+    assert!(err.contains("depthkv skipped"), "no note about the left-out profile: {err}");
+    let json = std::fs::read_to_string(&report).unwrap();
+    assert!(json.contains("\"uniform\"") && json.contains("\"pyramid\""), "{json}");
+    assert!(!json.contains("\"depthkv\""), "depthkv ran with another model's profile: {json}");
+
+    let bench = tmp("other-model-bench.json");
+    let _ = std::fs::remove_file(&bench);
+    let o = depthkv(&[
+        "bench",
+        "--model",
+        model,
+        "--contexts",
+        "240",
+        "--reps",
+        "1",
+        "--decode-tokens",
+        "4",
+        "--budgets",
+        "0.6",
+        "--no-stock",
+        "--calib-prompts",
+        "0",
+        "--json",
+        bench.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "bench failed: {}", stderr(&o));
+    let json = std::fs::read_to_string(&bench).unwrap();
+    assert!(json.contains("\"uniform\"") && !json.contains("\"depthkv\""), "{json}");
+}
