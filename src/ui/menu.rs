@@ -86,7 +86,7 @@ pub fn lines(app: &App) -> Vec<Line> {
     out.push(Line::Entry(Entry {
         item: MenuItem::Precision,
         key: 'k',
-        label: format!("KV storage: {} (next: native, int8, int4)", pane.precision),
+        label: format!("KV storage: {} (next)", pane.precision),
         disabled: pruned,
     }));
     out.push(Line::Entry(Entry {

@@ -775,6 +775,22 @@ fn scorer_and_decode_eviction_belong_to_the_selected_pane() {
 }
 
 #[test]
+fn kv_precision_belongs_to_the_selected_pane() {
+    use depthkv::engine::KvPrecision;
+    let mut h = loaded((200, 50));
+    menu(&mut h, 'k');
+    assert!(matches!(h.app.overlay, Overlay::Menu { .. }), "the menu stays open to show the change");
+    assert_eq!(h.app.selected_pane().precision, KvPrecision::Int8);
+    h.press(KeyCode::Char('k'));
+    assert_eq!(h.app.selected_pane().precision, KvPrecision::Int4);
+    h.advance(DEBOUNCE * 2);
+    let run = h.engine.last_run().unwrap();
+    assert_eq!(run.variant(CUSTOM).unwrap().precision, KvPrecision::Int4);
+    assert_eq!(run.variant(UNIFORM).unwrap().precision, KvPrecision::Native);
+    assert!(h.app.selected_pane().names()[0].ends_with("· int4"));
+}
+
+#[test]
 fn without_a_full_pane_a_hidden_reference_keeps_first_divergence() {
     let mut h = loaded((200, 50));
     let (old, _, _) = uc(&h.engine.last_run().unwrap());
