@@ -5,7 +5,7 @@ use super::strategy::{AllocArgs, SelectArgs};
 use super::values;
 use crate::engine::evict::Evictor;
 use crate::engine::Detokenizer;
-use crate::engine::GenParams;
+use crate::engine::{GenParams, KvPrecision};
 use crate::prune::{apply, StrategyKind};
 use crate::userio::{read_bounded, sanitize_multiline, MAX_PROMPT_BYTES};
 use clap::Args;
@@ -47,6 +47,13 @@ pub struct GenerateArgs {
     pub alloc: AllocArgs,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Store the kept tokens quantized (int8, int4) or in the activation dtype.
+    #[arg(long, value_enum, default_value_t = KvPrecision::Native)]
+    pub kv_precision: KvPrecision,
+    /// Budget as KV memory instead of a fraction (e.g. `64MiB`): the tokens
+    /// that fit at --kv-precision, split by --strategy.
+    #[arg(long, value_parser = values::byte_size, conflicts_with = "budget")]
+    pub kv_bytes: Option<usize>,
     /// Keep every layer at its budget while generating too, evicting the slots
     /// with the least accumulated attention (H2O style). Off by default.
     #[arg(long)]
@@ -67,7 +74,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --prompt or --prompt-file"),
     };
     let select = a.select.config();
-    let pruning = budget < 1.0;
+    let pruning = budget < 1.0 || a.kv_bytes.is_some() || a.kv_precision != KvPrecision::Native;
     let profile = if pruning { a.alloc.read_profile_for(&[a.strategy])? } else { None };
     let strategy = if pruning { Some(a.alloc.strategy(a.strategy, profile.as_ref())?) } else { None };
     let engine = a.model.load()?;
@@ -76,6 +83,14 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     }
     let chat = !a.raw && engine.codec.has_chat();
     let tokens = engine.encode(&prompt, chat)?;
+    let budget = match a.kv_bytes {
+        Some(bytes) => {
+            let c = engine.config();
+            let per_slot = a.kv_precision.bytes_per_slot(c.n_kv_heads, c.head_dim, engine.model.dtype());
+            apply::fraction_for_bytes(bytes, tokens.len(), c.n_layers, per_slot)
+        }
+        None => budget,
+    };
     if pruning {
         apply::check_reachable(budget, tokens.len(), engine.config().n_layers, &select)?;
     }
@@ -85,7 +100,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         None => (pre.cache.clone(), vec![tokens.len(); engine.config().n_layers]),
         Some(s) => {
             let budgets = apply::budgets_for_prefill(s, budget, &pre, &select)?;
-            (apply::prune(&pre, &budgets, &select, a.max_new)?.0, budgets)
+            (apply::prune_as(&pre, &budgets, &select, a.max_new, a.kv_precision)?.0, budgets)
         }
     };
     let kv_bytes = cache.bytes();
@@ -115,6 +130,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             "prefill_seconds": pre.seconds,
             "decode_tokens_per_second": out.len() as f64 / secs.max(1e-9),
             "kv_bytes": kv_bytes,
+            "kv_precision": a.kv_precision.name(),
+            "budget": budget,
             "kv_bytes_full": full_bytes,
             "layer_budgets": budgets,
             "decode_evicted_slots": evicted,

@@ -4,7 +4,7 @@ use super::values;
 use crate::engine::Engine;
 use crate::profile::{self, Profile};
 use crate::prune::{
-    DepthRule, Scorer, SelectConfig, Strategy, StrategyKind, DEFAULT_KERNEL, DEFAULT_SINKS, DEFAULT_WINDOW,
+    DepthRule, HeadSplit, Scorer, SelectConfig, Strategy, StrategyKind, DEFAULT_KERNEL, DEFAULT_SINKS, DEFAULT_WINDOW,
     PYRAMID_BETA,
 };
 use anyhow::{bail, Context};
@@ -28,6 +28,12 @@ pub struct SelectArgs {
     /// SnapKV pooling kernel (1 = no pooling).
     #[arg(long, default_value_t = DEFAULT_KERNEL, value_parser = values::kernel)]
     pub kernel: usize,
+    /// How a layer's budget is shared among its KV heads (`ada`: by score, AdaKV-style).
+    #[arg(long, value_enum, default_value_t = values::HeadsArg::Even)]
+    pub heads: values::HeadsArg,
+    /// With `--heads ada`: the share of its even budget every head keeps, in [0, 1].
+    #[arg(long, default_value_t = crate::prune::ADA_SAFEGUARD, value_parser = values::unit, allow_negative_numbers = true)]
+    pub safeguard: f64,
 }
 
 impl SelectArgs {
@@ -37,7 +43,10 @@ impl SelectArgs {
             sinks: self.sinks,
             window: self.window,
             kernel: self.kernel,
-            heads: Default::default(),
+            heads: match self.heads {
+                values::HeadsArg::Even => HeadSplit::Even,
+                values::HeadsArg::Ada => HeadSplit::Ada { safeguard: self.safeguard },
+            },
         }
     }
 }

@@ -7,6 +7,7 @@ use clap::ValueEnum;
 
 use crate::engine::device::DeviceChoice;
 use crate::engine::weights::WeightMode;
+use crate::engine::KvPrecision;
 use crate::eval::tasks::TaskKind;
 use crate::prune::{Scorer, StrategyKind};
 
@@ -116,6 +117,49 @@ pub fn plot_path(s: &str) -> Result<std::path::PathBuf, String> {
     match ext.as_str() {
         "png" | "svg" => Ok(path),
         _ => Err(format!("{s}: plots are written as .png or .svg; name the file accordingly")),
+    }
+}
+
+/// A memory size: a number of bytes with an optional unit (B, KB, MB, GB,
+/// KiB, MiB, GiB; case-insensitive), e.g. `64MiB`, `1.5GB`, `300000`.
+pub fn byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let x: f64 = num.trim().parse().map_err(|_| format!("`{s}` is not a size (e.g. 64MiB, 1.5GB, 300000)"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("`{s}`: unknown unit `{other}` (B, KB, MB, GB, KiB, MiB, GiB)")),
+    };
+    let bytes = x * scale;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes <= 1e15) {
+        return Err(format!("`{s}` is outside the valid range [1 B, 1 PB]"));
+    }
+    Ok(bytes as usize)
+}
+
+/// How a layer's budget is shared among its KV heads, as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HeadsArg {
+    /// Every head keeps the layer's budget.
+    Even,
+    /// AdaKV: shared by score, each head keeping a safeguard share.
+    Ada,
+}
+
+impl ValueEnum for KvPrecision {
+    fn value_variants<'a>() -> &'a [Self] {
+        &KvPrecision::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(value(&[self.name()]))
     }
 }
 
