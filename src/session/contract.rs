@@ -307,12 +307,20 @@ pub fn newest_run_wins(c: &mut Client, params: &GenParams) -> Verdict {
     c.follow(newest, &ids).map(|_| ())
 }
 
-/// Budgets that break the layer limits are refused with an error for the run.
+/// Budgets that break the layer limits (or a layer's ceiling) are refused
+/// with an error for the run.
 pub fn bad_budgets_are_refused(c: &mut Client, params: &GenParams) -> Verdict {
     let mut b = c.uniform(0.3);
     b[0] = c.prompt_len + 1;
     let run = c.start(vec![Variant::layers(5, b, Scorer::SnapKv)], params)?;
     c.expect_error(run)?;
+    // A sliding-window layer holds no more than its window.
+    if let Some(i) = c.kv_ceilings.iter().position(|&k| k < c.prompt_len) {
+        let mut b = c.uniform(0.3);
+        b[i] = c.kv_ceilings[i] + 1;
+        let run = c.start(vec![Variant::layers(7, b, Scorer::SnapKv)], params)?;
+        c.expect_error(run)?;
+    }
     let short = vec![Variant::layers(6, vec![c.prompt_len; c.n_layers().saturating_sub(1)], Scorer::SnapKv)];
     let run = c.start(short, params)?;
     c.expect_error(run)
