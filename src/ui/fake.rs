@@ -408,8 +408,18 @@ impl Harness {
 
     /// Loads a model of `n_layers` and prefills `prompt` (split into words).
     pub fn load(&mut self, n_layers: usize, prompt: &str) -> PromptSnapshot {
+        self.load_windowed(n_layers, prompt, None)
+    }
+
+    /// As [`Harness::load`]; with `Some(window)` the even layers are local
+    /// (sliding window), as in Gemma 2, and hold at most `window` tokens.
+    pub fn load_windowed(&mut self, n_layers: usize, prompt: &str, window: Option<usize>) -> PromptSnapshot {
         let info = model_info(n_layers);
-        let snap = snapshot(split_words(prompt), n_layers, info.n_kv_heads);
+        let mut snap = snapshot(split_words(prompt), n_layers, info.n_kv_heads);
+        if let Some(w) = window {
+            let len = snap.pieces.len();
+            snap.kv_ceilings = (0..n_layers).map(|l| if l % 2 == 0 { w.min(len) } else { len }).collect();
+        }
         self.emit_all([
             Event::Progress { job: Job::LoadModel, done: 3, total: 3 },
             Event::Loaded(info),
