@@ -90,7 +90,9 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     // Fractions for the chosen budget, on a nominal 4096-token prompt.
     let strategy = a.alloc.depthkv(kind, &p)?;
     let nominal = 4096;
-    let budgets = crate::prune::apply::budgets_for(&strategy, a.budget, nominal, n_layers, &select)?;
+    // Sliding-window layers hold at most their window there too.
+    let ceilings = engine.config().kv_ceilings(nominal);
+    let budgets = crate::prune::apply::budgets_within(&strategy, a.budget, &ceilings, &select)?;
     p.kept_fractions = kept_fractions(&budgets, nominal);
     p.calibration = Some(CalibrationMeta {
         prompt_set_sha256: prompt_set_sha256(&prompts),

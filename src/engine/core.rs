@@ -49,6 +49,9 @@ pub struct Prefilled {
     pub stats: AttentionStats,
     pub first_logits: Tensor,
     pub seconds: f64,
+    /// Most slots each layer can use: the prompt, or a sliding-window
+    /// layer's window (the cache holds the whole prompt there, masked).
+    pub kv_ceilings: Vec<usize>,
 }
 
 pub struct Engine {
@@ -123,7 +126,9 @@ impl Engine {
     ) -> Result<Prefilled> {
         let start = std::time::Instant::now();
         let (cache, stats, first_logits) = self.model.prefill_with(tokens, opts.chunk, opts.window, progress)?;
-        Ok(Prefilled { tokens: tokens.to_vec(), cache, stats, first_logits, seconds: start.elapsed().as_secs_f64() })
+        let kv_ceilings = self.model.config.kv_ceilings(tokens.len());
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(Prefilled { tokens: tokens.to_vec(), cache, stats, first_logits, seconds, kv_ceilings })
     }
 
     /// Starts a decode from a (possibly pruned) cache and the prefill logits.

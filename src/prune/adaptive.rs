@@ -16,7 +16,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::allocate::{round_to_total, LayerLimits};
+use super::allocate::{round_to_total, uniform_targets, LayerLimits};
+use super::bounds::LayerBounds;
 use super::error::PruneError;
 
 /// `gains[layer][k]`: attention mass the layer keeps with its (k+1)-th slot
@@ -90,9 +91,27 @@ pub fn retained_mass_split(
     total: usize,
     limits: LayerLimits,
 ) -> Result<Vec<usize>, PruneError> {
+    if limits.min > limits.max {
+        return Err(PruneError::InvalidLimits { min: limits.min, max: limits.max });
+    }
+    retained_mass_split_within(gains, weights, mix, total, &LayerBounds::uniform(gains.len(), limits))
+}
+
+/// As [`retained_mass_split`], each layer within its own bounds (a
+/// sliding-window layer never above its window).
+pub fn retained_mass_split_within(
+    gains: &[Vec<f64>],
+    weights: Option<&[f64]>,
+    mix: f64,
+    total: usize,
+    bounds: &LayerBounds,
+) -> Result<Vec<usize>, PruneError> {
     let n = gains.len();
     if !(0.0..=1.0).contains(&mix) {
         return Err(PruneError::InvalidMix(mix));
+    }
+    if bounds.n_layers() != n {
+        return Err(PruneError::LengthMismatch { what: "layer ceilings", got: bounds.n_layers(), expected: n });
     }
     if let Some(w) = weights {
         if w.len() != n {
@@ -105,39 +124,32 @@ pub fn retained_mass_split(
             return Err(PruneError::Negative { what: "layer weights", index, value });
         }
     }
-    let lo_total = n.saturating_mul(limits.min);
-    let hi_total = n.saturating_mul(limits.max);
-    if total < lo_total || total > hi_total {
-        return Err(PruneError::InfeasibleTotal {
-            total,
-            n_layers: n,
-            min: limits.min,
-            max: limits.max,
-            lo: lo_total,
-            hi: hi_total,
-        });
+    if total < bounds.lo_total() || total > bounds.hi_total() {
+        return Err(bounds.infeasible(total));
     }
+    let (lo, hi) = (bounds.lo(), bounds.hi());
     let weight = |l: usize| weights.map_or(1.0, |w| w[l]);
     let gain = |l: usize, k: usize| gains[l].get(k).copied().unwrap_or(0.0) * weight(l);
-    let mut budgets = vec![limits.min; n];
+    let mut budgets = lo.to_vec();
     let mut heap: BinaryHeap<Next> =
-        (0..n).filter(|_| limits.min < limits.max).map(|l| Next { gain: gain(l, 0), layer: l }).collect();
-    let mut left = total - lo_total;
+        (0..n).filter(|&l| lo[l] < hi[l]).map(|l| Next { gain: gain(l, 0), layer: l }).collect();
+    let mut left = total - bounds.lo_total();
     while left > 0 {
         let Some(Next { layer, .. }) = heap.pop() else { break };
         budgets[layer] += 1;
         left -= 1;
-        if budgets[layer] < limits.max {
-            heap.push(Next { gain: gain(layer, budgets[layer] - limits.min), layer });
+        if budgets[layer] < hi[layer] {
+            heap.push(Next { gain: gain(layer, budgets[layer] - lo[layer]), layer });
         }
     }
     if mix == 0.0 {
         return Ok(budgets);
     }
-    let uniform = total as f64 / n as f64;
-    let blended: Vec<f64> = budgets.iter().map(|&b| (1.0 - mix) * b as f64 + mix * uniform).collect();
+    // Both ends of the blend are feasible splits, so the blend is too.
+    let uniform = uniform_targets(total, bounds);
+    let blended: Vec<f64> = budgets.iter().zip(&uniform).map(|(&b, &u)| (1.0 - mix) * b as f64 + mix * u).collect();
     let priority: Vec<f64> = budgets.iter().map(|&b| b as f64).collect();
-    Ok(round_to_total(&blended, &vec![limits.min; n], &vec![limits.max; n], total, &priority))
+    Ok(round_to_total(&blended, lo, hi, total, &priority))
 }
 
 #[cfg(test)]
@@ -219,6 +231,19 @@ mod tests {
         assert!(retained_mass_split(&g, Some(&[1.0]), 0.0, 10, limits(2, 10)).is_err());
         assert!(retained_mass_split(&g, Some(&[1.0, f64::NAN]), 0.0, 10, limits(2, 10)).is_err());
         assert!(retained_mass_split(&g, None, 0.0, 30, limits(2, 10)).is_err());
+    }
+
+    #[test]
+    fn a_windowed_layer_stops_at_its_window() {
+        let att = two_layers(100);
+        let g = marginal_gains(&att, 100, 4, 8);
+        // The spread layer would take most slots; its window caps it at 30.
+        let b = LayerBounds::with_ceilings(12, &[100, 30]);
+        for mix in [0.0, 0.5] {
+            let split = retained_mass_split_within(&g, None, mix, 80, &b).unwrap();
+            assert_eq!(split.iter().sum::<usize>(), 80);
+            assert!(split[1] <= 30 && split[0] >= 12, "mix {mix}: {split:?}");
+        }
     }
 
     #[test]

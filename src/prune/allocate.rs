@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::bounds::LayerBounds;
 use super::error::PruneError;
 
 /// Default PyramidKV steepness, as in kvpress.
@@ -226,11 +227,22 @@ pub fn allocate(
             hi: hi_total,
         });
     }
+    allocate_within(strategy, total, &LayerBounds::uniform(n_layers, limits))
+}
+
+/// Splits `total` kept slots across layers with their own bounds (e.g.
+/// sliding-window layers capped at their window): the result sums exactly to
+/// `total` and layer `i` lies in `[lo_i, hi_i]`.
+pub fn allocate_within(strategy: &Strategy, total: usize, bounds: &LayerBounds) -> Result<Vec<usize>, PruneError> {
+    let n_layers = bounds.n_layers();
+    if total < bounds.lo_total() || total > bounds.hi_total() {
+        return Err(bounds.infeasible(total));
+    }
     if n_layers == 0 {
         return Ok(Vec::new());
     }
-
-    let mut lower = limits.min;
+    let hi = bounds.hi();
+    let mut lo = bounds.lo().to_vec();
     // Tie-break order for rounding: the strategy's raw preference (none once
     // mix = 1 has made DepthKV purely uniform).
     let priority: Vec<f64> = match strategy {
@@ -255,19 +267,29 @@ pub fn allocate(
             let n = n_layers as f64;
             let w = raw.iter().map(|&w| (1.0 - mix) * w / sum + mix / n).collect();
             // A floor the budget cannot afford for every layer is lowered to the
-            // uniform share: the total is the user's hard constraint.
-            let floor_slots = snapped_ceil(floor * limits.max as f64).min(total / n_layers);
-            lower = lower.max(floor_slots).min(limits.max);
+            // uniform share: the total is the user's hard constraint. The floor
+            // is a fraction of the prompt (the largest ceiling), capped at each
+            // layer's own ceiling.
+            let prompt = hi.iter().copied().max().unwrap_or(0);
+            let floor_slots = snapped_ceil(floor * prompt as f64).min(total / n_layers);
+            let floored: Vec<usize> = lo.iter().zip(hi).map(|(&l, &h)| l.max(floor_slots).min(h)).collect();
+            if floored.iter().sum::<usize>() <= total {
+                lo = floored;
+            }
             w
         }
         Strategy::Manual { fractions } => manual_weights(fractions, n_layers)?,
         Strategy::Adaptive { .. } => return Err(PruneError::NeedsPrompt),
     };
 
-    let lo = vec![lower; n_layers];
-    let hi = vec![limits.max; n_layers];
-    let targets = water_fill(&weights, &lo, &hi, total);
-    Ok(round_to_total(&targets, &lo, &hi, total, &priority))
+    let targets = water_fill(&weights, &lo, hi, total);
+    Ok(round_to_total(&targets, &lo, hi, total, &priority))
+}
+
+/// The uniform split of `total` within `bounds` (real-valued): equal shares,
+/// what a capped layer cannot hold flowing to the others.
+pub(super) fn uniform_targets(total: usize, bounds: &LayerBounds) -> Vec<f64> {
+    water_fill(&vec![1.0; bounds.n_layers()], bounds.lo(), bounds.hi(), total)
 }
 
 /// Per-layer kept fraction of the prompt (`budget / L`); an empty prompt loses
@@ -289,6 +311,15 @@ pub fn budgets_from_fractions(
 ) -> Result<Vec<usize>, PruneError> {
     let limits = LayerLimits { min: limits.min.min(prompt_len), max: limits.max.min(prompt_len) };
     allocate(&Strategy::Manual { fractions: fractions.to_vec() }, fractions.len(), total, limits)
+}
+
+/// As [`budgets_from_fractions`], within per-layer bounds.
+pub fn budgets_from_fractions_within(
+    fractions: &[f64],
+    total: usize,
+    bounds: &LayerBounds,
+) -> Result<Vec<usize>, PruneError> {
+    allocate_within(&Strategy::Manual { fractions: fractions.to_vec() }, total, bounds)
 }
 
 fn check_len(what: &'static str, v: &[f64], n: usize) -> Result<(), PruneError> {

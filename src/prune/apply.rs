@@ -3,7 +3,7 @@
 //! pure policies of this module and the engine's tensors.
 
 use super::{
-    allocate, feasible_total, select_layer_split, total_slots, LayerLimits, LayerStats, SelectConfig, Strategy,
+    allocate_within, select_layer_split, total_slots, LayerBounds, LayerLimits, LayerStats, SelectConfig, Strategy,
 };
 use crate::engine::cache::KvCache;
 use crate::engine::error::Result as EngineResult;
@@ -31,6 +31,13 @@ pub fn limits(cfg: &SelectConfig, prompt_len: usize) -> LayerLimits {
     LayerLimits::new(cfg.sinks, cfg.window, prompt_len)
 }
 
+/// Per-layer bounds for a prompt whose layers hold at most `ceilings` slots
+/// (`ModelConfig::kv_ceilings`: the prompt, or a sliding window).
+pub fn bounds(cfg: &SelectConfig, ceilings: &[usize]) -> LayerBounds {
+    let prompt_len = ceilings.iter().copied().max().unwrap_or(0);
+    LayerBounds::with_ceilings(limits(cfg, prompt_len).min, ceilings)
+}
+
 /// Refuses a budget the selection settings cannot honour on a prompt of
 /// `prompt_len` tokens: sinks and window are always kept, so a smaller budget
 /// would silently become larger (which [`budgets_for`] does by design).
@@ -56,8 +63,9 @@ pub fn check_reachable(
     })
 }
 
-/// Budgets (tokens per layer) for a strategy at a global budget fraction.
-/// The total is clamped to what the per-layer limits allow.
+/// Budgets (tokens per layer) for a strategy at a global budget fraction,
+/// every layer holding up to the whole prompt. The total is clamped to what
+/// the per-layer limits allow.
 pub fn budgets_for(
     strategy: &Strategy,
     budget: f64,
@@ -65,13 +73,24 @@ pub fn budgets_for(
     n_layers: usize,
     cfg: &SelectConfig,
 ) -> Result<Vec<usize>, super::PruneError> {
-    let lim = limits(cfg, prompt_len);
-    let total = feasible_total(total_slots(budget, prompt_len, n_layers), n_layers, lim);
-    allocate(strategy, n_layers, total, lim)
+    budgets_within(strategy, budget, &vec![prompt_len; n_layers], cfg)
 }
 
-/// Budgets for a strategy on a prefilled prompt: as [`budgets_for`], and
-/// per-prompt strategies (adaptive) read the prompt's own statistics.
+/// Budgets for a strategy at a global budget fraction of the unpruned total
+/// (the sum of `ceilings`), no layer above its ceiling. The total is clamped
+/// to what the bounds allow.
+pub fn budgets_within(
+    strategy: &Strategy,
+    budget: f64,
+    ceilings: &[usize],
+    cfg: &SelectConfig,
+) -> Result<Vec<usize>, super::PruneError> {
+    let b = bounds(cfg, ceilings);
+    allocate_within(strategy, b.feasible(b.total_slots(budget)), &b)
+}
+
+/// Budgets for a strategy on a prefilled prompt, within its layers'
+/// ceilings; per-prompt strategies (adaptive) read the prompt's own statistics.
 pub fn budgets_for_prefill(
     strategy: &Strategy,
     budget: f64,
@@ -79,14 +98,12 @@ pub fn budgets_for_prefill(
     cfg: &SelectConfig,
 ) -> Result<Vec<usize>, super::PruneError> {
     let Strategy::Adaptive { weights, mix } = strategy else {
-        return budgets_for(strategy, budget, pre.tokens.len(), pre.stats.window.len(), cfg);
+        return budgets_within(strategy, budget, &pre.kv_ceilings, cfg);
     };
-    let l = pre.tokens.len();
-    let n = pre.stats.window.len();
-    let lim = limits(cfg, l);
-    let total = feasible_total(total_slots(budget, l, n), n, lim);
-    let gains = super::adaptive::marginal_gains(&pre.stats.window, l, cfg.sinks, cfg.window);
-    super::adaptive::retained_mass_split(&gains, weights.as_deref(), *mix, total, lim)
+    let b = bounds(cfg, &pre.kv_ceilings);
+    let total = b.feasible(b.total_slots(budget));
+    let gains = super::adaptive::marginal_gains(&pre.stats.window, pre.tokens.len(), cfg.sinks, cfg.window);
+    super::adaptive::retained_mass_split_within(&gains, weights.as_deref(), *mix, total, &b)
 }
 
 /// The global budget fraction that a KV memory budget of `kv_bytes` buys at
@@ -100,7 +117,10 @@ pub fn fraction_for_bytes(kv_bytes: usize, prompt_len: usize, n_layers: usize, b
     (kv_bytes as f64 / cells as f64).min(1.0)
 }
 
-/// Kept positions `[layer][kv_head]` for these budgets.
+/// Kept positions `[layer][kv_head]` for these budgets. A sliding-window
+/// layer chooses among the positions it can still see (the last `ceiling`
+/// of the prompt); the prompt's first tokens are out of its reach, so it
+/// keeps no sinks there.
 pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<Vec<u32>>> {
     let l = pre.tokens.len();
     let s = &pre.stats;
@@ -108,12 +128,24 @@ pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<V
         .iter()
         .enumerate()
         .map(|(li, &keep)| {
-            let stats = LayerStats {
-                window_attention: &s.window[li],
-                accumulated: &s.accumulated[li],
-                key_norms: &s.key_norms[li],
+            let ceiling = pre.kv_ceilings.get(li).copied().unwrap_or(l).min(l);
+            if ceiling == l {
+                let stats = LayerStats {
+                    window_attention: &s.window[li],
+                    accumulated: &s.accumulated[li],
+                    key_norms: &s.key_norms[li],
+                };
+                return select_layer_split(cfg, &stats, l, keep);
+            }
+            let start = l - ceiling;
+            let tail = |rows: &[Vec<f32>]| -> Vec<Vec<f32>> {
+                rows.iter().map(|r| r.get(start..).map_or_else(Vec::new, <[f32]>::to_vec)).collect()
             };
-            select_layer_split(cfg, &stats, l, keep)
+            let (w, a, k) = (tail(&s.window[li]), tail(&s.accumulated[li]), tail(&s.key_norms[li]));
+            let stats = LayerStats { window_attention: &w, accumulated: &a, key_norms: &k };
+            let local = SelectConfig { sinks: 0, ..*cfg };
+            let kept = select_layer_split(&local, &stats, ceiling, keep.min(ceiling));
+            kept.into_iter().map(|head| head.into_iter().map(|p| p + start as u32).collect()).collect()
         })
         .collect()
 }

@@ -12,18 +12,20 @@
 pub mod adaptive;
 mod allocate;
 pub mod apply;
+mod bounds;
 mod error;
 pub mod heads;
 mod rebalance;
 mod select;
 
 pub use allocate::{
-    allocate, budgets_from_fractions, feasible_total, kept_fractions, parse_strategy_name, total_slots, DepthRule,
-    LayerLimits, Strategy, StrategyKind, PYRAMID_BETA,
+    allocate, allocate_within, budgets_from_fractions, budgets_from_fractions_within, feasible_total, kept_fractions,
+    parse_strategy_name, total_slots, DepthRule, LayerLimits, Strategy, StrategyKind, PYRAMID_BETA,
 };
+pub use bounds::LayerBounds;
 pub use error::PruneError;
 pub use heads::{select_layer_split, HeadSplit, ADA_SAFEGUARD};
-pub use rebalance::rebalance;
+pub use rebalance::{rebalance, rebalance_within};
 pub use select::{
     pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig, DEFAULT_KERNEL, DEFAULT_SINKS, DEFAULT_WINDOW,
 };

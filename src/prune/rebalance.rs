@@ -10,6 +10,7 @@
 //! layer index), so the total is preserved exactly.
 
 use super::allocate::LayerLimits;
+use super::bounds::LayerBounds;
 use super::error::PruneError;
 
 /// Sets `budgets[layer]` to `target` (clamped to the limits and to what the
@@ -24,10 +25,22 @@ pub fn rebalance(
     locked: &[bool],
     limits: LayerLimits,
 ) -> Result<Vec<usize>, PruneError> {
-    let n = budgets.len();
     if limits.min > limits.max {
         return Err(PruneError::InvalidLimits { min: limits.min, max: limits.max });
     }
+    rebalance_within(budgets, layer, target, locked, &LayerBounds::uniform(budgets.len(), limits))
+}
+
+/// As [`rebalance`], each layer within its own bounds (a sliding-window
+/// layer never above its window).
+pub fn rebalance_within(
+    budgets: &[usize],
+    layer: usize,
+    target: usize,
+    locked: &[bool],
+    bounds: &LayerBounds,
+) -> Result<Vec<usize>, PruneError> {
+    let n = budgets.len();
     if locked.len() != n {
         return Err(PruneError::LengthMismatch { what: "locked", expected: n, got: locked.len() });
     }
@@ -37,16 +50,15 @@ pub fn rebalance(
     if locked[layer] {
         return Err(PruneError::LayerLocked { layer });
     }
-    if let Some(i) = budgets.iter().position(|&b| b < limits.min || b > limits.max) {
-        return Err(PruneError::BudgetOutOfLimits { layer: i, value: budgets[i], min: limits.min, max: limits.max });
-    }
+    bounds.check(budgets)?;
+    let (lo, hi) = (bounds.lo(), bounds.hi());
 
     let others: Vec<usize> = (0..n).filter(|&i| i != layer && !locked[i]).collect();
-    let can_take: usize = others.iter().map(|&i| budgets[i] - limits.min).sum();
-    let can_absorb: usize = others.iter().map(|&i| limits.max - budgets[i]).sum();
+    let can_take: usize = others.iter().map(|&i| budgets[i] - lo[i]).sum();
+    let can_absorb: usize = others.iter().map(|&i| hi[i] - budgets[i]).sum();
     let current = budgets[layer];
-    let lowest = limits.min.max(current.saturating_sub(can_absorb));
-    let highest = limits.max.min(current + can_take);
+    let lowest = lo[layer].max(current.saturating_sub(can_absorb));
+    let highest = hi[layer].min(current + can_take);
     let target = target.clamp(lowest, highest);
 
     let mut out = budgets.to_vec();
@@ -55,12 +67,12 @@ pub fn rebalance(
     }
     out[layer] = target;
     if target > current {
-        let room: Vec<usize> = others.iter().map(|&i| budgets[i] - limits.min).collect();
+        let room: Vec<usize> = others.iter().map(|&i| budgets[i] - lo[i]).collect();
         for (k, d) in apportion(target - current, &room).into_iter().enumerate() {
             out[others[k]] -= d;
         }
     } else {
-        let room: Vec<usize> = others.iter().map(|&i| limits.max - budgets[i]).collect();
+        let room: Vec<usize> = others.iter().map(|&i| hi[i] - budgets[i]).collect();
         for (k, d) in apportion(current - target, &room).into_iter().enumerate() {
             out[others[k]] += d;
         }
@@ -168,5 +180,15 @@ mod tests {
             Err(PruneError::BudgetOutOfLimits { layer: 1, .. })
         ));
         assert!(matches!(rebalance(&[], 0, 5, &[], L), Err(PruneError::LayerOutOfRange { .. })));
+    }
+
+    #[test]
+    fn a_windowed_layer_never_rises_above_its_window() {
+        let b = LayerBounds::with_ceilings(2, &[8, 20, 20]);
+        let out = rebalance_within(&[6, 10, 10], 0, 15, &[false; 3], &b).unwrap();
+        assert_eq!(out, vec![8, 9, 9]);
+        // Lowering a global layer fills the windowed one only up to its window.
+        let out = rebalance_within(&[6, 10, 10], 1, 2, &[false; 3], &b).unwrap();
+        assert_eq!(out, vec![7, 2, 17]);
     }
 }

@@ -77,14 +77,14 @@ pub fn calibrate(
     for (pi, item) in prompts.iter().enumerate() {
         let on = if cfg.use_reference { Continuation::ReferenceFirst } else { Continuation::Greedy };
         let scored = scoring::prepare(engine, item, cfg.continuation_tokens, on, cfg.prefill)?;
-        let l = scored.pre.tokens.len();
         let full_nll = scoring::compare(&scored.full_logprobs, &scored.full_logprobs, &scored.continuation)?.nll;
-        let lim = apply::limits(&cfg.select, l);
-        let ablated = ((cfg.ablation_keep * l as f64).round() as usize).clamp(lim.min, lim.max);
+        // A sliding-window layer keeps `ablation_keep` of what it can see.
+        let bounds = apply::bounds(&cfg.select, &scored.pre.kv_ceilings);
         let (mut row_kl, mut row_nll) = (Vec::with_capacity(n_layers), Vec::with_capacity(n_layers));
         for layer in 0..n_layers {
-            let mut budgets = vec![l; n_layers];
-            budgets[layer] = ablated;
+            let mut budgets = bounds.hi().to_vec();
+            let ceiling = budgets[layer];
+            budgets[layer] = ((cfg.ablation_keep * ceiling as f64).round() as usize).clamp(bounds.lo()[layer], ceiling);
             let (cache, _) = apply::prune(&scored.pre, &budgets, &cfg.select, scored.continuation.len())?;
             let q = scored.quality(engine, &cache)?;
             row_kl.push(q.kl);

@@ -32,6 +32,8 @@ pub struct Client {
     pub info: Option<ModelInfo>,
     pub prompt_len: usize,
     pub min_layer_tokens: usize,
+    /// Most tokens each layer can keep, from the snapshot.
+    pub kv_ceilings: Vec<usize>,
     next_run: RunId,
 }
 
@@ -57,7 +59,14 @@ impl Client {
         loop {
             match next_event(&mut handle)? {
                 Event::Loaded(info) => {
-                    return Ok(Client { handle, info: Some(info), prompt_len: 0, min_layer_tokens: 0, next_run: 1 })
+                    return Ok(Client {
+                        handle,
+                        info: Some(info),
+                        prompt_len: 0,
+                        min_layer_tokens: 0,
+                        kv_ceilings: Vec::new(),
+                        next_run: 1,
+                    })
                 }
                 Event::Progress { .. } => {}
                 other => return Err(format!("expected Loaded first, got {other:?}")),
@@ -90,8 +99,16 @@ impl Client {
                     if s.min_layer_tokens == 0 || s.min_layer_tokens > s.pieces.len() {
                         return Err(format!("min_layer_tokens {} outside 1..={}", s.min_layer_tokens, s.pieces.len()));
                     }
+                    if s.kv_ceilings.len() != n || s.kv_ceilings.iter().any(|&c| c == 0 || c > s.pieces.len()) {
+                        return Err(format!(
+                            "kv_ceilings {:?} for {n} layers and a {}-token prompt",
+                            s.kv_ceilings,
+                            s.pieces.len()
+                        ));
+                    }
                     self.prompt_len = s.pieces.len();
                     self.min_layer_tokens = s.min_layer_tokens;
+                    self.kv_ceilings = s.kv_ceilings;
                     return Ok(());
                 }
                 other => return Err(format!("expected Prefilled, got {other:?}")),
@@ -100,9 +117,10 @@ impl Client {
     }
 
     /// Uniform budgets that keep `keep` of the prompt in every layer.
+    /// (a sliding-window layer: `keep` of its window).
     pub fn uniform(&self, keep: f64) -> Vec<usize> {
-        let b = ((self.prompt_len as f64 * keep).round() as usize).clamp(self.min_layer_tokens, self.prompt_len);
-        vec![b; self.n_layers()]
+        let b = |c: usize| ((c as f64 * keep).round() as usize).clamp(self.min_layer_tokens.min(c), c);
+        self.kv_ceilings.iter().map(|&c| b(c)).collect()
     }
 
     /// Sends a run and returns its id.
@@ -209,14 +227,15 @@ pub fn three_variants(c: &Client) -> Vec<Variant> {
     let n = uniform.len();
     let mut lopsided = uniform.clone();
     let mut spare = 0;
-    for b in lopsided.iter_mut().take(n / 2) {
-        spare += *b - c.min_layer_tokens;
-        *b = c.min_layer_tokens;
+    for (b, &ceiling) in lopsided.iter_mut().zip(&c.kv_ceilings).take(n / 2) {
+        let min = c.min_layer_tokens.min(ceiling);
+        spare += *b - min;
+        *b = min;
     }
     let upper = n - n / 2;
-    for (i, b) in lopsided.iter_mut().skip(n / 2).enumerate() {
+    for (i, (b, &ceiling)) in lopsided.iter_mut().zip(&c.kv_ceilings).skip(n / 2).enumerate() {
         let share = spare / upper + usize::from(i < spare % upper);
-        *b = (*b + share).min(c.prompt_len);
+        *b = (*b + share).min(ceiling);
     }
     vec![Variant::full(0), Variant::layers(1, uniform, Scorer::SnapKv), Variant::layers(2, lopsided, Scorer::H2o)]
 }
@@ -259,7 +278,7 @@ pub fn rerun_decodes_only_what_changed(c: &mut Client, params: &GenParams) -> Ve
     let Allocation::Layers(b) = &mut changed[1].allocation else { unreachable!("variant 1 has layer budgets") };
     let (min, max) = (c.min_layer_tokens, c.prompt_len);
     let from = b.iter().position(|&x| x > min);
-    let to = from.and_then(|f| b.iter().enumerate().position(|(i, &x)| i != f && x < max));
+    let to = from.and_then(|f| b.iter().enumerate().position(|(i, &x)| i != f && x < c.kv_ceilings[i]));
     let (Some(from), Some(to)) = (from, to) else {
         return Err(format!("no budget could move: prompt of {max} tokens, minimum {min} per layer"));
     };
@@ -288,12 +307,20 @@ pub fn newest_run_wins(c: &mut Client, params: &GenParams) -> Verdict {
     c.follow(newest, &ids).map(|_| ())
 }
 
-/// Budgets that break the layer limits are refused with an error for the run.
+/// Budgets that break the layer limits (or a layer's ceiling) are refused
+/// with an error for the run.
 pub fn bad_budgets_are_refused(c: &mut Client, params: &GenParams) -> Verdict {
     let mut b = c.uniform(0.3);
     b[0] = c.prompt_len + 1;
     let run = c.start(vec![Variant::layers(5, b, Scorer::SnapKv)], params)?;
     c.expect_error(run)?;
+    // A sliding-window layer holds no more than its window.
+    if let Some(i) = c.kv_ceilings.iter().position(|&k| k < c.prompt_len) {
+        let mut b = c.uniform(0.3);
+        b[i] = c.kv_ceilings[i] + 1;
+        let run = c.start(vec![Variant::layers(7, b, Scorer::SnapKv)], params)?;
+        c.expect_error(run)?;
+    }
     let short = vec![Variant::layers(6, vec![c.prompt_len; c.n_layers().saturating_sub(1)], Scorer::SnapKv)];
     let run = c.start(short, params)?;
     c.expect_error(run)

@@ -78,6 +78,9 @@ pub struct PromptSnapshot {
     /// Fewest tokens a layer can keep (attention sinks + observation window,
     /// at most the prompt): the session's limit, so clients mirror nothing.
     pub min_layer_tokens: usize,
+    /// Most tokens each layer can keep: the prompt, or a sliding-window
+    /// layer's window. The unpruned total is their sum.
+    pub kv_ceilings: Vec<usize>,
 }
 
 /// Teacher-forced quality of a variant against the full-cache continuation.

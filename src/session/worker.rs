@@ -195,6 +195,7 @@ impl Worker {
             window_attention: pre.stats.window.clone(),
             prefill_seconds: pre.seconds,
             min_layer_tokens: apply::limits(&self.select, tokens.len()).min,
+            kv_ceilings: pre.kv_ceilings.clone(),
         }));
         self.prompt = Some(PromptState { pre, done: HashMap::new(), full: HashMap::new() });
         Ok(())
@@ -203,10 +204,9 @@ impl Worker {
     /// The key of a variant on the current prompt, its allocation resolved
     /// and checked against the layer limits.
     fn key(&self, pre: &Prefilled, v: &Variant, params: &GenParams) -> anyhow::Result<VariantKey> {
-        let l = pre.tokens.len();
         let n = self.engine.config().n_layers;
         let budgets = match &v.allocation {
-            Allocation::Full => vec![l; n],
+            Allocation::Full => pre.kv_ceilings.clone(),
             Allocation::Layers(b) => b.clone(),
             Allocation::Strategy { strategy, budget } => {
                 apply::budgets_for_prefill(strategy, *budget, pre, &self.select)
@@ -216,13 +216,13 @@ impl Worker {
         if budgets.len() != n {
             anyhow::bail!("variant {}: {} layer budgets given, the model has {n} layers", v.id, budgets.len());
         }
-        let lim = apply::limits(&self.select, l);
-        if let Some(b) = budgets.iter().find(|&&b| b < lim.min || b > lim.max) {
-            anyhow::bail!("variant {}: layer budget {b} is outside [{}, {}]", v.id, lim.min, lim.max);
+        let bounds = apply::bounds(&self.select, &pre.kv_ceilings);
+        if let Err(e) = bounds.check(&budgets) {
+            anyhow::bail!("variant {}: {e}", v.id);
         }
         // Keeping everything at full precision does not depend on the scorer.
         let full = v.allocation == Allocation::Full
-            || (budgets.iter().all(|&b| b == l) && !v.decode_evict && v.precision == KvPrecision::Native);
+            || (budgets == pre.kv_ceilings && !v.decode_evict && v.precision == KvPrecision::Native);
         Ok(VariantKey {
             budgets,
             scorer: if full { Scorer::SnapKv } else { v.scorer },
@@ -377,9 +377,8 @@ impl Worker {
 
     /// Teacher-forced quality of a decoded variant against the reference.
     fn metrics(&self, pre: &Prefilled, d: &Decoding, reference: &FullReference) -> anyhow::Result<VariantMetrics> {
-        let keeps_all = d.key.budgets.iter().all(|&b| b == pre.tokens.len())
-            && !d.key.decode_evict
-            && d.key.precision == KvPrecision::Native;
+        let keeps_all =
+            d.key.budgets == pre.kv_ceilings && !d.key.decode_evict && d.key.precision == KvPrecision::Native;
         let (kl, top1) = if keeps_all || reference.tokens.is_empty() {
             (0.0, 1.0)
         } else {

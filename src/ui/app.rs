@@ -446,7 +446,7 @@ impl App {
         }
         let mut failed = None;
         for p in &mut self.panes {
-            if let Err(e) = p.split.configure(n, len, min) {
+            if let Err(e) = p.split.configure(n, len, min, &prompt.kv_ceilings) {
                 failed = Some(e);
             }
         }

@@ -3,7 +3,7 @@
 //! and where the split came from. All arithmetic goes through `prune` so the
 //! total stays exact.
 
-use crate::prune::{self, DepthRule, LayerLimits, PruneError, Strategy};
+use crate::prune::{self, DepthRule, LayerBounds, LayerLimits, PruneError, Strategy};
 
 /// DepthKV defaults used by the `d` reset (the same as the CLI's).
 pub const DEPTH_MIX: f64 = crate::prune::DEPTHKV_MIX;
@@ -76,6 +76,9 @@ pub struct Budgets {
     pub n_layers: usize,
     pub prompt_len: usize,
     pub limits: LayerLimits,
+    /// Most tokens each layer can keep (the prompt, or a sliding window):
+    /// the session's, from its snapshot. The unpruned total is their sum.
+    pub ceilings: Vec<usize>,
     /// Tokens each layer keeps: what the pane runs with.
     pub layers: Vec<usize>,
     /// The uniform split of the same total (the bars' reference marker).
@@ -92,6 +95,7 @@ impl Budgets {
             n_layers: 0,
             prompt_len: 0,
             limits: LayerLimits { min: 0, max: 0 },
+            ceilings: Vec::new(),
             layers: Vec::new(),
             uniform: Vec::new(),
             locked: Vec::new(),
@@ -105,13 +109,27 @@ impl Budgets {
     /// The exact number of slots a pruned split holds: the requested budget,
     /// clamped to what the limits allow.
     pub fn total(&self) -> usize {
-        let t = prune::total_slots(self.global, self.prompt_len, self.n_layers);
-        prune::feasible_total(t, self.n_layers, self.limits)
+        let b = self.bounds();
+        b.feasible(b.total_slots(self.global))
+    }
+
+    /// Per-layer bounds: at least the session's minimum, at most the layer's ceiling.
+    pub fn bounds(&self) -> LayerBounds {
+        if self.ceilings.len() == self.n_layers {
+            LayerBounds::with_ceilings(self.limits.min, &self.ceilings)
+        } else {
+            LayerBounds::uniform(self.n_layers, self.limits)
+        }
+    }
+
+    /// A local (sliding-window) layer: it holds less than the prompt unpruned.
+    pub fn is_local(&self, layer: usize) -> bool {
+        self.ceilings.get(layer).is_some_and(|&c| c < self.prompt_len)
     }
 
     /// The kept fraction pruned splits actually hold (after clamping).
     pub fn effective_fraction(&self) -> f64 {
-        let cells = self.prompt_len * self.n_layers;
+        let cells = self.bounds().hi_total();
         if cells == 0 {
             self.global
         } else {
@@ -126,21 +144,35 @@ impl Budgets {
 
     /// Smallest global budget the limits allow.
     pub fn min_fraction(&self) -> f64 {
-        if self.prompt_len == 0 {
+        let b = self.bounds();
+        if b.hi_total() == 0 {
             0.0
         } else {
-            self.limits.min as f64 / self.prompt_len as f64
+            b.lo_total() as f64 / b.hi_total() as f64
         }
     }
 
     /// Sizes the splits for a (new) model/prompt; `min_layer_tokens` is the
-    /// session's per-layer minimum for this prompt (from its snapshot). Locks
-    /// survive only if the geometry is unchanged.
-    pub fn configure(&mut self, n_layers: usize, prompt_len: usize, min_layer_tokens: usize) -> Result<(), PruneError> {
-        let same = n_layers == self.n_layers && prompt_len == self.prompt_len;
+    /// session's per-layer minimum for this prompt and `ceilings` its layers'
+    /// ceilings (both from its snapshot; empty ceilings: the whole prompt
+    /// everywhere). Locks survive only if the geometry is unchanged.
+    pub fn configure(
+        &mut self,
+        n_layers: usize,
+        prompt_len: usize,
+        min_layer_tokens: usize,
+        ceilings: &[usize],
+    ) -> Result<(), PruneError> {
+        let ceilings: Vec<usize> = if ceilings.len() == n_layers {
+            ceilings.iter().map(|&c| c.min(prompt_len)).collect()
+        } else {
+            vec![prompt_len; n_layers]
+        };
+        let same = n_layers == self.n_layers && prompt_len == self.prompt_len && ceilings == self.ceilings;
         self.n_layers = n_layers;
         self.prompt_len = prompt_len;
         self.limits = LayerLimits { min: min_layer_tokens.min(prompt_len), max: prompt_len };
+        self.ceilings = ceilings;
         if !same {
             self.locked = vec![false; n_layers];
             if let Shape::Fractions(f) | Shape::Profile { fractions: f, .. } = &self.shape {
@@ -190,13 +222,14 @@ impl Budgets {
             return Ok(());
         }
         let total = self.total();
-        let uniform = prune::allocate(&Strategy::Uniform, self.n_layers, total, self.limits)?;
+        let bounds = self.bounds();
+        let uniform = prune::allocate_within(&Strategy::Uniform, total, &bounds)?;
         let Some(strategy) = strategy else {
             self.uniform = uniform;
-            self.layers = vec![self.limits.max; self.n_layers];
+            self.layers = bounds.hi().to_vec();
             return Ok(());
         };
-        let mut split = prune::allocate(strategy, self.n_layers, total, self.limits)?;
+        let mut split = prune::allocate_within(strategy, total, &bounds)?;
         let had = self.layers.len() == self.n_layers;
         if had {
             // Locked layers keep their token counts; restoring one at a time
@@ -204,8 +237,8 @@ impl Budgets {
             let mut fixed = vec![false; self.n_layers];
             for i in 0..self.n_layers {
                 if self.locked[i] {
-                    let want = self.layers[i].clamp(self.limits.min, self.limits.max);
-                    split = prune::rebalance(&split, i, want, &fixed, self.limits)?;
+                    let want = self.layers[i].clamp(bounds.lo()[i], bounds.hi()[i]);
+                    split = prune::rebalance_within(&split, i, want, &fixed, &bounds)?;
                     fixed[i] = true;
                 }
             }
@@ -237,7 +270,7 @@ impl Budgets {
         if !self.is_ready() || layer >= self.n_layers || self.is_full() {
             return Ok(false);
         }
-        let next = prune::rebalance(&self.layers, layer, target, &self.locked, self.limits)?;
+        let next = prune::rebalance_within(&self.layers, layer, target, &self.locked, &self.bounds())?;
         let changed = next != self.layers;
         if changed {
             self.layers = next;
@@ -297,7 +330,7 @@ mod tests {
     #[test]
     fn locks_survive_global_change() {
         let mut b = Budgets::new(0.5, Shape::Uniform);
-        b.configure(8, 400, 36).unwrap();
+        b.configure(8, 400, 36, &[]).unwrap();
         assert_eq!(b.slots(), 1600);
         b.set_layer(2, 300).unwrap();
         b.toggle_lock(2);
@@ -312,7 +345,7 @@ mod tests {
     #[test]
     fn global_clamps_to_feasible() {
         let mut b = Budgets::new(0.5, Shape::Pyramid { beta: 20.0 });
-        b.configure(4, 100, 36).unwrap();
+        b.configure(4, 100, 36, &[]).unwrap();
         b.set_global(0.01).unwrap();
         assert!((b.global - 0.36).abs() < 1e-9);
         assert!(b.layers.iter().all(|&x| x == 36));
@@ -321,7 +354,7 @@ mod tests {
     #[test]
     fn full_split_keeps_everything_and_ignores_edits() {
         let mut b = Budgets::new(0.25, Shape::Full);
-        b.configure(4, 100, 36).unwrap();
+        b.configure(4, 100, 36, &[]).unwrap();
         assert_eq!(b.layers, vec![100; 4]);
         assert_eq!(b.uniform.iter().sum::<usize>(), b.total());
         assert_eq!(b.set_layer(1, 50), Ok(false));

@@ -203,7 +203,13 @@ pub fn snapshot(pieces: Vec<String>, n_layers: usize, n_kv_heads: usize) -> Prom
         .collect();
     let sel = SelectConfig::default();
     let min_layer_tokens = LayerLimits::new(sel.sinks, sel.window, len).min;
-    PromptSnapshot { pieces, window_attention, prefill_seconds: 0.042, min_layer_tokens }
+    PromptSnapshot {
+        pieces,
+        window_attention,
+        prefill_seconds: 0.042,
+        min_layer_tokens,
+        kv_ceilings: vec![len; n_layers],
+    }
 }
 
 /// What the engine's selector would keep: sinks and the recent window
@@ -402,8 +408,18 @@ impl Harness {
 
     /// Loads a model of `n_layers` and prefills `prompt` (split into words).
     pub fn load(&mut self, n_layers: usize, prompt: &str) -> PromptSnapshot {
+        self.load_windowed(n_layers, prompt, None)
+    }
+
+    /// As [`Harness::load`]; with `Some(window)` the even layers are local
+    /// (sliding window), as in Gemma 2, and hold at most `window` tokens.
+    pub fn load_windowed(&mut self, n_layers: usize, prompt: &str, window: Option<usize>) -> PromptSnapshot {
         let info = model_info(n_layers);
-        let snap = snapshot(split_words(prompt), n_layers, info.n_kv_heads);
+        let mut snap = snapshot(split_words(prompt), n_layers, info.n_kv_heads);
+        if let Some(w) = window {
+            let len = snap.pieces.len();
+            snap.kv_ceilings = (0..n_layers).map(|l| if l % 2 == 0 { w.min(len) } else { len }).collect();
+        }
         self.emit_all([
             Event::Progress { job: Job::LoadModel, done: 3, total: 3 },
             Event::Loaded(info),
@@ -522,25 +538,22 @@ fn demo_run(
     params: &GenParams,
     store: &mut DemoStore,
 ) -> Result<Vec<DemoVariant>, String> {
-    let len = s.pieces.len();
-    let limits = LayerLimits { min: s.min_layer_tokens, max: len };
+    let bounds = prune::LayerBounds::with_ceilings(s.min_layer_tokens, &s.kv_ceilings);
     variants
         .iter()
         .map(|v| {
             let budgets = match &v.allocation {
-                Allocation::Full => vec![len; n_layers],
+                Allocation::Full => bounds.hi().to_vec(),
                 Allocation::Layers(b) => b.clone(),
                 Allocation::Strategy { strategy, budget } => {
-                    let total = prune::feasible_total(prune::total_slots(*budget, len, n_layers), n_layers, limits);
-                    prune::allocate(strategy, n_layers, total, limits).map_err(|e| e.to_string())?
+                    let total = bounds.feasible(bounds.total_slots(*budget));
+                    prune::allocate_within(strategy, total, &bounds).map_err(|e| e.to_string())?
                 }
             };
             if budgets.len() != n_layers {
                 return Err(format!("{} layer budgets given, the model has {n_layers} layers", budgets.len()));
             }
-            if let Some(b) = budgets.iter().find(|&&b| b < limits.min || b > limits.max) {
-                return Err(format!("layer budget {b} is outside [{}, {}]", limits.min, limits.max));
-            }
+            bounds.check(&budgets).map_err(|e| e.to_string())?;
             let key = (budgets.clone(), v.scorer, v.decode_evict, v.precision, params.key());
             if let Some(events) = store.get(&key) {
                 return Ok(DemoVariant { id: v.id, key, fresh: false, events: events.clone() });
@@ -548,7 +561,7 @@ fn demo_run(
             let kind = Demo::of(v);
             let mut events = vec![Event::Occupancy { run_id, variant: v.id, occupancy: occupancy(s, &budgets) }];
             events.extend(token_events(run_id, v.id, kind.text(), 0..params.max_new_tokens));
-            let m = metrics(kind, budgets.iter().sum(), len * n_layers, info.kv_bytes_per_token_layer);
+            let m = metrics(kind, budgets.iter().sum(), bounds.hi_total(), info.kv_bytes_per_token_layer);
             events.push(Event::VariantDone { run_id, variant: v.id, metrics: m });
             Ok(DemoVariant { id: v.id, key, fresh: true, events })
         })

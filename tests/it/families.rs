@@ -23,11 +23,11 @@ const FAMILIES: [&str; 8] = ["llama3", "mistral", "qwen2", "qwen3", "gemma", "ge
 /// norm offset, a window off by one) moves logits by 1e-2 or far more.
 const TOLERANCE: f32 = 1e-3;
 
-fn dir(family: &str) -> PathBuf {
+pub fn dir(family: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families").join(family)
 }
 
-fn model(family: &str, format: Format) -> Model {
+pub fn model(family: &str, format: Format) -> Model {
     parity::load_model(&dir(family), format, &Device::Cpu, DType::F32)
         .unwrap_or_else(|e| panic!("{family} {format:?}: {e}"))
 }
@@ -66,7 +66,7 @@ fn chunked_prefill_matches_the_reference() {
     }
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
 }
 

@@ -9,6 +9,7 @@ mod common;
 static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
 
 mod beyond;
+mod ceiling_props;
 mod cli;
 mod contract;
 mod decode_evict;
@@ -27,4 +28,5 @@ mod tokenizer_gguf;
 mod ui_layout;
 mod ui_snapshots;
 mod ui_update;
+mod windowed;
 mod worker_rerun;

@@ -31,7 +31,7 @@ fn rule() -> impl Strategy<Value = DepthRule> {
 }
 
 /// Any valid strategy for `n` layers.
-fn strategy(n: usize) -> impl Strategy<Value = Alloc> {
+pub fn strategy(n: usize) -> impl Strategy<Value = Alloc> {
     prop_oneof![
         Just(Alloc::Uniform),
         (1.0f64..50.0).prop_map(|beta| Alloc::Pyramid { beta }),

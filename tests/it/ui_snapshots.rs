@@ -85,6 +85,26 @@ fn four_variants(size: (u16, u16)) -> Harness {
     h
 }
 
+/// A model with sliding-window layers (even layers local, window 48): local
+/// layers are marked (◦) in the bars and heatmap rows, their bars hatched
+/// past the window, and the slot total is the sum of the ceilings.
+#[test]
+fn windowed_model_200x50() {
+    let mut h = Harness::new(&options(), (200, 50));
+    let snap = h.load_windowed(LAYERS, DEMO_PROMPT, Some(48));
+    assert!(snap.pieces.len() > 48, "the demo prompt is longer than the window");
+    h.advance(Duration::from_millis(400));
+    let run = h.engine.last_run().expect("a run");
+    for v in &run.variants {
+        if let Some(layers) = run.layers(v.id) {
+            assert!(layers.iter().zip(&snap.kv_ceilings).all(|(b, c)| b <= c), "{layers:?}");
+        }
+    }
+    stream(&mut h, |_| 20);
+    finish(&mut h, &[0, 1, 2], &[]);
+    insta::assert_snapshot!(format!("{:?}", h.draw()));
+}
+
 #[test]
 fn main_screen_200x50_mid_stream() {
     let mut h = mid_stream((200, 50));

@@ -15,6 +15,10 @@ use crate::ui::theme::Theme;
 
 const EIGHTHS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
 const LEVELS: [&str; 8] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
+/// Marks a local (sliding-window) layer next to its label.
+pub const LOCAL_GLYPH: &str = "◦";
+/// Fills a local layer's bar beyond its window: out of its reach.
+const BEYOND_WINDOW: &str = "░";
 
 /// Column layout of a bar row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +128,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let mut block = panel(head, focused, t);
     if b.is_ready() {
         let pending = if app.rerun_at.is_some() { " · re-run pending" } else { "" };
-        let (held, all) = (group_digits(b.slots()), group_digits(b.prompt_len * b.n_layers));
+        // The unpruned total: a local layer holds at most its window.
+        let (held, all) = (group_digits(b.slots()), group_digits(b.bounds().hi_total()));
         let room = (area.width as usize).saturating_sub(head_w + 4);
         let options = [
             format!(" Σ {held} / {all} slots · {}{pending} ", b.label()),
@@ -142,6 +147,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Span::styled("▣", Style::default().fg(t.locked)),
             Span::styled(" locked ", t.dim()),
         ];
+        if (0..b.n_layers).any(|l| b.is_local(l)) {
+            legend.push(Span::styled(format!("{LOCAL_GLYPH}{BEYOND_WINDOW}"), t.dim()));
+            legend.push(Span::styled(" local: window ", t.dim()));
+        }
         if app.sensitivity.is_some() {
             legend.push(Span::styled(" ▂▆", Style::default().fg(t.sensitivity)));
             legend.push(Span::styled(" sensitivity ", t.dim()));
@@ -177,7 +186,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         x += put(buf, x, y, if selected { "▶" } else { " " }, 1, Style::default().fg(t.accent));
         x += put(buf, x, y, &format!("L{:0w$}", layer, w = g.digits), g.digits as u16 + 1, label_style);
         let lock = if locked { Style::default().fg(t.locked) } else { t.dim() };
-        put(buf, x, y, if locked { "▣ " } else { "  " }, 2, lock);
+        put(buf, x, y, if locked { "▣" } else { " " }, 1, lock);
+        let local = b.is_local(layer);
+        put(buf, x + 1, y, if local { LOCAL_GLYPH } else { " " }, 1, if local { t.dim() } else { lock });
+        // Columns past a local layer's window: the bar can never reach them.
+        let reach = b.ceilings.get(layer).map_or(g.bar_w as usize, |&c| (c * g.bar_w as usize + len / 2) / len);
 
         // The bar, in eighths of a cell.
         let v = b.layers[layer];
@@ -192,6 +205,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 ("█", Style::default().fg(fill).bg(t.bar_empty))
             } else if c == full && part > 0 {
                 (EIGHTHS[part], Style::default().fg(fill).bg(t.bar_empty))
+            } else if local && c >= reach {
+                (BEYOND_WINDOW, t.dim().bg(t.bar_empty))
             } else {
                 (" ", Style::default().bg(t.bar_empty))
             };

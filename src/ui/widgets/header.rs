@@ -55,7 +55,7 @@ fn chips(app: &App) -> Vec<Chip<'static>> {
         vec![
             Span::styled(" · KV ", d),
             Span::styled(mib(b.total() * per), v),
-            Span::styled(format!("/{} MiB", mib(b.prompt_len * b.n_layers * per)), d),
+            Span::styled(format!("/{} MiB", mib(b.bounds().hi_total() * per)), d),
         ]
     });
     let chip = match (b.is_ready(), kv) {

@@ -216,6 +216,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
     let text_rows = g.text_rows();
     let sel_row = g.row_of(app.selected);
+    let ceilings = app.prompt.as_ref().map_or(&[][..], |p| &p.kv_ceilings[..]);
+    let is_local = |l: usize| ceilings.get(l).is_some_and(|&c| c < len);
     for r in 0..(g.map.height as usize).min(text_rows) {
         let y = g.map.y + r as u16;
         let (top, bottom) = g.groups_of_row(r);
@@ -228,6 +230,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             (format!(" {:>2} ", top_layers.start), t.dim())
         };
         put(buf, g.inner.x, y, &label, LABEL_W.min(g.inner.width), style);
+        // A row that shows a local (sliding-window) layer is marked after its label.
+        let row_layers = top_layers.clone().chain(bottom_layers.clone().unwrap_or(0..0));
+        if LABEL_W >= 4 && g.inner.width >= LABEL_W && row_layers.into_iter().any(is_local) {
+            put(buf, g.inner.x + LABEL_W - 1, y, super::bars::LOCAL_GLYPH, 1, t.dim());
+        }
         for c in 0..g.cols {
             let bin = g.bin(c, len);
             let fg = colour(app, cell_value(app, top_layers.clone(), bin.clone()));
@@ -266,6 +273,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     // Legend.
     if g.legend_row < g.inner.bottom() {
         let mut spans = vec![Span::raw(" ")];
+        if (0..n).any(is_local) {
+            spans.push(Span::styled(format!("{} local ", super::bars::LOCAL_GLYPH), t.dim()));
+        }
         if app.heat_mode != HeatMode::Attention {
             spans.push(Span::styled("  ", Style::default().bg(t.heat_evicted)));
             spans.push(Span::styled(" evicted  ", t.dim()));

@@ -72,7 +72,7 @@ fn title(app: &App, pane: usize, room: usize) -> Line<'static> {
     let names = state.names();
     let name_style = Style::default().fg(colour).add_modifier(Modifier::BOLD);
     let name = |k: usize| Span::styled(format!("{marker}{} {} ", pane + 1, names[k]), name_style);
-    let full_slots = state.split.prompt_len * state.split.n_layers;
+    let full_slots = state.split.bounds().hi_total();
     let share = 100.0 * state.slots as f64 / full_slots.max(1) as f64;
     let badge_style = Style::default().fg(t.diverge_fg).bg(t.diverge_bg).add_modifier(Modifier::BOLD);
     let diff = first_diff(app, pane);
