@@ -362,12 +362,13 @@ mod tests {
                     top1_agreement: 1.0 - scale * (1.0 - budget) * 0.3,
                     nll_reference: None,
                     accuracy: None,
+                    task_score: None,
                     kv_bytes: 0,
                     n_prompts: 8,
                 });
             }
         }
-        EvalReport { results, comparisons: vec![] }
+        EvalReport { results, ..Default::default() }
     }
 
     fn series() -> Vec<(String, Vec<(f64, f64)>)> {

@@ -21,7 +21,10 @@ pub use allocate::{
 };
 pub use error::PruneError;
 pub use rebalance::rebalance;
-pub use select::{pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig};
+pub use select::{
+    kvpress_n_kept, kvpress_pyramid_n_kept, pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig,
+    KVPRESS_STREAMING_SINKS,
+};
 
 /// Default DepthKV blend: share of the uniform split mixed into the
 /// sensitivity split. Pure proportional allocation starves the layers that
