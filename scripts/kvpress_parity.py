@@ -166,6 +166,17 @@ def run(args):
             logits = step(cache, t, len(ids) + i)
         return out
 
+    meta = {
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "kvpress": getattr(kvpress, "__version__", "0.5.5"),
+        "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu",
+        "dtype": "float32",
+        "attention": "sdpa",
+        "window": args.window,
+        "kernel": args.kernel,
+        "pyramid_beta": args.beta,
+    }
     prompts = []
     for pi, rec in enumerate(report["per_prompt"]):
         ids, cont = rec["tokens"], rec["continuation"]
@@ -190,12 +201,15 @@ def run(args):
             for name, press in presses(keep):
                 kept = {}
                 record_kept(press, kept)
-                lp = teacher_force(ids, press, cont)
+                try:
+                    lp = teacher_force(ids, press, cont)
+                    ans = tok.decode(greedy(ids, press, args.answer_tokens), skip_special_tokens=True) if answers else None
+                except Exception as e:  # one failing press must not lose the others
+                    print(f"{rec['id']} {name} {keep}: {type(e).__name__}: {e}", flush=True)
+                    runs.append({"method": name, "budget": keep, "error": f"{type(e).__name__}: {e}"})
+                    continue
                 kl = float((full_lp.exp() * (full_lp - lp)).sum(-1).mean().clamp(min=0))
                 top1 = float((full_lp.argmax(-1) == lp.argmax(-1)).double().mean())
-                ans = None
-                if answers:
-                    ans = tok.decode(greedy(ids, press, args.answer_tokens), skip_special_tokens=True)
                 runs.append(
                     {
                         "method": name,
@@ -209,18 +223,8 @@ def run(args):
                 )
         prompts.append({"id": rec["id"], "prompt_tokens": len(ids), "runs": runs})
         print(f"[{pi + 1}/{len(report['per_prompt'])}] {rec['id']} ({len(ids)} tokens)", flush=True)
-    meta = {
-        "torch": torch.__version__,
-        "transformers": __import__("transformers").__version__,
-        "kvpress": getattr(kvpress, "__version__", "0.5.5"),
-        "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu",
-        "dtype": "float32",
-        "attention": "sdpa",
-        "window": args.window,
-        "kernel": args.kernel,
-        "pyramid_beta": args.beta,
-    }
-    write_atomic(args.out, json.dumps({"meta": meta, "per_prompt": prompts}))
+        # Written after every prompt, so a run cut short still leaves its results.
+        write_atomic(args.out, json.dumps({"meta": meta, "per_prompt": prompts}))
     print(f"wrote {args.out}")
 
 
@@ -247,7 +251,8 @@ def mean(xs):
 
 
 def compare(args):
-    ours = open_json(args.depthkv)
+    # Several depthkv reports (e.g. one per prompt) are merged.
+    ours = {"per_prompt": [p for path in args.depthkv for p in open_json(path)["per_prompt"]]}
     theirs = open_json(args.kvpress)
     t_by_id = {p["id"]: p for p in theirs["per_prompt"]}
     rows = []
@@ -262,7 +267,7 @@ def compare(args):
                     if tp is None:
                         continue
                     o = next((r for r in p["runs"] if r["method"] == d_method and abs(r["budget"] - b) < 1e-9), None)
-                    t = next((r for r in tp["runs"] if r["method"] == k_method and abs(r["budget"] - b) < 1e-9), None)
+                    t = next((r for r in tp["runs"] if r["method"] == k_method and abs(r["budget"] - b) < 1e-9 and "error" not in r), None)
                     if o is None or t is None:
                         continue
                     ov = overlap(o["kept"], t["kept"]) if o.get("kept") and t.get("kept") else None
@@ -295,7 +300,8 @@ def compare(args):
                 )
     extra = []
     for b in BUDGETS:
-        rs = [r for p in theirs["per_prompt"] for r in p["runs"] if r["method"] == "adakv" and abs(r["budget"] - b) < 1e-9]
+        rs = [r for p in theirs["per_prompt"] for r in p["runs"]
+              if r["method"] == "adakv" and abs(r["budget"] - b) < 1e-9 and "error" not in r]
         if rs:
             extra.append({"budget": b, "kl_kvpress": mean([r["kl_to_full"] for r in rs]),
                           "top1_kvpress": mean([r["top1_agreement"] for r in rs]),
@@ -352,15 +358,16 @@ def main():
     r.add_argument("--beta", type=int, default=20)
     r.add_argument("--answer-tokens", type=int, default=24)
     c = sub.add_parser("compare", help="pair a depthkv report with a kvpress run")
-    c.add_argument("--depthkv", required=True)
+    c.add_argument("--depthkv", required=True, nargs="+", help="depthkv report(s) with kept positions")
     c.add_argument("--kvpress", required=True)
     c.add_argument("--out-md", required=True)
     c.add_argument("--out-json", required=True)
     a = ap.parse_args()
     for key in ("report", "model", "tokenizer", "depthkv", "kvpress"):
-        path = getattr(a, key, None)
-        if path is not None and not os.path.exists(path):
-            sys.exit(f"{path}: no such file")
+        paths = getattr(a, key, None)
+        for path in paths if isinstance(paths, list) else [paths]:
+            if path is not None and not os.path.exists(path):
+                sys.exit(f"{path}: no such file")
     run(a) if a.cmd == "run" else compare(a)
 
 

@@ -68,6 +68,10 @@ pub struct EvalArgs {
     /// Write every pruned run's kept positions per layer and KV head (large).
     #[arg(long)]
     pub record_kept: bool,
+    /// Measure the full cache only (token ids, continuation, answers): the replay
+    /// set for scripts/kvpress_parity.py, without the cost of the pruned runs.
+    #[arg(long)]
+    pub only_full: bool,
     /// Write the report as JSON here (per-prompt results included).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -134,6 +138,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     };
     for v in &a.variants {
         cfg.methods.push(variant(v, &a.alloc, &engine)?);
+    }
+    if a.only_full {
+        cfg.methods.clear();
+        cfg.record_tokens = true;
     }
     let bar = Bar::new("evaluating", false);
     let mut report = evaluate(&engine, &prompts, &cfg, &mut |d, t| bar.update(d, t))?;

@@ -6,6 +6,8 @@ mod common;
 mod cli;
 mod decode_evict;
 mod engine_model;
+mod eval_formats;
+mod eval_parity;
 mod fetch_and_hub;
 mod prune_props;
 mod stock_parity;
