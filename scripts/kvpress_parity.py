@@ -314,6 +314,44 @@ def compare(args):
     print(markdown(summary))
 
 
+def selfcheck(args):
+    """Our default selection against our kvpress-exact one, inside depthkv alone."""
+    prompts = [p for path in args.depthkv for p in open_json(path)["per_prompt"]]
+    rows = []
+    for ours, exact in (("snapkv", "snapkv-kvpress"), ("pyramid", "pyramid-kvpress")):
+        for b in BUDGETS:
+            for subset in ("all", "prose", "tasks"):
+                ps = [p for p in prompts if subset == "all" or group(p["id"]) == subset]
+                pick = lambda p, m: next(r for r in p["runs"] if r["method"] == m and abs(r["budget"] - b) < 1e-9)
+                pairs = [(pick(p, ours), pick(p, exact), p.get("answers")) for p in ps]
+                answered = [(o, e, a) for o, e, a in pairs if a]
+                rows.append({
+                    "ours": ours, "kvpress_exact": exact, "budget": b, "prompts": subset, "n": len(pairs),
+                    "kept_overlap": mean([overlap(o["kept"], e["kept"]) for o, e, _ in pairs]),
+                    "kl_ours": mean([o["kl_to_full"] for o, _, _ in pairs]),
+                    "kl_exact": mean([e["kl_to_full"] for _, e, _ in pairs]),
+                    "top1_ours": mean([o["top1_agreement"] for o, _, _ in pairs]),
+                    "top1_exact": mean([e["top1_agreement"] for _, e, _ in pairs]),
+                    "answers_ours": sum(contains_any(o["answer"] or "", a) for o, _, a in answered),
+                    "answers_exact": sum(contains_any(e["answer"] or "", a) for _, e, a in answered),
+                    "answered": len(answered),
+                })
+    streaming = {b: mean([next(r for r in p["runs"] if r["method"] == "streaming-kvpress" and abs(r["budget"] - b) < 1e-9)["kl_to_full"]
+                          for p in prompts]) for b in BUDGETS}
+    out = ["| ours | kvpress-exact | keep | prompts | kept positions identical | KL ours | KL exact | top-1 ours | top-1 exact | answers ours / exact |",
+           "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ans = f"{r['answers_ours']}/{r['answered']} vs {r['answers_exact']}/{r['answered']}" if r["answered"] else "–"
+        out.append(f"| {r['ours']} | {r['kvpress_exact']} | {r['budget']} | {r['prompts']} ({r['n']}) | {pct(r['kept_overlap'])} | "
+                   f"{num(r['kl_ours'])} | {num(r['kl_exact'])} | {pct(r['top1_ours'])} | {pct(r['top1_exact'])} | {ans} |")
+    out.append("")
+    out.append("StreamingLLM (kvpress-exact, 4 sinks), KL to full: " + ", ".join(f"{b}: {num(v)}" for b, v in streaming.items()) + ".")
+    text = "\n".join(out) + "\n"
+    write_atomic(args.out_json, json.dumps({"rows": rows, "streaming_kl": streaming}, indent=1) + "\n")
+    write_atomic(args.out_md, text)
+    print(text)
+
+
 def pct(x):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
@@ -362,13 +400,17 @@ def main():
     c.add_argument("--kvpress", required=True)
     c.add_argument("--out-md", required=True)
     c.add_argument("--out-json", required=True)
+    sc = sub.add_parser("selfcheck", help="depthkv's default selection against its kvpress-exact one")
+    sc.add_argument("--depthkv", required=True, nargs="+")
+    sc.add_argument("--out-md", required=True)
+    sc.add_argument("--out-json", required=True)
     a = ap.parse_args()
     for key in ("report", "model", "tokenizer", "depthkv", "kvpress"):
         paths = getattr(a, key, None)
         for path in paths if isinstance(paths, list) else [paths]:
             if path is not None and not os.path.exists(path):
                 sys.exit(f"{path}: no such file")
-    run(a) if a.cmd == "run" else compare(a)
+    {"run": run, "compare": compare, "selfcheck": selfcheck}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -925,11 +925,11 @@ mod prose {
     ];
 
     pub fn color(rng: &mut StdRng) -> &'static str {
-        *pick(rng, COLORS)
+        pick::<&str>(rng, COLORS)
     }
 
     pub fn river(rng: &mut StdRng) -> &'static str {
-        *pick(rng, RIVERS)
+        pick::<&str>(rng, RIVERS)
     }
 
     /// `n` distinct invented words.

@@ -19,7 +19,8 @@ fn longbench_rows_become_questions_after_the_context() {
     let metrics: Vec<TaskMetric> = items.iter().map(|e| e.metric).collect();
     assert_eq!(metrics, [TaskMetric::F1, TaskMetric::RougeL, TaskMetric::Contains]);
     let qa = &items[0].item.prompt;
-    let (context_at, question_at) = (qa.find("Ravenbrook is a small town").unwrap(), qa.find("Question: Which river").unwrap());
+    let (context_at, question_at) =
+        (qa.find("Ravenbrook is a small town").unwrap(), qa.find("Question: Which river").unwrap());
     assert!(context_at < question_at, "the question follows the context");
     assert!(items[2].item.prompt.contains("Human being, Numeric value, Location, Entity"));
     assert_eq!(items[0].item.answers.as_deref().unwrap(), ["the river Teska", "Teska"]);

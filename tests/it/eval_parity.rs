@@ -48,8 +48,11 @@ fn kvpress_snapkv_selection_matches_the_reference_on_the_real_model() {
     let pre = engine.prefill(&tokens, PrefillOptions { window, ..Default::default() }).unwrap();
     let l = tokens.len();
     let cfg = SelectConfig::kvpress(Scorer::SnapKv, window, kernel);
-    for keep in [0.1, 0.3, 0.6] {
+    // Budgets that hold the window: below it kvpress picks among the window's
+    // tied max + 1 scores in torch.topk's unspecified order.
+    for keep in [0.2, 0.4, 0.7] {
         let n = kvpress_n_kept(l, keep);
+        assert!(n > window);
         let budgets = vec![n; engine.config().n_layers];
         let plan = apply::plan(&pre, &budgets, &cfg);
         let (mut same, mut total) = (0usize, 0usize);
@@ -65,7 +68,8 @@ fn kvpress_snapkv_selection_matches_the_reference_on_the_real_model() {
         assert!(same as f64 >= 0.99 * total as f64, "keep {keep}: {same} of {total} positions agree");
     }
     // Our default forces the first 4 positions; kvpress's does not.
-    let ours = apply::plan(&pre, &vec![kvpress_n_kept(l, 0.1); 30], &SelectConfig { window, kernel, ..Default::default() });
+    let ours =
+        apply::plan(&pre, &vec![kvpress_n_kept(l, 0.1); 30], &SelectConfig { window, kernel, ..Default::default() });
     assert!(ours.iter().flatten().all(|k| k[..4] == [0, 1, 2, 3]));
 }
 
@@ -113,7 +117,12 @@ fn eval_records_every_prompt_method_and_budget() {
     assert_eq!(&streaming[..4], &[0, 1, 2, 3]);
     assert_eq!(*streaming.last().unwrap() as usize, l - 1);
     assert_eq!(rec.runs[0].kl_to_full, 0.0);
-    // The report round-trips with its per-prompt part.
+    // The report round-trips with its per-prompt part (floats to within JSON parsing).
     let back: depthkv::eval::EvalReport = serde_json::from_str(&report.to_json()).unwrap();
-    assert_eq!(back, report);
+    let (a, b) = (&back.per_prompt[0], &report.per_prompt[0]);
+    assert_eq!((&a.tokens, &a.continuation, a.runs.len()), (&b.tokens, &b.continuation, b.runs.len()));
+    for (x, y) in a.runs.iter().zip(&b.runs) {
+        assert_eq!((&x.method, &x.kept, &x.answer), (&y.method, &y.kept, &y.answer));
+        assert!((x.kl_to_full - y.kl_to_full).abs() < 1e-12);
+    }
 }
