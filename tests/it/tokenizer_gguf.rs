@@ -15,7 +15,11 @@ fn shared_dir() -> PathBuf {
 
 fn shared_file(name: &str) -> PathBuf {
     let path = shared_dir().join(name);
-    assert!(path.is_file(), "reference file {} is missing from the repository's fixtures", path.display());
+    assert!(
+        path.is_file(),
+        "reference file {} is missing from the repository's fixtures",
+        path.display()
+    );
     path
 }
 
