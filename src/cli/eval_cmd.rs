@@ -5,15 +5,29 @@ use super::progress::Bar;
 use super::strategy::needs_profile;
 use super::strategy::{AllocArgs, SelectArgs};
 use super::values;
+use crate::engine::KvPrecision;
+use crate::eval::formats::{load_eval_items, EvalItem, PromptFormat};
+use crate::eval::methods::{kvpress_parity_methods, Method};
+use crate::eval::paper::{ablate_layers, paper_methods, paper_select, PAPER_KEEP};
 use crate::eval::precheck::{check_prompts, describe, PromptNeeds};
-use crate::eval::prompts::load_prompts;
 use crate::eval::report::markdown_table;
-use crate::eval::runner::{evaluate, EvalConfig, Method};
+use crate::eval::runner::{evaluate, EvalConfig};
 use crate::profile::check_target;
-use crate::prune::{Strategy, StrategyKind, PYRAMID_BETA};
+use crate::prune::{HeadSplit, Strategy, StrategyKind, ADA_SAFEGUARD, PYRAMID_BETA};
 use crate::userio::sanitize;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+
+/// A fixed evaluation protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// H2O scorer, keep 0.4, uniform vs DepthKV from one-layer ablations
+    /// measured as KL (`depthkv-kl`) and as task-metric drop (`depthkv-task`).
+    Paper,
+    /// Our SnapKV/PyramidKV beside kvpress-exact SnapKV, StreamingLLM and
+    /// PyramidKV, recording token ids and kept positions.
+    KvpressParity,
+}
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -22,7 +36,17 @@ pub struct EvalArgs {
     /// Prompt set (JSONL); e.g. from `depthkv tasks gen`.
     #[arg(long)]
     pub prompts: PathBuf,
-    /// Global budgets to test, comma-separated fractions in (0, 1].
+    /// Layout of --prompts: auto, native, longbench, ruler or kvpress.
+    #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<PromptFormat>())]
+    pub format: PromptFormat,
+    /// Run a fixed protocol instead of the default methods.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Paper preset: prompts for the one-layer ablations (default: --prompts, in-sample).
+    #[arg(long)]
+    pub calib_prompts: Option<PathBuf>,
+    /// Global budgets to test, comma-separated fractions in (0, 1] (paper preset: 0.4).
+    /// With --memory, fractions of the full cache's bytes at native precision.
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.4", value_parser = values::budget, allow_negative_numbers = true)]
     pub budgets: Vec<f64>,
     /// Extra allocation variants to compare, as NAME=STRATEGY[:mix=M][:floor=F][:t=T]
@@ -42,6 +66,20 @@ pub struct EvalArgs {
     /// Send prompts without the chat template unless a line says `"chat": true`.
     #[arg(long)]
     pub raw: bool,
+    /// Read --budgets as memory: a method storing int8/int4 (`kv=` in --variant)
+    /// keeps as many more tokens as the same bytes hold.
+    #[arg(long)]
+    pub memory: bool,
+    /// Write each prompt's token ids into the report (to replay them in another tool).
+    #[arg(long)]
+    pub record_tokens: bool,
+    /// Write every pruned run's kept positions per layer and KV head (large).
+    #[arg(long)]
+    pub record_kept: bool,
+    /// Measure the full cache only (token ids, continuation, answers): the replay
+    /// set for scripts/kvpress_parity.py, without the cost of the pruned runs.
+    #[arg(long)]
+    pub only_full: bool,
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -61,9 +99,13 @@ pub struct VariantSpec {
     pub mix: Option<f64>,
     pub floor: Option<f64>,
     pub temperature: Option<f64>,
+    /// `heads=ada|even`: how a layer's budget is shared among its KV heads.
+    pub heads: Option<HeadSplit>,
+    /// `kv=native|int8|int4`: how kept tokens are stored.
+    pub kv: Option<KvPrecision>,
 }
 
-/// Parses `NAME=STRATEGY[:mix=M][:floor=F][:t=T]` (or just `STRATEGY`).
+/// Parses `NAME=STRATEGY[:mix=M][:floor=F][:t=T][:heads=ada][:kv=int4]` (or just `STRATEGY`).
 fn parse_variant(spec: &str) -> Result<VariantSpec, String> {
     let mut parts = spec.split(':');
     let head = parts.next().unwrap_or_default();
@@ -75,7 +117,8 @@ fn parse_variant(spec: &str) -> Result<VariantSpec, String> {
         let valid: Vec<&str> = StrategyKind::ALL.iter().map(|k| k.name()).collect();
         format!("`{spec}`: unknown strategy `{strategy}` (valid: {})", valid.join(", "))
     })?;
-    let mut v = VariantSpec { name: name.to_string(), kind, mix: None, floor: None, temperature: None };
+    let mut v =
+        VariantSpec { name: name.to_string(), kind, mix: None, floor: None, temperature: None, heads: None, kv: None };
     for kv in parts {
         let (k, x) = kv.split_once('=').ok_or_else(|| format!("`{spec}`: expected key=value, got `{kv}`"))?;
         let bad = |e: String| format!("`{spec}`: {k}: {e}");
@@ -83,7 +126,15 @@ fn parse_variant(spec: &str) -> Result<VariantSpec, String> {
             "mix" => v.mix = Some(values::unit(x).map_err(bad)?),
             "floor" => v.floor = Some(values::floor(x).map_err(bad)?),
             "t" => v.temperature = Some(values::positive(x).map_err(bad)?),
-            other => return Err(format!("`{spec}`: unknown setting `{other}` (mix, floor, t)")),
+            "heads" => {
+                v.heads = Some(match x {
+                    "ada" => HeadSplit::Ada { safeguard: ADA_SAFEGUARD },
+                    "even" => HeadSplit::Even,
+                    _ => return Err(bad("expected ada or even".into())),
+                })
+            }
+            "kv" => v.kv = Some(x.parse::<KvPrecision>().map_err(bad)?),
+            other => return Err(format!("`{spec}`: unknown setting `{other}` (mix, floor, t, heads, kv)")),
         }
     }
     Ok(v)
@@ -106,22 +157,37 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     for path in [&a.json, &a.plot].into_iter().flatten() {
         check_target(path, a.overwrite)?;
     }
-    let prompts = load_prompts(&a.prompts)?;
-    let select = a.select.config();
+    if a.calib_prompts.is_some() && a.preset != Some(Preset::Paper) {
+        anyhow::bail!("--calib-prompts is only used by --preset paper");
+    }
+    let prompts = load_eval_items(&a.prompts, a.format)?;
+    let calib = a.calib_prompts.as_deref().map(|p| load_eval_items(p, a.format)).transpose()?;
+    let mut select = a.select.config();
+    let budgets = match a.preset {
+        Some(Preset::Paper) => {
+            select = paper_select(&select);
+            vec![PAPER_KEEP]
+        }
+        _ => a.budgets.clone(),
+    };
     let mut kinds = vec![StrategyKind::DepthKv];
     kinds.extend(a.variants.iter().map(|v| v.kind));
-    let profile = a.alloc.read_profile_for(&kinds)?;
-    let mut methods = vec![
-        Method { name: "uniform".into(), strategy: Strategy::Uniform },
-        Method { name: "pyramid".into(), strategy: Strategy::Pyramid { beta: PYRAMID_BETA } },
-        Method { name: "depthkv".into(), strategy: a.alloc.strategy(StrategyKind::DepthKv, profile.as_ref())? },
-    ];
+    let profile = if a.preset.is_none() { a.alloc.read_profile_for(&kinds)? } else { None };
+    let mut methods = Vec::new();
+    if a.preset.is_none() {
+        methods.push(Method::global("uniform", Strategy::Uniform));
+        methods.push(Method::global("pyramid", Strategy::Pyramid { beta: PYRAMID_BETA }));
+        methods.push(Method::global("depthkv", a.alloc.strategy(StrategyKind::DepthKv, profile.as_ref())?));
+    }
     for v in &a.variants {
         let mut alloc = a.alloc.clone();
         alloc.mix = v.mix.unwrap_or(alloc.mix);
         alloc.floor = v.floor.unwrap_or(alloc.floor);
         alloc.softmax_temperature = v.temperature.unwrap_or(alloc.softmax_temperature);
-        methods.push(Method { name: v.name.clone(), strategy: alloc.strategy(v.kind, profile.as_ref())? });
+        let mut m = Method::global(&v.name, alloc.strategy(v.kind, profile.as_ref())?);
+        m.select = v.heads.map(|heads| crate::prune::SelectConfig { heads, ..select });
+        m.precision = v.kv.unwrap_or_default();
+        methods.push(m);
     }
 
     let engine = a.model.load()?;
@@ -134,24 +200,59 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         }
         methods.retain(|m| m.name != "depthkv");
     }
+    if a.memory {
+        let c = engine.config();
+        let native = KvPrecision::Native.bytes_per_slot(c.n_kv_heads, c.head_dim, engine.model.dtype());
+        for m in &mut methods {
+            m.memory_scale =
+                native as f64 / m.precision.bytes_per_slot(c.n_kv_heads, c.head_dim, engine.model.dtype()) as f64;
+        }
+    }
+    let chat = !a.raw && engine.codec.has_chat();
+    let render = |user: &str| engine.codec.chat.apply(user);
+    let ready = |items: Vec<EvalItem>| -> Vec<EvalItem> {
+        items.into_iter().map(|e| e.with_prefix_rendered(chat, &render)).collect()
+    };
+    let prompts = ready(prompts);
+    let items: Vec<_> = prompts.iter().map(|e| e.item.clone()).collect();
     let needs =
-        PromptNeeds { chat: !a.raw, budgets: &a.budgets, select: &select, extra_tokens: a.tokens.max(a.answer_tokens) };
-    let problems = check_prompts(&engine, &prompts, &needs);
+        PromptNeeds { chat: !a.raw, budgets: &budgets, select: &select, extra_tokens: a.tokens.max(a.answer_tokens) };
+    let problems = check_prompts(&engine, &items, &needs);
     if !problems.is_empty() {
         anyhow::bail!("{}", describe(&problems));
     }
-    let cfg = EvalConfig {
-        budgets: a.budgets.clone(),
+    let mut cfg = EvalConfig {
+        budgets,
         methods,
         continuation_tokens: a.tokens,
         answer_tokens: a.answer_tokens,
         select,
         prefill: select.prefill_options(),
         chat: !a.raw,
+        record_tokens: a.record_tokens || a.preset == Some(Preset::KvpressParity),
+        record_kept: a.record_kept,
         ..Default::default()
     };
+    let mut sensitivities = Vec::new();
+    match a.preset {
+        Some(Preset::KvpressParity) => cfg.methods.extend(kvpress_parity_methods(select.window, select.kernel)),
+        Some(Preset::Paper) => {
+            let calib = calib.map(ready).unwrap_or_else(|| prompts.clone());
+            let bar = Bar::new("ablating layers", false);
+            let ab = ablate_layers(&engine, &calib, &cfg, PAPER_KEEP, &mut |d, t| bar.update(d, t))?;
+            let (paper, records) = paper_methods(&ab, PAPER_KEEP, a.alloc.mix, a.alloc.floor);
+            sensitivities = records;
+            cfg.methods.splice(0..0, paper);
+        }
+        None => {}
+    }
+    if a.only_full {
+        cfg.methods.clear();
+        cfg.record_tokens = true;
+    }
     let bar = Bar::new("evaluating", false);
-    let report = evaluate(&engine, &prompts, &cfg, &mut |d, t| bar.update(d, t))?;
+    let mut report = evaluate(&engine, &prompts, &cfg, &mut |d, t| bar.update(d, t))?;
+    report.sensitivities = sensitivities;
     print!("{}", markdown_table(&report));
     for f in &report.failed_prompts {
         eprintln!("warning: prompt {} failed and is left out: {}", sanitize(&f.id), sanitize(&f.error));

@@ -14,7 +14,8 @@ pub const MAX_TOTAL_TOKENS: usize = 64 << 20;
 
 #[derive(Subcommand, Debug)]
 pub enum TasksCmd {
-    /// Write passkey, needle, multi-key and variable-tracking tasks.
+    /// Write long-context tasks: retrieval (passkey, needle, multikey, multivalue, multiquery),
+    /// tracing (vartrack), aggregation (cwe) and QA over the document (qa).
     Gen(GenArgs),
 }
 
@@ -24,7 +25,8 @@ pub struct GenArgs {
     pub model: ModelArgs,
     #[arg(long)]
     pub out: PathBuf,
-    /// Task kinds, comma-separated.
+    /// Task kinds, comma-separated: passkey, needle, multikey, vartrack, and the RULER
+    /// families multivalue, multiquery, cwe (common words) and qa (scored by token F1).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "passkey,needle,multikey,vartrack")]
     pub kinds: Vec<TaskKind>,
     /// Prompt lengths in tokens (measured with the model's tokenizer; at most its context).

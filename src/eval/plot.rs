@@ -362,6 +362,7 @@ mod tests {
                     top1_agreement: 1.0 - scale * (1.0 - budget) * 0.3,
                     nll_reference: None,
                     accuracy: None,
+                    task_score: None,
                     kv_bytes: 0,
                     n_prompts: 8,
                 });

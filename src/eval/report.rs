@@ -4,23 +4,32 @@
 //! ```json
 //! {"results": [{"method": "depthkv", "budget": 0.5, "kl_to_full": 0.01,
 //!               "top1_agreement": 0.97, "nll_reference": 2.3, "accuracy": null,
-//!               "kv_bytes": 1048576, "n_prompts": 40}],
+//!               "task_score": null, "kv_bytes": 1048576, "n_prompts": 40}],
 //!  "comparisons": [{"a": "depthkv", "b": "uniform", "budget": 0.5,
 //!                   "metric": "kl_to_full", "mean_diff": -0.004, "p_value": 0.002}]}
 //! ```
 //!
 //! Optional numbers are always present, as `null` when not measured.
+//! `per_prompt` (each prompt's runs, see `record`) and `sensitivities` are
+//! added when present.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::record::{PromptRecord, SensitivityRecord};
 use crate::profile::io::{write_atomic, ProfileError};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
     pub results: Vec<MethodResult>,
     pub comparisons: Vec<Comparison>,
+    /// Every prompt's results, for pairing with other runs and tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_prompt: Vec<PromptRecord>,
+    /// Sensitivities measured for this run's allocations (paper preset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitivities: Vec<SensitivityRecord>,
     /// Prompts that failed during the run and were left out of every row
     /// (present in the JSON only when some failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -48,6 +57,10 @@ pub struct MethodResult {
     pub nll_reference: Option<f64>,
     /// Fraction of prompts answered correctly; null when no prompt has answers.
     pub accuracy: Option<f64>,
+    /// Mean of each prompt's task metric (containment, token F1 or ROUGE-L);
+    /// null when no prompt has answers.
+    #[serde(default)]
+    pub task_score: Option<f64>,
     /// KV cache bytes actually held.
     pub kv_bytes: u64,
     pub n_prompts: usize,
@@ -137,18 +150,19 @@ pub fn markdown_table(report: &EvalReport) -> String {
 
     let mut out = String::new();
     out.push_str(
-        "| Method | Budget | KL to full | Top-1 agreement | NLL (reference) | Accuracy | KV cache | Prompts |\n",
+        "| Method | Budget | KL to full | Top-1 agreement | NLL (reference) | Accuracy | Task score | KV cache | Prompts |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             escape(&r.method),
             fmt_trimmed(r.budget),
             fmt_metric(r.kl_to_full),
             fmt_percent(r.top1_agreement),
             r.nll_reference.map_or_else(na, |v| fmt_fixed(v, 3)),
             r.accuracy.map_or_else(na, fmt_percent),
+            r.task_score.map_or_else(na, |v| fmt_fixed(v, 3)),
             fmt_bytes(r.kv_bytes),
             r.n_prompts
         ));
@@ -273,6 +287,7 @@ mod tests {
             top1_agreement: 0.9731,
             nll_reference: Some(2.34567),
             accuracy: acc,
+            task_score: acc.map(|a| a / 2.0),
             kv_bytes: 3 * 1024 * 1024 / 2,
             n_prompts: 40,
         }
@@ -293,7 +308,7 @@ mod tests {
                 mean_diff: -0.1234,
                 p_value: 0.000999,
             }],
-            failed_prompts: vec![],
+            ..Default::default()
         }
     }
 
@@ -307,7 +322,7 @@ mod tests {
                 "results": [{
                     "method": "m", "budget": 0.5, "kl_to_full": 0.1,
                     "top1_agreement": 0.9731, "nll_reference": 2.34567,
-                    "accuracy": null, "kv_bytes": 1572864, "n_prompts": 40
+                    "accuracy": null, "task_score": null, "kv_bytes": 1572864, "n_prompts": 40
                 }],
                 "comparisons": []
             })
@@ -335,11 +350,11 @@ mod tests {
     fn markdown_tables() {
         let md = markdown_table(&sample());
         let expected = "\
-| Method | Budget | KL to full | Top-1 agreement | NLL (reference) | Accuracy | KV cache | Prompts |
-|---|---:|---:|---:|---:|---:|---:|---:|
-| uniform | 0.5 | 0.0200 | 97.3% | 2.346 | n/a | 1.5 MiB | 40 |
-| uniform | 0.25 | 0.1235 | 97.3% | 2.346 | n/a | 1.5 MiB | 40 |
-| depthkv | 0.25 | 5.00e-5 | 97.3% | 2.346 | 87.5% | 1.5 MiB | 40 |
+| Method | Budget | KL to full | Top-1 agreement | NLL (reference) | Accuracy | Task score | KV cache | Prompts |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+| uniform | 0.5 | 0.0200 | 97.3% | 2.346 | n/a | n/a | 1.5 MiB | 40 |
+| uniform | 0.25 | 0.1235 | 97.3% | 2.346 | n/a | n/a | 1.5 MiB | 40 |
+| depthkv | 0.25 | 5.00e-5 | 97.3% | 2.346 | 87.5% | 0.438 | 1.5 MiB | 40 |
 
 | A | B | Budget | Metric | Mean diff (A - B) | p-value |
 |---|---|---:|---|---:|---:|
@@ -355,7 +370,7 @@ mod tests {
         r.kv_bytes = 512;
         let md = markdown_table(&EvalReport { results: vec![r], ..Default::default() });
         assert_eq!(md.lines().count(), 3);
-        assert_eq!(md.lines().nth(2).unwrap(), "| a\\|b | 1 | n/a | 97.3% | n/a | 100.0% | 512 B | 40 |");
+        assert_eq!(md.lines().nth(2).unwrap(), "| a\\|b | 1 | n/a | 97.3% | n/a | 100.0% | 0.500 | 512 B | 40 |");
     }
 
     #[test]

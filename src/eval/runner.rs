@@ -1,21 +1,17 @@
 //! The evaluation harness: every method at every budget on every prompt,
 //! from one prefill per prompt, with paired significance tests.
 
+use crate::engine::cache::KvCache;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::GenParams;
-use crate::engine::{Engine, PrefillOptions};
-use crate::eval::prompts::PromptItem;
+use crate::engine::{Engine, GenParams, PrefillOptions};
+use crate::eval::formats::EvalItem;
+use crate::eval::methods::Method;
+use crate::eval::metrics::{score_answers, TaskScores};
+use crate::eval::record::{PromptRecord, RunRecord};
 use crate::eval::report::{Comparison, EvalReport, MethodResult, PromptFailure};
-use crate::prune::{apply, SelectConfig, Strategy};
+use crate::prune::{apply, SelectConfig};
 use crate::session::scoring::{self, Continuation, Quality, Scored};
 use crate::stats;
-
-/// A named way of splitting the budget across layers.
-#[derive(Debug, Clone)]
-pub struct Method {
-    pub name: String,
-    pub strategy: Strategy,
-}
 
 #[derive(Debug, Clone)]
 pub struct EvalConfig {
@@ -31,6 +27,10 @@ pub struct EvalConfig {
     pub chat: bool,
     pub permutations: usize,
     pub seed: u64,
+    /// Write each prompt's token ids into its record (for other tools to replay).
+    pub record_tokens: bool,
+    /// Write the kept positions of every pruned run (large).
+    pub record_kept: bool,
 }
 
 impl Default for EvalConfig {
@@ -45,53 +45,77 @@ impl Default for EvalConfig {
             chat: true,
             permutations: 5000,
             seed: 11,
+            record_tokens: false,
+            record_kept: false,
         }
     }
 }
 
 /// One method at one budget on one prompt.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sample {
     quality: Quality,
     /// Reference NLL, only when the prompt carried a reference text.
     nll_reference: Option<f64>,
-    correct: Option<bool>,
+    /// Generated answer and its scores, when the prompt has answers.
+    answer: Option<(String, TaskScores)>,
+    /// The prompt's task metric on the answer.
+    task_score: Option<f64>,
     kv_bytes: usize,
+}
+
+impl Sample {
+    fn correct(&self) -> Option<bool> {
+        self.answer.as_ref().map(|(_, s)| s.contains > 0.0)
+    }
+
+    fn record(&self, method: &str, budget: f64, kept: Option<Vec<Vec<Vec<u32>>>>) -> RunRecord {
+        RunRecord {
+            method: method.to_string(),
+            budget,
+            kl_to_full: self.quality.kl,
+            top1_agreement: self.quality.top1,
+            nll_reference: self.nll_reference,
+            answer: self.answer.as_ref().map(|(a, _)| a.clone()),
+            scores: self.answer.as_ref().map(|(_, s)| *s),
+            task_score: self.task_score,
+            kv_bytes: self.kv_bytes as u64,
+            kept,
+        }
+    }
 }
 
 /// Whether generated text contains one of the accepted answers (case-insensitive).
 pub fn is_correct(text: &str, answers: &[String]) -> bool {
-    let t = text.to_lowercase();
-    answers.iter().any(|a| t.contains(&a.to_lowercase()))
+    score_answers(text, answers).contains > 0.0
 }
 
-fn answer(
+/// Greedy answer from `cache` and its task scores, when the item has answers.
+pub fn answer(
     engine: &Engine,
     s: &Scored,
-    item: &PromptItem,
-    cache: &crate::engine::cache::KvCache,
+    item: &EvalItem,
+    cache: &KvCache,
     n: usize,
-) -> Result<Option<bool>> {
-    let Some(answers) = item.answers.as_ref().filter(|a| !a.is_empty()) else {
+) -> Result<Option<(String, TaskScores)>> {
+    let Some(answers) = item.item.answers.as_ref().filter(|a| !a.is_empty()) else {
         return Ok(None);
     };
     let params = GenParams { max_new_tokens: n, ..Default::default() };
     let out = engine.generate(cache.clone(), &s.pre.first_logits, &params, &mut |_| true)?;
-    Ok(Some(is_correct(&engine.decode(&out), answers)))
+    let text = engine.decode(&out);
+    let scores = score_answers(&text, answers);
+    Ok(Some((text, scores)))
 }
 
-fn sample(
-    engine: &Engine,
-    s: &Scored,
-    item: &PromptItem,
-    cache: &crate::engine::cache::KvCache,
-    cfg: &EvalConfig,
-) -> Result<Sample> {
+fn sample(engine: &Engine, s: &Scored, item: &EvalItem, cache: &KvCache, cfg: &EvalConfig) -> Result<Sample> {
     let quality = s.quality(engine, cache)?;
+    let answer = answer(engine, s, item, cache, cfg.answer_tokens)?;
     Ok(Sample {
         quality,
         nll_reference: s.reference_nll(engine, cache)?,
-        correct: answer(engine, s, item, cache, cfg.answer_tokens)?,
+        task_score: answer.as_ref().map(|(_, sc)| item.metric.pick(sc)),
+        answer,
         kv_bytes: cache.bytes(),
     })
 }
@@ -99,7 +123,7 @@ fn sample(
 /// Runs the evaluation. `progress(done, total)` after each prompt; false cancels.
 pub fn evaluate(
     engine: &Engine,
-    prompts: &[PromptItem],
+    prompts: &[EvalItem],
     cfg: &EvalConfig,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<EvalReport> {
@@ -109,21 +133,23 @@ pub fn evaluate(
     // samples[method][budget][prompt]; method 0 is the full cache (one budget).
     let mut full = Vec::new();
     let mut pruned = vec![vec![Vec::new(); cfg.budgets.len()]; cfg.methods.len()];
+    let mut records = Vec::with_capacity(prompts.len());
     let mut failed_prompts = Vec::new();
-    for (pi, item) in prompts.iter().enumerate() {
+    for (pi, e) in prompts.iter().enumerate() {
         // A prompt counts only when every method measured it, so the
         // per-prompt pairing behind the comparisons stays aligned.
-        match eval_prompt(engine, item, cfg) {
-            Ok((f, per_method)) => {
+        match eval_prompt(engine, e, cfg) {
+            Ok((f, per_method, record)) => {
                 full.push(f);
                 for (mi, per_budget) in per_method.into_iter().enumerate() {
-                    for (bi, s) in per_budget.into_iter().enumerate() {
-                        pruned[mi][bi].push(s);
+                    for (bi, x) in per_budget.into_iter().enumerate() {
+                        pruned[mi][bi].push(x);
                     }
                 }
+                records.push(record);
             }
             Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
-            Err(e) => failed_prompts.push(PromptFailure { id: item.id.clone(), error: e.to_string() }),
+            Err(err) => failed_prompts.push(PromptFailure { id: e.item.id.clone(), error: err.to_string() }),
         }
         if !progress(pi + 1, prompts.len()) {
             return Err(EngineError::Cancelled);
@@ -141,70 +167,95 @@ pub fn evaluate(
         }
     }
     report.comparisons = compare_to_depthkv(cfg, &pruned);
+    report.per_prompt = records;
     Ok(report)
 }
 
-/// The full cache's sample and `[method][budget]` pruned samples of one prompt.
-fn eval_prompt(engine: &Engine, item: &PromptItem, cfg: &EvalConfig) -> Result<(Sample, Vec<Vec<Sample>>)> {
-    let s = scoring::prepare(engine, &item.spec(cfg.chat), cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
-    let full = sample(engine, &s, item, &s.pre.cache, cfg)?;
+/// The full cache's sample, `[method][budget]` pruned samples and the
+/// per-prompt record of one prompt.
+fn eval_prompt(engine: &Engine, e: &EvalItem, cfg: &EvalConfig) -> Result<(Sample, Vec<Vec<Sample>>, PromptRecord)> {
+    let s =
+        scoring::prepare(engine, &e.item.spec(cfg.chat), cfg.continuation_tokens, Continuation::Greedy, cfg.prefill)?;
+    let l = s.pre.tokens.len();
+    let f = sample(engine, &s, e, &s.pre.cache, cfg)?;
+    let mut runs = vec![f.record("full", 1.0, None)];
     let mut per_method = Vec::with_capacity(cfg.methods.len());
     for m in &cfg.methods {
+        let select = m.select_config(&cfg.select);
         let mut per_budget = Vec::with_capacity(cfg.budgets.len());
         for &b in &cfg.budgets {
-            let budgets = apply::budgets_for_prefill(&m.strategy, b, &s.pre, &cfg.select)
-                .map_err(|e| EngineError::BadSelection(format!("{}: {e}", m.name)))?;
-            let (cache, _) = apply::prune(&s.pre, &budgets, &cfg.select, s.continuation.len())?;
-            per_budget.push(sample(engine, &s, item, &cache, cfg)?);
+            let budgets = m
+                .budgets_for_prompt(b, &s.pre, &cfg.select)
+                .map_err(|err| EngineError::BadSelection(format!("{}: {err}", m.name)))?;
+            let (cache, occupancy) = apply::prune_as(&s.pre, &budgets, &select, s.continuation.len(), m.precision)?;
+            let x = sample(engine, &s, e, &cache, cfg)?;
+            runs.push(x.record(&m.name, b, cfg.record_kept.then_some(occupancy.kept)));
+            per_budget.push(x);
         }
         per_method.push(per_budget);
     }
-    Ok((full, per_method))
+    let record = PromptRecord {
+        id: e.item.id.clone(),
+        prompt_tokens: l,
+        tokens: cfg.record_tokens.then(|| s.pre.tokens.clone()),
+        continuation: s.continuation.clone(),
+        task_metric: e.metric,
+        answers: e.item.answers.clone(),
+        runs,
+    };
+    Ok((f, per_method, record))
 }
 
 fn summarize(method: &str, budget: f64, samples: &[Sample]) -> MethodResult {
     let n = samples.len() as f64;
     let mean = |f: &dyn Fn(&Sample) -> f64| samples.iter().map(f).sum::<f64>() / n;
-    let refs: Vec<f64> = samples.iter().filter_map(|s| s.nll_reference).collect();
-    let answered: Vec<bool> = samples.iter().filter_map(|s| s.correct).collect();
+    let mean_of = |v: Vec<f64>| (!v.is_empty()).then(|| stats::mean(&v));
+    let answered: Vec<bool> = samples.iter().filter_map(Sample::correct).collect();
     MethodResult {
         method: method.to_string(),
         budget,
         kl_to_full: mean(&|s| s.quality.kl),
         top1_agreement: mean(&|s| s.quality.top1),
-        nll_reference: (!refs.is_empty()).then(|| stats::mean(&refs)),
+        nll_reference: mean_of(samples.iter().filter_map(|s| s.nll_reference).collect()),
         accuracy: (!answered.is_empty())
             .then(|| answered.iter().filter(|&&c| c).count() as f64 / answered.len() as f64),
+        task_score: mean_of(samples.iter().filter_map(|s| s.task_score).collect()),
         kv_bytes: mean(&|s| s.kv_bytes as f64).round() as u64,
         n_prompts: samples.len(),
     }
 }
 
-/// A per-prompt measurement and its report name.
-type Metric = (&'static str, fn(&Sample) -> f64);
+/// A per-prompt measurement and its report name; `None` where not measured.
+type Metric = (&'static str, fn(&Sample) -> Option<f64>);
 
-/// Paired tests of `depthkv` against every other method, per budget, on KL
-/// to full and top-1 agreement.
+/// Paired tests of the first `depthkv*` method against every method that is
+/// not one, per budget, on KL to full, top-1 agreement and (when measured on
+/// every prompt) the task score.
 fn compare_to_depthkv(cfg: &EvalConfig, pruned: &[Vec<Vec<Sample>>]) -> Vec<Comparison> {
-    let Some(d) = cfg.methods.iter().position(|m| m.name == "depthkv") else {
-        return Vec::new();
-    };
+    let is_depthkv = |m: &Method| m.name.starts_with("depthkv");
     let mut out = Vec::new();
-    for (bi, &b) in cfg.budgets.iter().enumerate() {
-        for (oi, other) in cfg.methods.iter().enumerate().filter(|(i, _)| *i != d) {
-            let metrics: [Metric; 2] = [("kl_to_full", |s| s.quality.kl), ("top1_agreement", |s| s.quality.top1)];
-            for (name, f) in metrics {
-                let a: Vec<f64> = pruned[d][bi].iter().map(f).collect();
-                let o: Vec<f64> = pruned[oi][bi].iter().map(f).collect();
-                let (mean_diff, p_value) = stats::paired_permutation_test(&a, &o, cfg.permutations, cfg.seed);
-                out.push(Comparison {
-                    a: "depthkv".into(),
-                    b: other.name.clone(),
-                    budget: b,
-                    metric: name.into(),
-                    mean_diff,
-                    p_value,
-                });
+    for (d, dm) in cfg.methods.iter().enumerate().filter(|(_, m)| is_depthkv(m)) {
+        for (bi, &b) in cfg.budgets.iter().enumerate() {
+            for (oi, other) in cfg.methods.iter().enumerate().filter(|(_, m)| !is_depthkv(m)) {
+                let metrics: [Metric; 3] = [
+                    ("kl_to_full", |s| Some(s.quality.kl)),
+                    ("top1_agreement", |s| Some(s.quality.top1)),
+                    ("task_score", |s| s.task_score),
+                ];
+                for (name, f) in metrics {
+                    let a: Option<Vec<f64>> = pruned[d][bi].iter().map(f).collect();
+                    let o: Option<Vec<f64>> = pruned[oi][bi].iter().map(f).collect();
+                    let (Some(a), Some(o)) = (a, o) else { continue };
+                    let (mean_diff, p_value) = stats::paired_permutation_test(&a, &o, cfg.permutations, cfg.seed);
+                    out.push(Comparison {
+                        a: dm.name.clone(),
+                        b: other.name.clone(),
+                        budget: b,
+                        metric: name.into(),
+                        mean_diff,
+                        p_value,
+                    });
+                }
             }
         }
     }

@@ -30,6 +30,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
+use super::formats::EvalItem;
+use super::metrics::TaskMetric;
 use super::prompts::{to_jsonl, PromptItem};
 use crate::profile::io::{write_atomic, ProfileError};
 
@@ -48,10 +50,29 @@ pub enum TaskKind {
     Needle,
     MultiKey,
     VariableTracking,
+    /// RULER multi-value: one key holds several values; all are asked.
+    MultiValue,
+    /// RULER multi-query: several keys are asked at once.
+    MultiQuery,
+    /// RULER common-words extraction: name the most repeated planted words.
+    CommonWords,
+    /// A question about a planted descriptive fact, scored by token F1.
+    Qa,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 4] =
+    pub const ALL: [TaskKind; 8] = [
+        TaskKind::Passkey,
+        TaskKind::Needle,
+        TaskKind::MultiKey,
+        TaskKind::VariableTracking,
+        TaskKind::MultiValue,
+        TaskKind::MultiQuery,
+        TaskKind::CommonWords,
+        TaskKind::Qa,
+    ];
+    /// The kinds `tasks gen` writes by default (the original retrieval suite).
+    pub const DEFAULT: [TaskKind; 4] =
         [TaskKind::Passkey, TaskKind::Needle, TaskKind::MultiKey, TaskKind::VariableTracking];
 
     /// The name used in ids and on the command line.
@@ -61,6 +82,10 @@ impl TaskKind {
             TaskKind::Needle => "needle",
             TaskKind::MultiKey => "multikey",
             TaskKind::VariableTracking => "vartrack",
+            TaskKind::MultiValue => "multivalue",
+            TaskKind::MultiQuery => "multiquery",
+            TaskKind::CommonWords => "cwe",
+            TaskKind::Qa => "qa",
         }
     }
 }
@@ -79,6 +104,10 @@ impl FromStr for TaskKind {
             "needle" => Ok(TaskKind::Needle),
             "multikey" | "multi-key" => Ok(TaskKind::MultiKey),
             "vartrack" | "variable-tracking" => Ok(TaskKind::VariableTracking),
+            "multivalue" | "multi-value" => Ok(TaskKind::MultiValue),
+            "multiquery" | "multi-query" => Ok(TaskKind::MultiQuery),
+            "cwe" | "common-words" => Ok(TaskKind::CommonWords),
+            "qa" => Ok(TaskKind::Qa),
             other => Err(TaskError::UnknownKind(other.to_string())),
         }
     }
@@ -100,7 +129,7 @@ pub struct TaskParams {
 impl Default for TaskParams {
     fn default() -> Self {
         TaskParams {
-            kinds: TaskKind::ALL.to_vec(),
+            kinds: TaskKind::DEFAULT.to_vec(),
             lengths: vec![2000, 4000, 8000],
             depths: vec![0.1, 0.5, 0.9],
             count: 1,
@@ -111,7 +140,9 @@ impl Default for TaskParams {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("unknown task kind {0:?} (expected passkey, needle, multikey or vartrack)")]
+    #[error(
+        "unknown task kind {0:?} (expected passkey, needle, multikey, vartrack, multivalue, multiquery, cwe or qa)"
+    )]
     UnknownKind(String),
     #[error("no {0} given")]
     Empty(&'static str),
@@ -132,6 +163,12 @@ pub fn estimate_tokens(text: &str) -> usize {
 
 /// Generate all items, ordered by kind, then length, then depth, then index.
 pub fn generate_tasks(params: &TaskParams, count_tokens: TokenCounter<'_>) -> Result<Vec<PromptItem>, TaskError> {
+    Ok(generate_task_items(params, count_tokens)?.into_iter().map(|e| e.item).collect())
+}
+
+/// [`generate_tasks`] with each item's task metric (several values: the
+/// share found; QA over the document: token F1).
+pub fn generate_task_items(params: &TaskParams, count_tokens: TokenCounter<'_>) -> Result<Vec<EvalItem>, TaskError> {
     check_params(params)?;
     let mut items = Vec::new();
     for &kind in &params.kinds {
@@ -141,13 +178,14 @@ pub fn generate_tasks(params: &TaskParams, count_tokens: TokenCounter<'_>) -> Re
                     let mut rng = item_rng(params.seed, kind, length, depth, index);
                     let task = plant(kind, depth, &mut rng);
                     let prompt = fit_prompt(&task, kind, length, count_tokens, &mut rng)?;
-                    items.push(PromptItem {
+                    let item = PromptItem {
                         id: format!("{}-{length}-d{depth:.2}-{index}", kind.slug()),
                         prompt,
-                        reference: Some(task.answer.clone()),
-                        answers: Some(vec![task.answer]),
+                        reference: Some(task.answers.join(", ")),
+                        answers: Some(task.answers),
                         chat: Some(true),
-                    });
+                    };
+                    items.push(EvalItem { metric: task.metric, ..EvalItem::new(item) });
                 }
             }
         }
@@ -155,9 +193,27 @@ pub fn generate_tasks(params: &TaskParams, count_tokens: TokenCounter<'_>) -> Re
     Ok(items)
 }
 
-/// [`generate_tasks`] serialized as JSONL.
+/// [`generate_task_items`] serialized as JSONL; a metric other than
+/// containment is written as the line's `"metric"`.
 pub fn generate_tasks_jsonl(params: &TaskParams, count_tokens: TokenCounter<'_>) -> Result<String, TaskError> {
-    Ok(to_jsonl(&generate_tasks(params, count_tokens)?))
+    Ok(items_jsonl(&generate_task_items(params, count_tokens)?))
+}
+
+fn items_jsonl(items: &[EvalItem]) -> String {
+    let mut out = String::new();
+    for e in items {
+        let line = to_jsonl(std::slice::from_ref(&e.item));
+        match e.metric {
+            TaskMetric::Contains => out.push_str(&line),
+            m => {
+                let mut v: serde_json::Value = serde_json::from_str(&line).expect("prompt items always serialize");
+                v["metric"] = serde_json::Value::String(m.name().into());
+                out.push_str(&v.to_string());
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Generate and write the JSONL atomically; returns the number of items.
@@ -167,8 +223,8 @@ pub fn write_tasks_jsonl(
     path: &Path,
     overwrite: bool,
 ) -> Result<usize, TaskError> {
-    let items = generate_tasks(params, count_tokens)?;
-    write_atomic(path, to_jsonl(&items).as_bytes(), overwrite)?;
+    let items = generate_task_items(params, count_tokens)?;
+    write_atomic(path, items_jsonl(&items).as_bytes(), overwrite)?;
     Ok(items.len())
 }
 
@@ -214,7 +270,9 @@ struct Task {
     plants: Vec<(f64, String)>,
     /// Put each planted statement on a line of its own (VAR assignments).
     plants_on_own_line: bool,
-    answer: String,
+    /// Every value the answer must give (one for most kinds).
+    answers: Vec<String>,
+    metric: TaskMetric,
     world: prose::World,
 }
 
@@ -230,7 +288,8 @@ fn plant(kind: TaskKind, depth: f64, rng: &mut StdRng) -> Task {
                 question: "What is the pass key? Reply with the number only.".into(),
                 plants: vec![(depth, format!("The pass key is {key}. Keep this number in mind: {key}."))],
                 plants_on_own_line: false,
-                answer: key,
+                answers: vec![key],
+                metric: TaskMetric::Contains,
                 world,
             }
         }
@@ -244,7 +303,8 @@ fn plant(kind: TaskKind, depth: f64, rng: &mut StdRng) -> Task {
                 question: format!("What is the secret code of {town}? Reply with the number only."),
                 plants: vec![(depth, format!("A note for the archive: the secret code of {town} is {code}."))],
                 plants_on_own_line: false,
-                answer: code,
+                answers: vec![code],
+                metric: TaskMetric::Contains,
                 world,
             }
         }
@@ -276,7 +336,86 @@ fn plant(kind: TaskKind, depth: f64, rng: &mut StdRng) -> Task {
                 ),
                 plants,
                 plants_on_own_line: false,
-                answer: values[0].to_string(),
+                answers: vec![values[0].to_string()],
+                metric: TaskMetric::Contains,
+                world,
+            }
+        }
+        TaskKind::MultiValue => {
+            let town = world.town(rng).to_string();
+            let codes = distinct_numbers(rng, MULTI_VALUES, 100_000..1_000_000);
+            let plants = spread(depth, codes.iter().map(|c| format!("One of the special codes of {town} is {c}.")));
+            Task {
+                instruction: format!(
+                    "The notes below about small towns mention {MULTI_VALUES} special codes of one town. \
+                     Read everything; you will be asked for all of them."
+                ),
+                question: format!("What are all the special codes of {town}? List every number."),
+                plants,
+                plants_on_own_line: false,
+                answers: codes,
+                metric: TaskMetric::ContainsAll,
+                world,
+            }
+        }
+        TaskKind::MultiQuery => {
+            let labels = prose::distinct_labels(rng, MULTIKEY_KEYS);
+            let values = distinct_numbers(rng, MULTIKEY_KEYS, 100_000..1_000_000);
+            let statements =
+                labels.iter().zip(&values).map(|(l, v)| format!("The key labelled \"{l}\" holds the value {v}."));
+            Task {
+                instruction: format!(
+                    "The text below hides {MULTIKEY_KEYS} labelled keys, each holding a number. Read \
+                     everything; you will be asked for the values of two of the keys."
+                ),
+                question: format!(
+                    "What values do the keys labelled \"{}\" and \"{}\" hold? Reply with the two numbers.",
+                    labels[0], labels[1]
+                ),
+                plants: spread(depth, statements),
+                plants_on_own_line: false,
+                answers: values[..2].to_vec(),
+                metric: TaskMetric::ContainsAll,
+                world,
+            }
+        }
+        TaskKind::CommonWords => {
+            let words = prose::distinct_rare_words(rng, CWE_COMMON + CWE_RARE);
+            // Common words are named CWE_REPEATS times, the others once, in a random order.
+            let mut named: Vec<&String> = words[..CWE_COMMON].iter().flat_map(|w| vec![w; CWE_REPEATS]).collect();
+            named.extend(&words[CWE_COMMON..]);
+            let mut plants: Vec<(f64, String)> = named
+                .iter()
+                .map(|w| (rng.random_range(0.0..=1.0), format!("The word of the day was \"{w}\".")))
+                .collect();
+            plants.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Task {
+                instruction: "The notes below record a word of the day now and then. Some words were \
+                              chosen many times, others once. Count them as you read."
+                    .into(),
+                question: format!(
+                    "Which {CWE_COMMON} words were chosen as the word of the day most often? Reply with the words only."
+                ),
+                plants,
+                plants_on_own_line: false,
+                answers: words[..CWE_COMMON].to_vec(),
+                metric: TaskMetric::ContainsAll,
+                world,
+            }
+        }
+        TaskKind::Qa => {
+            let town = world.town(rng).to_string();
+            let (hill, river) = (prose::color(rng), prose::river(rng));
+            let answer = format!("on the {hill} hill beside the river {river}");
+            Task {
+                instruction: "Below is a collection of notes about small towns. Read them; a question \
+                              about one of the towns follows."
+                    .into(),
+                question: format!("Where is the spring fair of {town} held? Answer in a few words."),
+                plants: vec![(depth, format!("Every spring the fair of {town} is held {answer}."))],
+                plants_on_own_line: false,
+                answers: vec![answer],
+                metric: TaskMetric::F1,
                 world,
             }
         }
@@ -311,11 +450,37 @@ fn plant(kind: TaskKind, depth: f64, rng: &mut StdRng) -> Task {
                 question: format!("What is the value of VAR {}? Reply with the number only.", chain[VARTRACK_HOPS - 1]),
                 plants,
                 plants_on_own_line: true,
-                answer: value.to_string(),
+                answers: vec![value.to_string()],
+                metric: TaskMetric::Contains,
                 world,
             }
         }
     }
+}
+
+/// Values a `multivalue` key holds.
+pub const MULTI_VALUES: usize = 4;
+/// `cwe`: words chosen often, how often, and words chosen once.
+pub const CWE_COMMON: usize = 3;
+const CWE_REPEATS: usize = 5;
+const CWE_RARE: usize = 6;
+
+/// `n` distinct numbers from `range`, as text.
+fn distinct_numbers(rng: &mut StdRng, n: usize, range: std::ops::Range<u32>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(n);
+    while out.len() < n {
+        let v = rng.random_range(range.clone()).to_string();
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Plants the first statement at `depth` and the rest at random depths.
+fn spread(depth: f64, statements: impl Iterator<Item = String>) -> Vec<(f64, String)> {
+    // Fixed offsets keep the plants apart and reproducible without another stream.
+    statements.enumerate().map(|(i, s)| (if i == 0 { depth } else { (depth + 0.29 * i as f64) % 1.0 }, s)).collect()
 }
 
 /// One haystack sentence with its token count; `para_end` marks the last
@@ -753,6 +918,33 @@ mod prose {
         }
     }
 
+    /// Invented words for `cwe`: none occurs in the filler prose.
+    const RARE_WORDS: &[&str] = &[
+        "quorvel", "brindax", "tessaly", "mornick", "fallowin", "drusket", "pellior", "ganwick", "sorrate", "vimble",
+        "kestrow", "lunniv", "orbatch", "thimsey", "caddreth", "wolliner",
+    ];
+
+    pub fn color(rng: &mut StdRng) -> &'static str {
+        pick::<&str>(rng, COLORS)
+    }
+
+    pub fn river(rng: &mut StdRng) -> &'static str {
+        pick::<&str>(rng, RIVERS)
+    }
+
+    /// `n` distinct invented words.
+    pub fn distinct_rare_words(rng: &mut StdRng, n: usize) -> Vec<String> {
+        assert!(n <= RARE_WORDS.len());
+        let mut out: Vec<String> = Vec::with_capacity(n);
+        while out.len() < n {
+            let w = pick(rng, RARE_WORDS).to_string();
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        out
+    }
+
     /// `n` distinct labels like `amber-heron`.
     pub fn distinct_labels(rng: &mut StdRng, n: usize) -> Vec<String> {
         assert!(n <= LABEL_ADJ.len() * LABEL_NOUN.len());
@@ -992,6 +1184,35 @@ mod tests {
         assert_eq!("multi-key".parse::<TaskKind>().unwrap(), TaskKind::MultiKey);
         assert_eq!(" VarTrack ".parse::<TaskKind>().unwrap(), TaskKind::VariableTracking);
         assert!("needles".parse::<TaskKind>().is_err());
+    }
+
+    #[test]
+    fn ruler_families_plant_every_answer_and_carry_their_metric() {
+        let kinds = vec![TaskKind::MultiValue, TaskKind::MultiQuery, TaskKind::CommonWords, TaskKind::Qa];
+        let p = params(kinds, vec![1500], vec![0.5], 1);
+        let items = generate_task_items(&p, &estimate_tokens).unwrap();
+        let metrics: Vec<TaskMetric> = items.iter().map(|e| e.metric).collect();
+        use TaskMetric::{ContainsAll, F1};
+        assert_eq!(metrics, [ContainsAll, ContainsAll, ContainsAll, F1]);
+        let counts: Vec<usize> = items.iter().map(|e| e.item.answers.as_ref().unwrap().len()).collect();
+        assert_eq!(counts, [MULTI_VALUES, 2, CWE_COMMON, 1]);
+        for e in &items {
+            let hay = haystack(&e.item.prompt);
+            for a in e.item.answers.as_ref().unwrap() {
+                assert!(hay.contains(a.as_str()), "{}: {a} not planted", e.item.id);
+            }
+        }
+        // Common words are named more often than any other word of the day.
+        let cwe = &items[2].item;
+        let named = |w: &str| cwe.prompt.matches(&format!("\"{w}\".")).count();
+        for w in cwe.answers.as_ref().unwrap() {
+            assert_eq!(named(w), CWE_REPEATS);
+        }
+        assert_eq!(cwe.prompt.matches("The word of the day was").count(), CWE_COMMON * CWE_REPEATS + CWE_RARE);
+        // The metric survives the JSONL round trip.
+        let text = generate_tasks_jsonl(&p, &estimate_tokens).unwrap();
+        let back = crate::eval::formats::parse_eval_items(&text, crate::eval::formats::PromptFormat::Auto).unwrap();
+        assert_eq!(back, items);
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub use error::PruneError;
 pub use heads::{select_layer_split, HeadSplit, ADA_SAFEGUARD};
 pub use rebalance::{rebalance, rebalance_within};
 pub use select::{
-    pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig, DEFAULT_KERNEL, DEFAULT_SINKS, DEFAULT_WINDOW,
+    kvpress_n_kept, kvpress_pyramid_n_kept, pool_1d, select_layer, LayerStats, Pooling, Scorer, SelectConfig,
+    DEFAULT_KERNEL, DEFAULT_SINKS, DEFAULT_WINDOW, KVPRESS_STREAMING_SINKS,
 };
 
 /// Default DepthKV blend: share of the uniform split mixed into the

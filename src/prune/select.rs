@@ -4,6 +4,15 @@
 //! last `window` positions (the observation window) unconditionally; they
 //! count inside `keep`. The remaining slots go to the best-scoring middle
 //! positions. Ties go to the lower position so results are reproducible.
+//!
+//! NVIDIA kvpress (0.5.5) differs on purpose in two places, and
+//! [`SelectConfig::kvpress`] plus [`kvpress_n_kept`] / [`kvpress_pyramid_n_kept`]
+//! reproduce it exactly: its SnapKV and PyramidKV force no sinks, and it sizes
+//! each layer by itself (`int(L * keep)`, PyramidKV's own schedule) rather than
+//! rounding one global total. Scores, pooling and the window are the same.
+//! Our default keeps 4 sinks: on the default model the first tokens draw a
+//! large share of attention from every later query, and dropping them is the
+//! classic way pruned caches derail (StreamingLLM).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -94,6 +103,62 @@ impl Default for SelectConfig {
             heads: Default::default(),
         }
     }
+}
+
+impl SelectConfig {
+    /// kvpress's selection for `scorer`: SnapKV (and PyramidKV, which scores
+    /// like SnapKV) with no forced sinks; StreamingLLM with its 4 sinks.
+    pub fn kvpress(scorer: Scorer, window: usize, kernel: usize) -> Self {
+        let sinks = if scorer == Scorer::Streaming { KVPRESS_STREAMING_SINKS } else { 0 };
+        SelectConfig { scorer, sinks, window, kernel, heads: Default::default() }
+    }
+}
+
+/// kvpress StreamingLLMPress's default `n_sink`.
+pub const KVPRESS_STREAMING_SINKS: usize = 4;
+
+/// kvpress's `1 - compression_ratio` for a kept fraction, with the same
+/// float rounding (`1 - (1 - keep)` is not always `keep` in f64, and kvpress
+/// truncates the product: at L = 2000, keep 0.1 gives 199, not 200).
+fn kvpress_keep(keep: f64) -> f64 {
+    let compression_ratio = 1.0 - keep;
+    1.0 - compression_ratio
+}
+
+/// Positions every layer keeps under kvpress's ScorerPress (uniform SnapKV,
+/// StreamingLLM): `max(1, int(L * (1 - compression_ratio)))`.
+pub fn kvpress_n_kept(prompt_len: usize, keep: f64) -> usize {
+    ((prompt_len as f64 * kvpress_keep(keep)) as usize).max(1).min(prompt_len)
+}
+
+/// Positions layer `layer` keeps under kvpress's PyramidKVPress (window
+/// included), following its `get_layer_budget`: a linear schedule from
+/// `max_num` at the bottom to `max_num / (2 beta - 1)` at the top, falling back
+/// to the uniform count when the schedule's smallest layer would not hold the
+/// window. Python's `round` rounds halves to even, hence `round_ties_even`.
+pub fn kvpress_pyramid_n_kept(
+    prompt_len: usize,
+    keep: f64,
+    window: usize,
+    beta: f64,
+    layer: usize,
+    n_layers: usize,
+) -> usize {
+    let (q_len, w) = (prompt_len as f64, window as f64);
+    let max_capacity = w + q_len * kvpress_keep(keep);
+    let mut min_num = (max_capacity - w) / beta;
+    let mut max_num = (max_capacity - w) * 2.0 - min_num;
+    if max_num >= q_len - w {
+        max_num = q_len - w;
+        min_num = (max_capacity - w) * 2.0 - max_num;
+    }
+    let n = if !(q_len >= max_num && max_num >= min_num && min_num >= w) {
+        (q_len * kvpress_keep(keep)).round_ties_even().max(1.0)
+    } else {
+        let steps = if n_layers > 1 { (max_num - min_num) / (n_layers - 1) as f64 } else { 0.0 };
+        (max_num - layer as f64 * steps).round_ties_even()
+    };
+    (n.max(0.0) as usize).min(prompt_len)
 }
 
 /// Per-layer statistics gathered during prefill, each indexed `[kv_head][pos]`.
@@ -233,6 +298,32 @@ mod tests {
 
     fn stats_one(v: &[Vec<f32>]) -> LayerStats<'_> {
         LayerStats { window_attention: v, accumulated: v, key_norms: v }
+    }
+
+    #[test]
+    fn kvpress_counts_follow_its_float_rounding() {
+        // 1 - (1 - 0.1) = 0.09999999999999998 in f64: kvpress keeps 199 of 2000.
+        assert_eq!(kvpress_n_kept(2000, 0.1), 199);
+        assert_eq!(kvpress_n_kept(2000, 0.5), 1000);
+        assert_eq!(kvpress_n_kept(3, 0.1), 1);
+        assert_eq!(SelectConfig::kvpress(Scorer::SnapKv, 32, 7).sinks, 0);
+        assert_eq!(SelectConfig::kvpress(Scorer::Streaming, 32, 7).sinks, 4);
+    }
+
+    #[test]
+    fn kvpress_pyramid_schedule() {
+        // L = 4000, keep 0.4, window 32, beta 20, 30 layers: min 80, max 3120
+        // (capped at L - window = 3968 is not hit), step (3120 - 80) / 29.
+        let n: Vec<usize> = (0..30).map(|l| kvpress_pyramid_n_kept(4000, 0.4, 32, 20.0, l, 30)).collect();
+        assert_eq!(n[0], 3120);
+        assert_eq!(n[29], 80);
+        assert!(n.windows(2).all(|w| w[0] >= w[1]));
+        let total: usize = n.iter().sum();
+        assert!((total as f64 - 1600.0 * 30.0).abs() <= 30.0, "{total}");
+        // keep 0.1 at L = 2000: min_num = 200 / 20 = 10 < window -> uniform round(L * keep).
+        assert!((0..30).all(|l| kvpress_pyramid_n_kept(2000, 0.1, 32, 20.0, l, 30) == 200));
+        // Capped bottom layer: keep 0.6 at L = 1000 hits max_num = L - window.
+        assert_eq!(kvpress_pyramid_n_kept(1000, 0.6, 32, 20.0, 0, 30), 968);
     }
 
     #[test]

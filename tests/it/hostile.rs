@@ -6,8 +6,10 @@
 use crate::cli::{depthkv, fails_with, stderr, tmp};
 use crate::common;
 
+use depthkv::eval::formats::EvalItem;
+use depthkv::eval::methods::Method;
 use depthkv::eval::prompts::PromptItem;
-use depthkv::eval::runner::{evaluate, EvalConfig, Method};
+use depthkv::eval::runner::{evaluate, EvalConfig};
 use depthkv::prune::{SelectConfig, Strategy};
 use depthkv::ui::fake::{self, Harness};
 use depthkv::ui::TuiOptions;
@@ -256,13 +258,13 @@ fn a_prompt_failing_mid_run_is_recorded_and_the_run_continues() {
         chat: Some(false),
     };
     let prompts = vec![
-        item("fine", "The secret code is 4721. Remember it. The secret code is".into()),
-        item("too-long", "lorem ipsum dolor sit amet ".repeat(6000)),
+        EvalItem::new(item("fine", "The secret code is 4721. Remember it. The secret code is".into())),
+        EvalItem::new(item("too-long", "lorem ipsum dolor sit amet ".repeat(6000))),
     ];
     let select = SelectConfig { window: 4, ..SelectConfig::default() };
     let cfg = EvalConfig {
         budgets: vec![0.6],
-        methods: vec![Method { name: "uniform".into(), strategy: Strategy::Uniform }],
+        methods: vec![Method::global("uniform", Strategy::Uniform)],
         continuation_tokens: 4,
         answer_tokens: 4,
         select,

@@ -15,6 +15,8 @@ mod contract;
 mod decode_evict;
 mod detok;
 mod engine_model;
+mod eval_formats;
+mod eval_parity;
 mod families;
 mod fetch_and_hub;
 mod floors;
