@@ -113,7 +113,11 @@ pub fn detect_format(text: &str) -> PromptFormat {
 
 /// Reads and converts a prompt file.
 pub fn load_eval_items(path: &Path, format: PromptFormat) -> Result<Vec<EvalItem>, PromptsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PromptsError::Io { path: path.to_path_buf(), source })?;
+    // The same size limit as every other prompt set (a /dev/zero never fills memory).
+    let text = crate::userio::read_bounded(path, crate::userio::MAX_PROMPT_SET_BYTES).map_err(|e| match e {
+        crate::userio::BoundedReadError::Io { path, source } => PromptsError::Io { path, source },
+        other => PromptsError::Read(other),
+    })?;
     parse_eval_items(&text, format).map_err(|e| match e {
         PromptsError::Invalid { errors, .. } => PromptsError::Invalid { path: Some(path.to_path_buf()), errors },
         other => other,
