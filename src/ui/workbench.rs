@@ -60,34 +60,33 @@ impl App {
         self.drag = None;
     }
 
-    pub(super) fn cycle_scorer(&mut self) {
+    /// Changes the selected pane unless it is the full one (which `why`
+    /// explains), then re-runs.
+    fn edit_pruned_pane(&mut self, why: &str, edit: impl FnOnce(&mut PaneState)) {
         if self.selected_pane().is_full() {
-            return self.message(Level::Warn, "the full pane keeps every token: its scorer does not matter");
+            return self.message(Level::Warn, format!("the full pane keeps every token: {why}"));
         }
-        let p = &mut self.panes[self.pane];
-        let at = Scorer::ALL.iter().position(|s| *s == p.scorer).unwrap_or(0);
-        p.scorer = Scorer::ALL[(at + 1) % Scorer::ALL.len()];
+        edit(&mut self.panes[self.pane]);
         self.schedule_rerun();
     }
 
+    pub(super) fn cycle_scorer(&mut self) {
+        self.edit_pruned_pane("its scorer does not matter", |p| {
+            let at = Scorer::ALL.iter().position(|s| *s == p.scorer).unwrap_or(0);
+            p.scorer = Scorer::ALL[(at + 1) % Scorer::ALL.len()];
+        });
+    }
+
     pub(super) fn toggle_decode_evict(&mut self) {
-        if self.selected_pane().is_full() {
-            return self.message(Level::Warn, "the full pane keeps every token: nothing to evict");
-        }
-        let p = &mut self.panes[self.pane];
-        p.decode_evict = !p.decode_evict;
-        self.schedule_rerun();
+        self.edit_pruned_pane("nothing to evict", |p| p.decode_evict = !p.decode_evict);
     }
 
     /// Native → int8 → int4 storage of the selected pane's kept tokens.
     pub(super) fn cycle_precision(&mut self) {
-        if self.selected_pane().is_full() {
-            return self.message(Level::Warn, "the full pane is the unpruned reference: it stays at native precision");
-        }
-        let p = &mut self.panes[self.pane];
-        let at = KvPrecision::ALL.iter().position(|x| *x == p.precision).unwrap_or(0);
-        p.precision = KvPrecision::ALL[(at + 1) % KvPrecision::ALL.len()];
-        self.schedule_rerun();
+        self.edit_pruned_pane("it is the unpruned reference, at native precision", |p| {
+            let at = KvPrecision::ALL.iter().position(|x| *x == p.precision).unwrap_or(0);
+            p.precision = KvPrecision::ALL[(at + 1) % KvPrecision::ALL.len()];
+        });
     }
 
     /// The global budget of every pane; a change re-runs.
