@@ -138,7 +138,7 @@ pub fn byte_size(s: &str) -> Result<usize, String> {
         other => return Err(format!("`{s}`: unknown unit `{other}` (B, KB, MB, GB, KiB, MiB, GiB)")),
     };
     let bytes = x * scale;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes <= 1e15) {
+    if !(bytes.is_finite() && (1.0..=1e15).contains(&bytes)) {
         return Err(format!("`{s}` is outside the valid range [1 B, 1 PB]"));
     }
     Ok(bytes as usize)

@@ -201,6 +201,18 @@ pub fn prompt_set_sha256(items: &[PromptItem]) -> String {
     crate::profile::fingerprint::hex(&hasher.finalize())
 }
 
+impl PromptItem {
+    /// The prompt as the session scores it; `default_chat` applies where the
+    /// item does not say.
+    pub fn spec(&self, default_chat: bool) -> crate::session::scoring::PromptSpec<'_> {
+        crate::session::scoring::PromptSpec {
+            text: &self.prompt,
+            chat: self.chat.unwrap_or(default_chat),
+            reference: self.reference.as_deref(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,17 +332,5 @@ mod tests {
         // Pinned (computed independently) so that an accidental change to the
         // canonical form is noticed: it would invalidate recorded profiles.
         assert_eq!(h, "4babdc13a4112c04135a9e93827cf4333daecbbff827590e44f2435ad9f8a7b9");
-    }
-}
-
-impl PromptItem {
-    /// The prompt as the session scores it; `default_chat` applies where the
-    /// item does not say.
-    pub fn spec(&self, default_chat: bool) -> crate::session::scoring::PromptSpec<'_> {
-        crate::session::scoring::PromptSpec {
-            text: &self.prompt,
-            chat: self.chat.unwrap_or(default_chat),
-            reference: self.reference.as_deref(),
-        }
     }
 }

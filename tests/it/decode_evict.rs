@@ -25,7 +25,7 @@ fn layers_stay_within_budget_while_generating() {
     let mut dec =
         engine.evicting_decoder(cache, &pre.first_logits, &params, Evictor::new(budgets.clone(), 4, 8, batch));
     let mut steps = 0;
-    while dec.step(&engine).unwrap().is_some() {
+    while dec.step(engine).unwrap().is_some() {
         steps += 1;
         for (len, b) in dec.cache.lens().iter().zip(&budgets) {
             assert!(*len < b + batch, "a layer holds {len} slots with budget {b}");
@@ -51,7 +51,7 @@ fn without_pressure_eviction_changes_nothing() {
     let full = vec![tokens.len() + 100; engine.config().n_layers];
     let plain = engine.generate(pre.cache.clone(), &pre.first_logits, &params, &mut |_| true).unwrap();
     let mut dec = engine.evicting_decoder(pre.cache.clone(), &pre.first_logits, &params, Evictor::new(full, 4, 32, 16));
-    while dec.step(&engine).unwrap().is_some() {}
+    while dec.step(engine).unwrap().is_some() {}
     assert_eq!(dec.produced, plain);
     assert_eq!(dec.evictor.unwrap().evicted, 0);
 }

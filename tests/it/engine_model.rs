@@ -108,7 +108,7 @@ fn pruned_cache_equals_masked_attention() {
     let next = 42u32;
     let ours = engine.model.forward(&mut pruned, &[next], Logits::Last).unwrap().flatten_all().unwrap();
 
-    let reference = reference_masked_step(&engine, &pre.cache, &keep, next, tokens.len());
+    let reference = reference_masked_step(engine, &pre.cache, &keep, next, tokens.len());
     let d = (ours - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 1e-3, "pruned vs masked logits differ by {d}");
 }
@@ -130,7 +130,7 @@ fn uneven_head_budgets_equal_masked_attention() {
                 .map(|h| {
                     // Head h keeps about a (h + 1)-th share: counts differ within each layer.
                     let modulus = (h as u32 + 2) * 2;
-                    let mut v: Vec<u32> = (0..l - 1).filter(|p| (p * 3 + li as u32) % modulus == 0).collect();
+                    let mut v: Vec<u32> = (0..l - 1).filter(|p| (p * 3 + li as u32).is_multiple_of(modulus)).collect();
                     v.push(l - 1);
                     v
                 })
@@ -142,7 +142,7 @@ fn uneven_head_budgets_equal_masked_attention() {
     assert!(pruned.layers()[0].bias().unwrap().is_some(), "uneven heads are padded and masked");
     let next = 42u32;
     let ours = engine.model.forward(&mut pruned, &[next], Logits::Last).unwrap().flatten_all().unwrap();
-    let reference = reference_masked_step(&engine, &pre.cache, &keep, next, tokens.len());
+    let reference = reference_masked_step(engine, &pre.cache, &keep, next, tokens.len());
     let d = (ours - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 1e-3, "uneven-head pruned vs masked logits differ by {d}");
 }

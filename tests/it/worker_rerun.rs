@@ -83,13 +83,11 @@ fn rerun_streams_under_newest_id_and_matches_headless() {
                 let kept: Vec<usize> = occupancy.kept.iter().map(|heads| heads[0].len()).collect();
                 assert_eq!(kept, second);
             }
-            Event::VariantDone { run_id, variant, metrics } => {
-                if run_id == 2 {
-                    done += 1;
-                    assert!(metrics.kl_to_full >= 0.0);
-                    if variant == 0 {
-                        assert_eq!(metrics.top1_agreement, 1.0);
-                    }
+            Event::VariantDone { run_id: 2, variant, metrics } => {
+                done += 1;
+                assert!(metrics.kl_to_full >= 0.0);
+                if variant == 0 {
+                    assert_eq!(metrics.top1_agreement, 1.0);
                 }
             }
             Event::Error { message, .. } => panic!("{message}"),
