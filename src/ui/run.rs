@@ -44,7 +44,7 @@ pub struct TuiOptions {
     pub theme: String,
     /// Global KV budget: kept fraction of the prompt's KV slots, in (0, 1].
     pub initial_budget: f64,
-    /// How the custom pane's split starts.
+    /// How the third starting pane (after full and uniform) splits the budget.
     pub initial_strategy: StrategyKind,
     /// Per-layer sensitivity means (needed by the DepthKV strategies).
     pub initial_sensitivity: Option<Vec<f64>>,
