@@ -349,13 +349,9 @@ impl Worker {
     fn stream(&mut self, run_id: RunId, decoding: &mut [Decoding]) -> anyhow::Result<Outcome> {
         while decoding.iter().any(|d| d.seconds.is_none()) {
             for d in decoding.iter_mut().filter(|d| d.seconds.is_none()) {
-                let step = d.decoder.step(&self.engine)?;
-                let text = match step {
-                    Some(token_id) => Some((token_id, d.detok.push(&self.engine.codec, token_id))),
-                    None => None,
-                };
-                match text {
-                    Some((token_id, mut text)) => {
+                match d.decoder.step(&self.engine)? {
+                    Some(token_id) => {
+                        let mut text = d.detok.push(&self.engine.codec, token_id);
                         if d.decoder.is_done() {
                             text.push_str(&d.detok.flush(&self.engine.codec));
                         }

@@ -87,7 +87,7 @@ fn pruned_cache_equals_masked_attention() {
         })
         .collect();
     let k_counts: Vec<usize> = keep.iter().map(|k| k[0].len()).collect();
-    // Heads of a layer must keep the same count: trim to the layer's minimum.
+    // Equal counts within a layer here (no padding); the next test covers uneven heads.
     let keep: Vec<Vec<Vec<u32>>> = keep
         .into_iter()
         .map(|layer| {
@@ -104,13 +104,25 @@ fn pruned_cache_equals_masked_attention() {
         })
         .collect();
     assert!(k_counts.iter().all(|&k| k > 2));
-    let mut pruned = pre.cache.pruned(&keep.iter().cloned().map(Some).collect::<Vec<_>>(), 2).unwrap();
+    let pruned = pre.cache.pruned(&keep.iter().cloned().map(Some).collect::<Vec<_>>(), 2).unwrap();
+    assert!(pruned.layers()[0].bias().unwrap().is_none(), "even heads need no padding");
+    let d = step_difference(engine, &pre.cache, pruned, &keep, tokens.len());
+    assert!(d < 1e-3, "pruned vs masked logits differ by {d}");
+}
+
+/// Max |logit difference| of one decode step from `pruned` against the
+/// masked-attention reference over the full cache.
+fn step_difference(
+    engine: &depthkv::engine::Engine,
+    full: &depthkv::engine::cache::KvCache,
+    mut pruned: depthkv::engine::cache::KvCache,
+    keep: &[Vec<Vec<u32>>],
+    prompt_len: usize,
+) -> f32 {
     let next = 42u32;
     let ours = engine.model.forward(&mut pruned, &[next], Logits::Last).unwrap().flatten_all().unwrap();
-
-    let reference = reference_masked_step(engine, &pre.cache, &keep, next, tokens.len());
-    let d = (ours - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(d < 1e-3, "pruned vs masked logits differ by {d}");
+    let reference = reference_masked_step(engine, full, keep, next, prompt_len);
+    (ours - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
 }
 
 /// Layer × head budgets: heads of a layer keep different numbers of slots
@@ -138,12 +150,9 @@ fn uneven_head_budgets_equal_masked_attention() {
         })
         .collect();
     assert!(keep.iter().all(|layer| layer[0].len() > layer[cfg.n_kv_heads - 1].len()), "heads must differ");
-    let mut pruned = pre.cache.pruned(&keep.iter().cloned().map(Some).collect::<Vec<_>>(), 2).unwrap();
+    let pruned = pre.cache.pruned(&keep.iter().cloned().map(Some).collect::<Vec<_>>(), 2).unwrap();
     assert!(pruned.layers()[0].bias().unwrap().is_some(), "uneven heads are padded and masked");
-    let next = 42u32;
-    let ours = engine.model.forward(&mut pruned, &[next], Logits::Last).unwrap().flatten_all().unwrap();
-    let reference = reference_masked_step(engine, &pre.cache, &keep, next, tokens.len());
-    let d = (ours - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d = step_difference(engine, &pre.cache, pruned, &keep, tokens.len());
     assert!(d < 1e-3, "uneven-head pruned vs masked logits differ by {d}");
 }
 
