@@ -32,11 +32,15 @@ pub struct PrefillOptions {
     pub chunk: usize,
     /// Observation window W: the last W prompt tokens whose attention is recorded.
     pub window: usize,
+    /// Also record the attention every position receives from every prompt
+    /// query (H2O's statistic). It costs a pass over each chunk's whole
+    /// attention matrix, so prefills that will not score with H2O skip it.
+    pub accumulated: bool,
 }
 
 impl Default for PrefillOptions {
     fn default() -> Self {
-        Self { chunk: 512, window: 32 }
+        Self { chunk: 512, window: 32, accumulated: true }
     }
 }
 
@@ -125,7 +129,7 @@ impl Engine {
         progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<Prefilled> {
         let start = std::time::Instant::now();
-        let (cache, stats, first_logits) = self.model.prefill_with(tokens, opts.chunk, opts.window, progress)?;
+        let (cache, stats, first_logits) = self.model.prefill_with(tokens, opts, progress)?;
         let kv_ceilings = self.model.config.kv_ceilings(tokens.len());
         let seconds = start.elapsed().as_secs_f64();
         Ok(Prefilled { tokens: tokens.to_vec(), cache, stats, first_logits, seconds, kv_ceilings })

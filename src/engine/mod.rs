@@ -17,6 +17,7 @@ pub mod kvcodec;
 pub mod model;
 pub mod params;
 pub mod parity;
+pub mod q4cpu;
 pub mod rope;
 pub mod sampler;
 pub mod source;

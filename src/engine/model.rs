@@ -7,6 +7,7 @@
 
 use super::cache::{KvCache, LayerCache};
 use super::config::{Activation, ModelConfig, RopeStyle};
+use super::core::PrefillOptions;
 use super::error::{EngineError, Result};
 use super::rope::{Frequencies, Rope, Scaling};
 use super::weights::Weights;
@@ -25,7 +26,8 @@ pub struct AttentionStats {
     /// Attention from the last `window` prompt tokens, summed over those
     /// queries and the head's query group: `[layer][kv_head][pos]`.
     pub window: Vec<Vec<Vec<f32>>>,
-    /// Attention each position received from every prompt query (H2O).
+    /// Attention each position received from every prompt query (H2O);
+    /// empty when the prefill did not record it.
     pub accumulated: Vec<Vec<Vec<f32>>>,
     /// L2 norm of each cached key.
     pub key_norms: Vec<Vec<Vec<f32>>>,
@@ -38,7 +40,8 @@ struct Recorder {
     prompt_len: usize,
     window: usize,
     window_sums: Vec<Option<Tensor>>,
-    accumulated: Vec<Option<Tensor>>,
+    /// `None` when H2O's statistic was not asked for.
+    accumulated: Option<Vec<Option<Tensor>>>,
 }
 
 /// What a forward hands out besides logits.
@@ -60,6 +63,17 @@ impl Recorder {
             None => part,
         });
         Ok(())
+    }
+
+    /// The first row of a chunk at `pos..pos + n` inside the observation window.
+    fn window_rows(&self, pos: usize, n: usize) -> Option<usize> {
+        let start = self.prompt_len - self.window;
+        (pos + n > start).then(|| start.saturating_sub(pos))
+    }
+
+    /// Whether a chunk at `pos..pos + n` contributes to any statistic.
+    fn wants(&self, pos: usize, n: usize) -> bool {
+        self.accumulated.is_some() || self.window_rows(pos, n).is_some()
     }
 
     fn host(slots: Vec<Option<Tensor>>, heads: usize, l: usize) -> Result<Vec<Vec<Vec<f32>>>> {
@@ -244,11 +258,12 @@ impl Model {
         Ok((out, seen))
     }
 
-    /// Prefills a whole prompt in chunks of at most `chunk` tokens, recording
-    /// attention statistics for the last `window` tokens. Returns the cache,
-    /// the statistics and the logits of the last position.
-    pub fn prefill(&self, tokens: &[u32], chunk: usize, window: usize) -> Result<(KvCache, AttentionStats, Tensor)> {
-        self.prefill_with(tokens, chunk, window, &mut |_, _| true)
+    /// Prefills a whole prompt in chunks of at most `opts.chunk` tokens,
+    /// recording attention statistics for the last `opts.window` tokens (and
+    /// H2O's when asked). Returns the cache, the statistics and the logits of
+    /// the last position.
+    pub fn prefill(&self, tokens: &[u32], opts: PrefillOptions) -> Result<(KvCache, AttentionStats, Tensor)> {
+        self.prefill_with(tokens, opts, &mut |_, _| true)
     }
 
     /// As `prefill`, calling `progress(done, total)` after each chunk; a
@@ -256,10 +271,10 @@ impl Model {
     pub fn prefill_with(
         &self,
         tokens: &[u32],
-        chunk: usize,
-        window: usize,
+        opts: PrefillOptions,
         progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<(KvCache, AttentionStats, Tensor)> {
+        let PrefillOptions { chunk, window, accumulated } = opts;
         let l = tokens.len();
         if l == 0 {
             return Err(EngineError::EmptyPrompt);
@@ -274,7 +289,7 @@ impl Model {
             prompt_len: l,
             window,
             window_sums: vec![None; c.n_layers],
-            accumulated: vec![None; c.n_layers],
+            accumulated: accumulated.then(|| vec![None; c.n_layers]),
         };
         let mut cache = self.new_cache()?;
         // One allocation for the whole prompt instead of growing per chunk.
@@ -302,7 +317,10 @@ impl Model {
         let heads = c.n_kv_heads;
         let mut stats = AttentionStats {
             window: Recorder::host(rec.window_sums, heads, l)?,
-            accumulated: Recorder::host(rec.accumulated, heads, l)?,
+            accumulated: match rec.accumulated {
+                Some(slots) => Recorder::host(slots, heads, l)?,
+                None => Vec::new(),
+            },
             key_norms: Vec::new(),
             window_len: window,
         };
@@ -458,7 +476,8 @@ impl Model {
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
         match pass.obs.as_mut() {
-            Some(Observe::Prefill(rec)) => self.record(&att, layer, rec, pos, n, t)?,
+            Some(Observe::Prefill(rec)) if rec.wants(pos, n) => self.record(&att, layer, rec, pos, n, t)?,
+            Some(Observe::Prefill(_)) => {}
             Some(Observe::Decode(seen)) => {
                 seen.push(att.reshape((hkv, g * n, t))?.to_dtype(DType::F32)?.sum(1)?);
             }
@@ -537,14 +556,15 @@ impl Model {
     }
 
     /// Adds this chunk's attention to the per-head statistics (on the device).
+    /// Only the window's rows are converted unless H2O's sums are recorded.
     fn record(&self, att: &Tensor, li: usize, rec: &mut Recorder, pos: usize, n: usize, t: usize) -> Result<()> {
         let (hkv, g) = (self.config.n_kv_heads, self.config.group_size());
-        let att = att.reshape((hkv, g, n, t))?.to_dtype(DType::F32)?;
-        Recorder::add(&mut rec.accumulated[li], att.sum(1)?.sum(1)?, rec.prompt_len)?;
-        let win_start = rec.prompt_len - rec.window;
-        if pos + n > win_start {
-            let first = win_start.saturating_sub(pos);
-            let win = att.narrow(2, first, n - first)?.sum(1)?.sum(1)?;
+        let att = att.reshape((hkv, g, n, t))?;
+        if let Some(acc) = rec.accumulated.as_mut() {
+            Recorder::add(&mut acc[li], att.to_dtype(DType::F32)?.sum(1)?.sum(1)?, rec.prompt_len)?;
+        }
+        if let Some(first) = rec.window_rows(pos, n) {
+            let win = att.narrow(2, first, n - first)?.to_dtype(DType::F32)?.sum(1)?.sum(1)?;
             Recorder::add(&mut rec.window_sums[li], win, rec.prompt_len)?;
         }
         Ok(())

@@ -45,7 +45,14 @@ impl Linear {
     }
 
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let y = xs.apply(&self.weight)?;
+        let fast = match &self.weight {
+            QMatMul::QTensor(q) => super::q4cpu::matmul(q, xs)?,
+            _ => None,
+        };
+        let y = match fast {
+            Some(y) => y,
+            None => xs.apply(&self.weight)?,
+        };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),

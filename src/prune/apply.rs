@@ -3,11 +3,11 @@
 //! pure policies of this module and the engine's tensors.
 
 use super::{
-    allocate_within, select_layer_split, total_slots, LayerBounds, LayerLimits, LayerStats, SelectConfig, Strategy,
+    allocate_within, select_layer_split, total_slots, LayerBounds, LayerLimits, LayerStats, Scorer, SelectConfig,
+    Strategy,
 };
 use crate::engine::cache::KvCache;
-use crate::engine::error::Result as EngineResult;
-
+use crate::engine::error::{EngineError, Result as EngineResult};
 use crate::engine::{KvPrecision, PrefillOptions, Prefilled};
 
 /// Which prompt positions each (layer, kv head) keeps after pruning.
@@ -20,9 +20,9 @@ pub struct Occupancy {
 
 impl SelectConfig {
     /// Prefill settings that record the statistics this selection reads
-    /// (its observation window).
+    /// (its observation window; H2O's sums only for the H2O scorer).
     pub fn prefill_options(&self) -> PrefillOptions {
-        PrefillOptions { window: self.window, ..Default::default() }
+        PrefillOptions { window: self.window, accumulated: self.scorer == Scorer::H2o, ..Default::default() }
     }
 }
 
@@ -117,6 +117,11 @@ pub fn fraction_for_bytes(kv_bytes: usize, prompt_len: usize, n_layers: usize, b
     (kv_bytes as f64 / cells as f64).min(1.0)
 }
 
+/// One layer's rows of a statistic; empty when it was not recorded.
+fn rows(all: &[Vec<Vec<f32>>], li: usize) -> &[Vec<f32>] {
+    all.get(li).map_or(&[], Vec::as_slice)
+}
+
 /// Kept positions `[layer][kv_head]` for these budgets. A sliding-window
 /// layer chooses among the positions it can still see (the last `ceiling`
 /// of the prompt); the prompt's first tokens are out of its reach, so it
@@ -131,9 +136,9 @@ pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<V
             let ceiling = pre.kv_ceilings.get(li).copied().unwrap_or(l).min(l);
             if ceiling == l {
                 let stats = LayerStats {
-                    window_attention: &s.window[li],
-                    accumulated: &s.accumulated[li],
-                    key_norms: &s.key_norms[li],
+                    window_attention: rows(&s.window, li),
+                    accumulated: rows(&s.accumulated, li),
+                    key_norms: rows(&s.key_norms, li),
                 };
                 return select_layer_split(cfg, &stats, l, keep);
             }
@@ -141,7 +146,7 @@ pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<V
             let tail = |rows: &[Vec<f32>]| -> Vec<Vec<f32>> {
                 rows.iter().map(|r| r.get(start..).map_or_else(Vec::new, <[f32]>::to_vec)).collect()
             };
-            let (w, a, k) = (tail(&s.window[li]), tail(&s.accumulated[li]), tail(&s.key_norms[li]));
+            let (w, a, k) = (tail(rows(&s.window, li)), tail(rows(&s.accumulated, li)), tail(rows(&s.key_norms, li)));
             let stats = LayerStats { window_attention: &w, accumulated: &a, key_norms: &k };
             let local = SelectConfig { sinks: 0, ..*cfg };
             let kept = select_layer_split(&local, &stats, ceiling, keep.min(ceiling));
@@ -171,6 +176,13 @@ pub fn prune_as(
     precision: KvPrecision,
 ) -> EngineResult<(KvCache, Occupancy)> {
     let l = pre.tokens.len();
+    if cfg.scorer == Scorer::H2o && pre.stats.accumulated.is_empty() {
+        return Err(EngineError::BadSelection(
+            "H2O needs the attention sums of every prompt query, and this prefill did not record them \
+             (PrefillOptions::accumulated)"
+                .into(),
+        ));
+    }
     let kept = plan(pre, budgets, cfg);
     // In the prefill cache a slot's index is its position.
     let keep: Vec<Option<Vec<Vec<u32>>>> =

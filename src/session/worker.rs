@@ -17,7 +17,7 @@ use super::protocol::{
 use super::scoring;
 use crate::engine::cache::KvCache;
 use crate::engine::evict::Evictor;
-use crate::engine::{Decoder, Detokenizer, Engine, KvPrecision, LoadOptions, Prefilled};
+use crate::engine::{Decoder, Detokenizer, Engine, KvPrecision, LoadOptions, PrefillOptions, Prefilled};
 use crate::prune::{apply, Scorer, SelectConfig};
 use candle_core::Tensor;
 use std::collections::{HashMap, VecDeque};
@@ -187,7 +187,9 @@ impl Worker {
         let chat = chat && self.engine.codec.has_chat();
         let tokens = self.engine.encode(text, chat)?;
         let events = self.events.clone();
-        let pre = self.engine.prefill_with(&tokens, self.select.prefill_options(), &mut |done, total| {
+        // Any pane may score with H2O later, so its sums are always recorded here.
+        let opts = PrefillOptions { accumulated: true, ..self.select.prefill_options() };
+        let pre = self.engine.prefill_with(&tokens, opts, &mut |done, total| {
             events.send(Event::Progress { job: Job::Prefill, done, total }).is_ok()
         })?;
         self.send(Event::Prefilled(PromptSnapshot {

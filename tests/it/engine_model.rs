@@ -25,7 +25,7 @@ fn answers_capital_of_france() {
 fn keeping_every_token_is_bit_identical() {
     let engine = common::default_engine();
     let tokens = engine.encode("Write a haiku about the sea and the wind in autumn.", true).unwrap();
-    let pre = engine.prefill(&tokens, PrefillOptions { chunk: 7, window: 8 }).unwrap();
+    let pre = engine.prefill(&tokens, PrefillOptions { chunk: 7, window: 8, accumulated: true }).unwrap();
     let n = tokens.len() as u32;
     let heads = engine.config().n_kv_heads;
     let keep: Vec<_> = (0..engine.config().n_layers).map(|_| Some(vec![(0..n).collect::<Vec<u32>>(); heads])).collect();
@@ -49,8 +49,8 @@ fn chunked_prefill_matches_single_chunk() {
     let engine = common::default_engine();
     let tokens =
         engine.encode("The quick brown fox jumps over the lazy dog, again and again, until dusk.", false).unwrap();
-    let a = engine.prefill(&tokens, PrefillOptions { chunk: 4096, window: 8 }).unwrap();
-    let b = engine.prefill(&tokens, PrefillOptions { chunk: 5, window: 8 }).unwrap();
+    let a = engine.prefill(&tokens, PrefillOptions { chunk: 4096, window: 8, accumulated: true }).unwrap();
+    let b = engine.prefill(&tokens, PrefillOptions { chunk: 5, window: 8, accumulated: true }).unwrap();
     let d = (&a.first_logits - &b.first_logits).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 1e-3, "first logits differ by {d}");
     for (x, y) in a.stats.window.iter().flatten().flatten().zip(b.stats.window.iter().flatten().flatten()) {
@@ -60,6 +60,32 @@ fn chunked_prefill_matches_single_chunk() {
     let g = (engine.config().n_heads / engine.config().n_kv_heads) as f32;
     let s: f32 = a.stats.window[3][1].iter().sum();
     assert!((s - 8.0 * g).abs() < 1e-2, "window attention mass {s}");
+}
+
+/// Skipping H2O's sums changes nothing else a prefill produces, and a prefill
+/// without them refuses to be pruned by H2O instead of keeping nothing.
+#[test]
+fn prefill_without_h2o_sums_is_otherwise_identical() {
+    use depthkv::prune::{apply, Scorer, SelectConfig};
+    let engine = common::default_engine();
+    let tokens = engine.encode("Name the planets of the solar system in order, then the largest moon.", true).unwrap();
+    let with = engine.prefill(&tokens, PrefillOptions { chunk: 9, window: 8, accumulated: true }).unwrap();
+    let without = engine.prefill(&tokens, PrefillOptions { chunk: 9, window: 8, accumulated: false }).unwrap();
+    assert_eq!(with.stats.accumulated.len(), engine.config().n_layers);
+    assert!(without.stats.accumulated.is_empty());
+    assert_eq!(with.stats.window, without.stats.window);
+    assert_eq!(with.stats.key_norms, without.stats.key_norms);
+    let logits = |p: &depthkv::engine::Prefilled| p.first_logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(logits(&with), logits(&without));
+    let budgets = vec![tokens.len() / 2; engine.config().n_layers];
+    let snap = SelectConfig::default();
+    assert!(apply::prune(&without, &budgets, &snap, 0).is_ok());
+    let h2o = SelectConfig { scorer: Scorer::H2o, ..snap };
+    let err = apply::prune(&without, &budgets, &h2o, 0).unwrap_err().to_string();
+    assert!(err.contains("H2O"), "{err}");
+    let (_, occ) = apply::prune(&with, &budgets, &h2o, 0).unwrap();
+    assert!(occ.kept.iter().flatten().all(|h| h.len() == tokens.len() / 2));
+    assert!(h2o.prefill_options().accumulated && !snap.prefill_options().accumulated);
 }
 
 /// Plain reference: one decode step where each layer attends over the FULL

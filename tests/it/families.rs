@@ -10,7 +10,7 @@
 use candle_core::{DType, Device, IndexOp, Tensor};
 use depthkv::engine::model::{Logits, Model};
 use depthkv::engine::parity::{self, Format, Reference};
-use depthkv::engine::Engine;
+use depthkv::engine::{Engine, PrefillOptions};
 use std::path::PathBuf;
 
 const FAMILIES: [&str; 8] = ["llama3", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3"];
@@ -59,7 +59,7 @@ fn chunked_prefill_matches_the_reference() {
     for family in ["mistral", "gemma2", "gemma3", "phi3"] {
         let m = model(family, Format::Safetensors);
         let r = Reference::load(&dir(family)).unwrap();
-        let (_, _, last) = m.prefill(&r.prompt, 7, 8).unwrap();
+        let (_, _, last) = m.prefill(&r.prompt, opts(7, 8)).unwrap();
         let want = r.logits.i(r.prompt.len() - 1).unwrap();
         let d = max_diff(&last.flatten_all().unwrap(), &want);
         assert!(d < TOLERANCE, "{family}: chunked prefill differs by {d}");
@@ -98,7 +98,7 @@ fn pruned_cache_equals_masked_attention() {
         for format in Format::ALL {
             let m = model(family, format);
             let r = Reference::load(&dir(family)).unwrap();
-            let (full, _, _) = m.prefill(&r.prompt, 32, 8).unwrap();
+            let (full, _, _) = m.prefill(&r.prompt, opts(32, 8)).unwrap();
             let l = r.prompt.len() as u32;
             let keep = keep_sets(&m, l);
             let hidden: Vec<Vec<Vec<u32>>> = keep
@@ -164,4 +164,9 @@ fn dropping_any_structural_option_is_caught() {
         let worst = diff.iter().cloned().fold(0f32, f32::max);
         assert!(worst > 10.0 * TOLERANCE, "{family} with {what}: max |diff| only {worst}");
     }
+}
+
+/// Prefill options recording every statistic, for the reference tests.
+pub fn opts(chunk: usize, window: usize) -> PrefillOptions {
+    PrefillOptions { chunk, window, accumulated: true }
 }

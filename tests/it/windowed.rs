@@ -6,7 +6,7 @@
 use crate::families::{dir, max_diff, model};
 use depthkv::engine::model::Logits;
 use depthkv::engine::parity::{Format, Reference};
-use depthkv::engine::{Engine, LoadOptions, Prefilled};
+use depthkv::engine::{Engine, LoadOptions, PrefillOptions, Prefilled};
 use depthkv::prune::{apply, SelectConfig, Strategy, PYRAMID_BETA};
 use depthkv::session::contract::{self, Client};
 use depthkv::session::protocol::{EngineHandle, GenParams};
@@ -23,7 +23,8 @@ fn select() -> SelectConfig {
 fn prefilled() -> (depthkv::engine::model::Model, Prefilled) {
     let m = model("gemma2", Format::Safetensors);
     let r = Reference::load(&dir("gemma2")).unwrap();
-    let (cache, stats, first_logits) = m.prefill(&r.prompt, 32, select().window).unwrap();
+    let (cache, stats, first_logits) =
+        m.prefill(&r.prompt, PrefillOptions { chunk: 32, ..select().prefill_options() }).unwrap();
     let kv_ceilings = m.config.kv_ceilings(r.prompt.len());
     let pre = Prefilled { tokens: r.prompt.clone(), cache, stats, first_logits, seconds: 0.0, kv_ceilings };
     (m, pre)
