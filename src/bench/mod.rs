@@ -9,7 +9,7 @@ use crate::engine::error::Result;
 use crate::engine::model::Logits;
 use crate::engine::{Engine, PrefillOptions};
 use crate::prune::{apply, SelectConfig, Strategy};
-use candle_core::{Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -141,5 +141,48 @@ pub fn attention_op_profile(engine: &Engine, t: usize, iters: usize) -> Result<V
         time("av_matmul_contiguous", &|| att.matmul(&vc))?,
         time("rms_norm", &|| candle_nn::ops::rms_norm(&x, &lw.attn_norm, 1e-5))?,
         time("add", &|| &x + &x)?,
+    ])
+}
+
+/// Milliseconds per call of the pieces of one prefill chunk of `chunk`
+/// queries at context `t` (one layer), after warm-up: what dominates a long
+/// prefill as the context grows.
+pub fn prefill_op_profile(engine: &Engine, t: usize, chunk: usize, iters: usize) -> Result<Vec<(String, f64)>> {
+    let c = engine.config();
+    let (hkv, g, d) = (c.n_kv_heads, c.group_size(), c.head_dim);
+    let dev = engine.model.device().clone();
+    let dt = engine.model.dtype();
+    let rows = g * chunk;
+    let k = Tensor::randn(0f32, 1.0, (1, hkv, t, d), &dev)?.to_dtype(dt)?;
+    let v = Tensor::randn(0f32, 1.0, (1, hkv, t, d), &dev)?.to_dtype(dt)?;
+    let q = Tensor::randn(0f32, 1.0, (1, hkv, rows, d), &dev)?.to_dtype(dt)?;
+    let scores = q.matmul(&k.t()?)?;
+    let mask = Tensor::zeros((chunk, t), dt, &dev)?;
+    let att = candle_nn::ops::softmax_last_dim(&scores)?;
+    let x = Tensor::randn(0f32, 1.0, (1, chunk, c.hidden), &dev)?.to_dtype(dt)?;
+    let lw = &engine.model.weights().layers[0];
+    let time = |name: &str, f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<(String, f64)> {
+        f()?;
+        sync(&dev)?;
+        let start = Instant::now();
+        for _ in 0..iters {
+            f()?;
+        }
+        sync(&dev)?;
+        Ok((name.to_string(), start.elapsed().as_secs_f64() * 1e3 / iters as f64))
+    };
+    Ok(vec![
+        time("qkv_o_proj", &|| {
+            lw.q.forward(&x)?;
+            lw.k.forward(&x)?;
+            lw.v.forward(&x)?;
+            lw.o.forward(&x)
+        })?,
+        time("mlp", &|| lw.down.forward(&(lw.gate.forward(&x)? * lw.up.forward(&x)?)?))?,
+        time("qk_matmul", &|| q.matmul(&k.t()?))?,
+        time("mask_add", &|| scores.reshape((hkv, g, chunk, t))?.broadcast_add(&mask))?,
+        time("softmax", &|| candle_nn::ops::softmax_last_dim(&scores))?,
+        time("h2o_sums_f32", &|| att.reshape((hkv, g, chunk, t))?.to_dtype(DType::F32)?.sum(1)?.sum(1))?,
+        time("av_matmul", &|| att.matmul(&v))?,
     ])
 }

@@ -52,7 +52,8 @@ pub struct BenchArgs {
     /// Write the JSON here as well as printing it.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Also time the attention pieces of a decode step at each context (µs per call).
+    /// Also time the attention pieces of a decode step at each context (µs per call)
+    /// and the pieces of one prefill chunk there (ms per call).
     #[arg(long)]
     pub op_profile: bool,
     /// Draw decode tokens/s vs context (ours full, pruned, stock) to a .png or .svg.
@@ -260,7 +261,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let mut per_ctx = serde_json::Map::new();
         for &ctx in &a.contexts {
             let ops = bench::attention_op_profile(&engine, ctx, 200)?;
-            per_ctx.insert(ctx.to_string(), ops.into_iter().map(|(k, v)| (k, json!(v))).collect());
+            let mut row: serde_json::Map<String, Value> = ops.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let chunk = opts.chunk.min(ctx);
+            let prefill = bench::prefill_op_profile(&engine, ctx, chunk, 5)?;
+            row.insert(format!("prefill_chunk{chunk}_ms"), prefill.into_iter().map(|(k, v)| (k, json!(v))).collect());
+            per_ctx.insert(ctx.to_string(), Value::Object(row));
         }
         Value::Object(per_ctx)
     } else {
