@@ -2,6 +2,7 @@
 //! candle-transformers' stock `quantized_llama` on the same GGUF and device.
 //! Every figure is the median of several repetitions after a warm-up.
 
+pub mod memory;
 pub mod stock;
 
 use crate::engine::cache::KvCache;
@@ -89,15 +90,49 @@ pub fn pruned_cache(
     Ok(apply::prune(pre, &budgets, select, reserve)?.0)
 }
 
-/// Device memory in use, in bytes (CUDA only).
-pub fn device_memory_used(device: &Device) -> Option<usize> {
-    #[cfg(feature = "cuda")]
-    if let Device::Cuda(_) = device {
-        let (free, total) = candle_core::cuda_backend::cudarc::driver::result::mem_get_info().ok()?;
-        return Some(total - free);
+/// Device memory of one cache configuration, measured with nothing else of
+/// the prompt alive (CUDA only): the prefill's peak, what the cache holds
+/// once the prefill is dropped, and the peak while decoding from it. All
+/// figures include the weights.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DecodeMemory {
+    pub prefill_peak_bytes: usize,
+    pub held_bytes: usize,
+    pub decode_peak_bytes: usize,
+    pub kv_bytes: usize,
+}
+
+/// Prefills `tokens`, builds a cache with `make`, drops the prefill, then
+/// decodes `n` tokens, reading the memory pool at each stage. `None` off CUDA.
+pub fn decode_memory(
+    engine: &Engine,
+    tokens: &[u32],
+    opts: PrefillOptions,
+    n: usize,
+    make: &dyn Fn(&crate::engine::Prefilled) -> Result<KvCache>,
+) -> Result<Option<DecodeMemory>> {
+    let dev = engine.model.device();
+    if memory::usage(dev).is_none() {
+        return Ok(None);
     }
-    let _ = device;
-    None
+    memory::trim(dev);
+    memory::reset_peak(dev);
+    let pre = engine.prefill(tokens, opts)?;
+    let prefill_peak = memory::usage(dev).map_or(0, |u| u.peak_bytes);
+    let cache = make(&pre)?;
+    let first = pre.first_logits.clone();
+    drop(pre);
+    memory::trim(dev);
+    memory::reset_peak(dev);
+    let held = memory::usage(dev).map_or(0, |u| u.used_bytes);
+    decode_tps(engine, &cache, &first, n)?;
+    let decode_peak = memory::usage(dev).map_or(0, |u| u.peak_bytes);
+    Ok(Some(DecodeMemory {
+        prefill_peak_bytes: prefill_peak,
+        held_bytes: held,
+        decode_peak_bytes: decode_peak,
+        kv_bytes: cache.bytes(),
+    }))
 }
 
 /// Microseconds per call of the attention pieces of one decode step at

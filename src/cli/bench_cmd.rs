@@ -88,6 +88,32 @@ fn plot_decode(rows: &[Value], title: &str, path: &std::path::Path) -> anyhow::R
     Ok(())
 }
 
+/// Device memory (CUDA) of the full cache and of every pruned one, each
+/// measured from its own prefill with nothing else of the prompt alive.
+fn memory_figures(
+    engine: &Engine,
+    prompt: &[u32],
+    opts: crate::engine::PrefillOptions,
+    n: usize,
+    strategies: &[(&str, Strategy)],
+    budgets: &[f64],
+    select: &crate::prune::SelectConfig,
+) -> anyhow::Result<Value> {
+    let dev = engine.model.device();
+    let Some(base) = bench::memory::usage(dev) else { return Ok(Value::Null) };
+    let full = bench::decode_memory(engine, prompt, opts, n, &|pre| Ok(pre.cache.clone()))?;
+    let mut pruned = Vec::new();
+    for (name, strat) in strategies {
+        for &b in budgets {
+            let m = bench::decode_memory(engine, prompt, opts, n, &|pre| {
+                bench::pruned_cache(pre, strat, b, select, n + 1)
+            })?;
+            pruned.push(json!({"strategy": name, "budget": b, "memory": m}));
+        }
+    }
+    Ok(json!({"in_use_before_bytes": base.used_bytes, "full": full, "pruned": pruned}))
+}
+
 /// A haystack prompt of exactly `n` tokens from the project's task generator.
 fn prompt_tokens(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
     let params =
@@ -146,18 +172,19 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
         let prompt = prompt_tokens(&engine, ctx - n)?;
         eprintln!("context {ctx}: prompt {} + {n} decoded", prompt.len());
+        // Memory first, with no earlier prompt alive.
+        drop(last_pre.take());
+        let memory = memory_figures(&engine, &prompt, opts, n, &strategies, &a.budgets, &select)?;
         let prefill = bench::repeat(a.reps, || bench::prefill_tps(&engine, &prompt, opts))?;
         let pre = engine.prefill(&prompt, opts)?;
         bench::sync(&dev)?;
-        let mem_before = bench::device_memory_used(&dev);
         let decode = bench::repeat(a.reps, || bench::decode_tps(&engine, &pre.cache, &pre.first_logits, n))?;
         let mut pruned = Vec::new();
         for (name, strat) in &strategies {
             for &b in &a.budgets {
                 let cache = bench::pruned_cache(&pre, strat, b, &select, n + 1)?;
                 let tps = bench::repeat(a.reps, || bench::decode_tps(&engine, &cache, &pre.first_logits, n))?;
-                pruned.push(json!({"strategy": name, "budget": b, "decode_tps": stat(tps), "kv_bytes": cache.bytes(),
-                    "device_memory_bytes": bench::device_memory_used(&dev)}));
+                pruned.push(json!({"strategy": name, "budget": b, "decode_tps": stat(tps), "kv_bytes": cache.bytes()}));
             }
         }
         let q = match &quantized {
@@ -189,7 +216,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         };
         rows.push(json!({
             "context": ctx, "prompt_tokens": prompt.len(), "decoded_tokens": n,
-            "ours": {"prefill_tps": stat(prefill), "decode_tps": stat(decode), "kv_bytes": pre.cache.bytes(), "device_memory_bytes": mem_before},
+            "ours": {"prefill_tps": stat(prefill), "decode_tps": stat(decode), "kv_bytes": pre.cache.bytes()},
+            "device_memory": memory,
             "ours_quantized": q, "stock": stock_row, "pruned": pruned,
         }));
         last_pre = Some(pre);

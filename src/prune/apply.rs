@@ -9,6 +9,7 @@ use super::{
 use crate::engine::cache::KvCache;
 use crate::engine::error::{EngineError, Result as EngineResult};
 use crate::engine::{KvPrecision, PrefillOptions, Prefilled};
+use rayon::prelude::*;
 
 /// Which prompt positions each (layer, kv head) keeps after pruning.
 /// `kept[layer][kv_head]` is sorted and unique.
@@ -129,8 +130,10 @@ fn rows(all: &[Vec<Vec<f32>>], li: usize) -> &[Vec<f32>] {
 pub fn plan(pre: &Prefilled, budgets: &[usize], cfg: &SelectConfig) -> Vec<Vec<Vec<u32>>> {
     let l = pre.tokens.len();
     let s = &pre.stats;
+    // Layers are independent; at long contexts this host-side ranking is most
+    // of a budget change's latency, so every core takes layers.
     budgets
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(li, &keep)| {
             let ceiling = pre.kv_ceilings.get(li).copied().unwrap_or(l).min(l);
