@@ -10,7 +10,7 @@ use super::config::{Activation, ModelConfig, RopeStyle};
 use super::core::PrefillOptions;
 use super::error::{EngineError, Result};
 use super::rope::{Frequencies, Rope, Scaling};
-use super::weights::Weights;
+use super::weights::{Linear, Weights};
 use candle_core::{DType, Device, Tensor, D};
 
 /// Which positions' logits a forward returns.
@@ -162,9 +162,16 @@ struct Pass<'a, 'b> {
     hidden: Option<&'b HiddenSlots>,
 }
 
+/// One layer's projections of a shared input, stacked (dense weights only).
+struct Fused {
+    qkv: Option<Linear>,
+    gate_up: Option<Linear>,
+}
+
 pub struct Model {
     pub config: ModelConfig,
     weights: Weights,
+    fused: Vec<Fused>,
     ropes: Vec<RopeTables>,
     device: Device,
     dtype: DType,
@@ -192,8 +199,19 @@ impl Model {
                 None => q_prescaled &= l.q.scale_dense(scale)?,
             }
         }
+        // After the scale is folded in, so the stacked rows carry it too.
+        let fused = weights
+            .layers
+            .iter_mut()
+            .map(|l| -> Result<Fused> {
+                Ok(Fused {
+                    qkv: Linear::fuse(&mut [&mut l.q, &mut l.k, &mut l.v])?,
+                    gate_up: Linear::fuse(&mut [&mut l.gate, &mut l.up])?,
+                })
+            })
+            .collect::<Result<_>>()?;
         let ropes = config.ropes.iter().map(|r| RopeTables::new(r, device)).collect::<Result<_>>()?;
-        Ok(Self { config, weights, ropes, device: device.clone(), dtype, q_prescaled })
+        Ok(Self { config, weights, fused, ropes, device: device.clone(), dtype, q_prescaled })
     }
 
     /// The weights, for reference implementations in tests and tools.
@@ -369,13 +387,20 @@ impl Model {
             let attn = self.attention(cache, li, &h, cos, sin, pos, causal.as_ref(), &mut pass)?;
             x = (x + post(attn, &lw.post_attn_norm)?)?;
             let h = candle_nn::ops::rms_norm(&x, &lw.ffn_norm, eps)?;
-            let g = lw.gate.forward(&h)?;
+            let (g, u) = match &self.fused[li].gate_up {
+                Some(f) => {
+                    let gu = f.forward(&h)?;
+                    let ff = gu.dim(D::Minus1)? / 2;
+                    (gu.narrow(D::Minus1, 0, ff)?, gu.narrow(D::Minus1, ff, ff)?)
+                }
+                None => (lw.gate.forward(&h)?, lw.up.forward(&h)?),
+            };
             let g = match c.activation {
                 Activation::Silu => candle_nn::ops::silu(&g)?,
                 Activation::GeluTanh => g.gelu()?,
                 Activation::Gelu => g.gelu_erf()?,
             };
-            let m = lw.down.forward(&(g * lw.up.forward(&h)?)?)?;
+            let m = lw.down.forward(&(g * u)?)?;
             x = (x + post(m, &lw.post_ffn_norm)?)?;
         }
         cache.advance(n);
@@ -419,9 +444,17 @@ impl Model {
                 _ => t.reshape((1, n, h, d))?.transpose(1, 2)?.contiguous()?,
             })
         };
-        let q = heads(lw.q.forward(x)?, hq, &lw.q_norm)?;
-        let k = heads(lw.k.forward(x)?, hkv, &lw.k_norm)?;
-        let v = heads(lw.v.forward(x)?, hkv, &None)?;
+        let (q, k, v) = match &self.fused[layer].qkv {
+            Some(f) => {
+                let qkv = f.forward(x)?;
+                let (qd, kd) = (hq * d, hkv * d);
+                (qkv.narrow(D::Minus1, 0, qd)?, qkv.narrow(D::Minus1, qd, kd)?, qkv.narrow(D::Minus1, qd + kd, kd)?)
+            }
+            None => (lw.q.forward(x)?, lw.k.forward(x)?, lw.v.forward(x)?),
+        };
+        let q = heads(q, hq, &lw.q_norm)?;
+        let k = heads(k, hkv, &lw.k_norm)?;
+        let v = heads(v, hkv, &None)?;
         let (q, k) = match c.rope_style {
             RopeStyle::Interleaved => {
                 (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)

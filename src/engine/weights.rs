@@ -44,6 +44,49 @@ impl Linear {
         Ok(true)
     }
 
+    /// Stacks dense projections of one input into one matrix, so a decode
+    /// step launches one product instead of several; each part becomes a
+    /// view of its rows (no second copy of the weights). `None`, nothing
+    /// changed, unless every part is dense in one dtype and all or none have a bias.
+    pub fn fuse(parts: &mut [&mut Linear]) -> candle_core::Result<Option<Linear>> {
+        let dense: Option<Vec<&Tensor>> = parts
+            .iter()
+            .map(|p| match &p.weight {
+                QMatMul::Tensor(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        let Some(ws) = dense else { return Ok(None) };
+        let same_dtype = ws.windows(2).all(|w| w[0].dtype() == w[1].dtype());
+        let biased = parts.iter().filter(|p| p.bias.is_some()).count();
+        if ws.len() < 2 || !same_dtype || (biased != 0 && biased != parts.len()) {
+            return Ok(None);
+        }
+        let weight = Tensor::cat(&ws, 0)?;
+        let bias = if biased > 0 {
+            let bs: Vec<&Tensor> = parts.iter().filter_map(|p| p.bias.as_ref()).collect();
+            Some(Tensor::cat(&bs, 0)?)
+        } else {
+            None
+        };
+        let mut start = 0;
+        for p in parts.iter_mut() {
+            let rows = p.out_features()?;
+            p.weight = QMatMul::Tensor(weight.narrow(0, start, rows)?);
+            p.bias = bias.as_ref().map(|b| b.narrow(0, start, rows)).transpose()?;
+            start += rows;
+        }
+        Ok(Some(Self { weight: QMatMul::Tensor(weight), bias }))
+    }
+
+    /// Rows of the weight: the width of this projection's output.
+    pub fn out_features(&self) -> candle_core::Result<usize> {
+        match &self.weight {
+            QMatMul::QTensor(q) => q.shape().dims2().map(|(n, _)| n),
+            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dim(0),
+        }
+    }
+
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let fast = match &self.weight {
             QMatMul::QTensor(q) => super::q4cpu::matmul(q, xs)?,
