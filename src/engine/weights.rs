@@ -244,27 +244,35 @@ impl GgufReader<'_> {
         self.dense.unwrap_or(DType::F32)
     }
 
-    fn quantized(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {
+    fn quantized_on(&mut self, name: &str, device: &Device) -> Result<candle_core::quantized::QTensor> {
         self.content
-            .tensor(self.file, name, self.device)
+            .tensor(self.file, name, device)
             .map_err(|e| EngineError::BadGguf { path: self.path.to_path_buf(), reason: format!("tensor {name}: {e}") })
+    }
+
+    /// A tensor dequantized on the host and moved to the device in `dtype`.
+    /// Dequantizing on a GPU would load candle's quantized kernels, whose
+    /// just-in-time compilation was most of a fresh machine's first answer.
+    fn dense(&mut self, name: &str, dtype: DType) -> Result<Tensor> {
+        let q = self.quantized_on(name, &Device::Cpu)?;
+        Ok(q.dequantize(&Device::Cpu)?.to_dtype(dtype)?.to_device(self.device)?)
     }
 
     /// A tensor dequantized to the activation dtype (norms, biases, fused weights).
     fn vector(&mut self, name: &str) -> Result<Tensor> {
-        Ok(self.quantized(name)?.dequantize(self.device)?.to_dtype(self.act())?)
+        self.dense(name, self.act())
     }
 
-    fn matmul(&self, q: candle_core::quantized::QTensor) -> Result<QMatMul> {
+    /// A matrix product's weight: dense in the requested dtype, or quantized blocks on the device.
+    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
         Ok(match self.dense {
-            Some(dt) => QMatMul::Tensor(q.dequantize(self.device)?.to_dtype(dt)?),
-            None => QMatMul::from_qtensor(q)?,
+            Some(dt) => QMatMul::Tensor(self.dense(name, dt)?),
+            None => QMatMul::from_qtensor(self.quantized_on(name, self.device)?)?,
         })
     }
 
     fn linear(&mut self, name: &str, bias: bool) -> Result<Linear> {
-        let q = self.quantized(&format!("{name}.weight"))?;
-        let weight = self.matmul(q)?;
+        let weight = self.matmul(&format!("{name}.weight"))?;
         let bias = if bias { Some(self.vector(&format!("{name}.bias"))?) } else { None };
         Ok(Linear { weight, bias })
     }
@@ -279,14 +287,17 @@ impl GgufReader<'_> {
 pub fn load_gguf(g: &mut GgufFile, device: &Device, dense: Option<DType>) -> Result<Weights> {
     let GgufFile { path, config, content, file } = g;
     let mut r = GgufReader { content, file, path, device, dense };
-    let embed_q = r.quantized("token_embd.weight")?;
-    let embed = embed_q.dequantize(device)?.to_dtype(r.act())?;
+    let embed = r.vector("token_embd.weight")?;
     let norm = r.vector("output_norm.weight")?;
-    let lm_head_q = match r.content.tensor_infos.contains_key("output.weight") {
-        true => r.quantized("output.weight")?,
-        false => embed_q,
+    let lm_head_name = match r.content.tensor_infos.contains_key("output.weight") {
+        true => "output.weight",
+        false => "token_embd.weight",
     };
-    let lm_head = Linear { weight: r.matmul(lm_head_q)?, bias: None };
+    let lm_head = match (r.dense, lm_head_name) {
+        // Tied and dense: the embedding already is the matrix.
+        (Some(dt), "token_embd.weight") if dt == r.act() => Linear::dense(embed.clone(), None),
+        _ => Linear { weight: r.matmul(lm_head_name)?, bias: None },
+    };
     let t = config.traits();
     let (q_dim, kv_dim) = (config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim);
     let mut layers = Vec::with_capacity(config.n_layers);
