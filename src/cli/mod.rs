@@ -8,6 +8,7 @@ mod eval_cmd;
 mod fetch_model;
 mod generate;
 mod parity;
+mod perf_plot;
 mod profile_cmd;
 mod progress;
 pub mod strategy;
@@ -56,6 +57,8 @@ pub enum Cmd {
     Profile(profile_cmd::ProfileCmd),
     /// Measure prefill/decode speed and memory: ours vs candle's stock model, full vs pruned.
     Bench(bench_cmd::BenchArgs),
+    /// Plot prefill and decode tokens/s against context: ours beside transformers and llama.cpp.
+    PerfPlot(perf_plot::PerfPlotArgs),
     /// Compare our logits with transformers' on family fixtures (tests/fixtures/families), as JSON.
     Parity(parity::ParityArgs),
     /// Install the default model (SmolLM2-135M-Instruct, GGUF Q4_1) into the data directory.
@@ -101,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Bench(a)) => bench_cmd::run(a),
         Some(Cmd::FetchModel) => fetch_model::run(),
         Some(Cmd::Parity(a)) => parity::run(a),
+        Some(Cmd::PerfPlot(a)) => perf_plot::run(a),
         Some(Cmd::Tui(a)) => tui_cmd::run(a),
         None => tui_cmd::run(cli.tui),
     }
