@@ -2,11 +2,14 @@
 //!
 //! candle computes Q4_1 · Q8_1 dot products with its scalar reference loop
 //! (it has SIMD kernels for other block types, not this one), and every layer
-//! matrix of the default model is Q4_1: that loop was most of a CPU decode step.
-//! This kernel gives results bit-identical to candle's: each block's integer
-//! dot product is exact in any order, the activation is quantized to Q8_1 as
-//! candle does it, and the float accumulation follows candle's expression
-//! and block order.
+//! matrix of the default model is Q4_1: that loop made quantized CPU decode
+//! slower than dense f32. This kernel gives results bit-identical to candle's,
+//! which matters more than it seems: the next layer quantizes its input to
+//! 8 bits again, so a last-bit difference here flips whole quantization steps
+//! there and grows through the layers. Each block's integer dot product is
+//! exact in any order; the activation is quantized as candle does it; and the
+//! float accumulation is candle's expression, in candle's block order,
+//! evaluated for four weight rows at once in the lanes of one vector.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
@@ -16,6 +19,10 @@ use half::f16;
 const QK: usize = 32;
 /// A Q4_1 block: f16 scale, f16 minimum, 16 bytes of 4-bit values.
 const Q4_1_BLOCK_BYTES: usize = 20;
+
+/// Most activation rows multiplied block by block; larger products (prefill
+/// chunks) dequantize the weight and use the dense GEMM instead.
+const MAX_ROWS: usize = 8;
 
 /// One block of the activation, quantized to Q8_1 (scale and scaled sum kept
 /// as the f32 values of their f16 forms, which is what the dot product reads).
@@ -35,6 +42,12 @@ pub fn matmul(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     let (n, k) = w.shape().dims2()?;
     let dims = x.dims();
     let m = x.elem_count() / k;
+    if m > MAX_ROWS {
+        // A prefill chunk: a dense GEMM on the dequantized weight beats
+        // per-row dot products by far, and keeps the activations exact.
+        let dense = w.dequantize(&Device::Cpu)?;
+        return Ok(Some(x.broadcast_matmul(&dense.t()?)?));
+    }
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
     let data = w.data()?;
     let mut out = vec![0f32; m * n];
@@ -103,11 +116,12 @@ mod avx2 {
     unsafe impl Send for Out {}
     unsafe impl Sync for Out {}
 
-    /// `out[m][n] = x[m] · w[n]`, output columns split across candle's CPU pool.
+    /// `out[m][n] = x[m] · w[n]`, output columns split across candle's CPU pool
+    /// in groups of four that share each activation block's load.
     ///
     /// # Safety
-    /// The CPU has AVX2, `k` is a multiple of 32, `w` holds `n * k / 32` Q4_1
-    /// blocks, `x` holds `m * k` floats and `out` `m * n`.
+    /// The CPU has AVX2, `k` is a multiple of 32, `w` holds `n * k / 32`
+    /// Q4_1 blocks, `x` holds `m * k` floats and `out` `m * n`.
     pub unsafe fn matmul(w: &[u8], x: &[f32], (m, k, n): (usize, usize, usize), out: &mut [f32]) {
         let nb = k / QK;
         let mut xq = Vec::with_capacity(m * nb);
@@ -117,48 +131,63 @@ mod avx2 {
         let row_bytes = nb * Q4_1_BLOCK_BYTES;
         let dst = Out(out.as_mut_ptr());
         let xq = &xq;
-        candle_core::utils::barrier_pool().execute_chunked(n, move |cols| {
+        candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(4), move |groups| {
             let dst = dst;
-            for col in cols {
-                let wrow = &w[col * row_bytes..(col + 1) * row_bytes];
+            for group in groups {
+                let first = group * 4;
+                let cols = (n - first).min(4);
+                let rows: [&[u8]; 4] = std::array::from_fn(|c| {
+                    let col = first + c.min(cols - 1);
+                    &w[col * row_bytes..(col + 1) * row_bytes]
+                });
                 for r in 0..m {
-                    // SAFETY: the caller's guarantees; (r, col) is written by this item only.
-                    unsafe { *dst.0.add(r * n + col) = dot(wrow, &xq[r * nb..(r + 1) * nb]) };
+                    // SAFETY: the caller's guarantees; these outputs belong to this group only.
+                    let dots = unsafe { dot4(rows, &xq[r * nb..(r + 1) * nb]) };
+                    for (c, d) in dots.iter().take(cols).enumerate() {
+                        unsafe { *dst.0.add(r * n + first + c) = *d };
+                    }
                 }
             }
         });
     }
 
-    /// One row of Q4_1 blocks against one row of Q8_1 blocks, in candle's order.
+    /// Four rows of Q4_1 blocks against one row of Q8_1 blocks; lane `c` of
+    /// every vector belongs to row `c`.
     #[target_feature(enable = "avx2")]
-    unsafe fn dot(w: &[u8], x: &[Q8Block]) -> f32 {
-        let mut sumf = 0f32;
-        for (wb, xb) in w.chunks_exact(Q4_1_BLOCK_BYTES).zip(x) {
-            let d = f16::from_le_bytes([wb[0], wb[1]]).to_f32();
-            let m = f16::from_le_bytes([wb[2], wb[3]]).to_f32();
-            let sumi = block_dot(wb[4..].as_ptr(), xb.qs.as_ptr());
-            sumf += sumi as f32 * d * xb.d + m * xb.s;
-        }
-        sumf
-    }
-
-    /// Σ q4[j] · q8[j] over one block: low nibbles hold values 0..16, high
-    /// nibbles 16..32 (ggml's layout), products summed exactly in i16/i32.
-    #[target_feature(enable = "avx2")]
-    unsafe fn block_dot(q4: *const u8, q8: *const i8) -> i32 {
-        let packed = _mm_loadu_si128(q4 as *const __m128i);
+    unsafe fn dot4(w: [&[u8]; 4], x: &[Q8Block]) -> [f32; 4] {
+        let mut sumf = _mm_setzero_ps();
         let mask = _mm_set1_epi8(0x0F);
-        let lo = _mm_and_si128(packed, mask);
-        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
-        let w = _mm256_set_m128i(hi, lo);
-        let x = _mm256_loadu_si256(q8 as *const __m256i);
-        // u8 × i8 pairs summed to i16 (at most 2 · 15 · 128, no saturation), then to i32.
-        let pairs = _mm256_maddubs_epi16(w, x);
-        let quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-        let s = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
-        let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
-        _mm_cvtsi128_si32(s)
+        let ones = _mm256_set1_epi16(1);
+        for (b, xb) in x.iter().enumerate() {
+            let xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
+            let block = |c: usize| &w[c][b * Q4_1_BLOCK_BYTES..(b + 1) * Q4_1_BLOCK_BYTES];
+            let isum = |c: usize| {
+                let packed = _mm_loadu_si128(block(c)[4..].as_ptr() as *const __m128i);
+                let lo = _mm_and_si128(packed, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+                // Low nibbles hold values 0..16 and high nibbles 16..32 (ggml's layout);
+                // u8 × i8 pairs sum exactly in i16 (at most 2 · 15 · 128), then in i32.
+                _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set_m128i(hi, lo), xv), ones)
+            };
+            // Horizontal sums of the four rows' eight partial sums, as lanes 0..4.
+            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(isum(0), isum(1)), _mm256_hadd_epi32(isum(2), isum(3)));
+            let sumi = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            let scale = |at: usize| {
+                std::array::from_fn::<f32, 4, _>(|c| {
+                    let wb = block(c);
+                    f16::from_le_bytes([wb[at], wb[at + 1]]).to_f32()
+                })
+            };
+            let (d, m) = (scale(0), scale(2));
+            let d = _mm_setr_ps(d[0], d[1], d[2], d[3]);
+            let m = _mm_setr_ps(m[0], m[1], m[2], m[3]);
+            // candle: sumf += sumi as f32 * d4 * d8 + m4 * s8 (no fused multiply-add).
+            let scaled = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(sumi), d), _mm_set1_ps(xb.d));
+            sumf = _mm_add_ps(sumf, _mm_add_ps(scaled, _mm_mul_ps(m, _mm_set1_ps(xb.s))));
+        }
+        let mut out = [0f32; 4];
+        _mm_storeu_ps(out.as_mut_ptr(), sumf);
+        out
     }
 }
 
@@ -169,7 +198,8 @@ mod tests {
     use candle_core::Module;
 
     /// Bit-identical to candle's own Q4_1 product, for decode (one row) and
-    /// prefill (several rows), on the block counts the models use.
+    /// a few rows, with column counts that are and are not multiples of four,
+    /// on heavy-tailed activations like a real residual stream's.
     #[test]
     fn equals_candles_q4_1_product_bit_for_bit() {
         if !has_avx2() {
@@ -177,19 +207,33 @@ mod tests {
             return;
         }
         let dev = Device::Cpu;
-        for (m, k, n) in [(1, 576, 192), (1, 1536, 576), (7, 64, 33), (3, 576, 1536)] {
+        for (m, k, n) in [(1, 576, 192), (1, 1536, 576), (7, 64, 33), (3, 576, 1538), (MAX_ROWS, 64, 5)] {
             let w = Tensor::randn(0f32, 0.05, (n, k), &dev).unwrap();
             let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
-            let x = (Tensor::randn(0f32, 1.0, (1, m, k), &dev).unwrap() * 3.0).unwrap();
+            let tails = Tensor::randn(0f32, 2.0, (1, m, k), &dev).unwrap().exp().unwrap();
+            let x = (Tensor::randn(0f32, 1.0, (1, m, k), &dev).unwrap() * tails).unwrap();
             let ours = matmul(&q, &x).unwrap().expect("applicable");
             let theirs = QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
             assert_eq!(ours.dims(), theirs.dims());
-            let (a, b) = (
-                ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            );
+            let a = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let differing = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
             assert_eq!(differing, 0, "({m},{k},{n}): {differing} of {} outputs differ", a.len());
+        }
+    }
+
+    /// Prefill-sized products use the exact dequantized weight with f32
+    /// activations, so they equal a dense product of the dequantized matrix.
+    #[test]
+    fn prefill_chunks_use_the_dequantized_weight() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (40, 64), &dev).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, MAX_ROWS + 1, 64), &dev).unwrap();
+        if let Some(ours) = matmul(&q, &x).unwrap() {
+            let dense = x.broadcast_matmul(&q.dequantize(&dev).unwrap().t().unwrap()).unwrap();
+            let d = (ours - dense).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert_eq!(d, 0.0);
         }
     }
 
