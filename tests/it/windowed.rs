@@ -101,3 +101,33 @@ fn windowed_session_keeps_the_contract() {
     assert_eq!(uniform[0], WINDOW / 2);
     client.shutdown();
 }
+
+/// The smallest reachable budget on the windowed fixture: local layers keep their window
+/// without sinks, global layers sinks + window, measured against the sum of the ceilings.
+/// (Ignoring the ceilings, the answer would be (sinks + window) / prompt = 0.0625.)
+#[test]
+fn refusal_names_the_smallest_reachable_budget() {
+    let (_, pre) = prefilled();
+    let (l, sel) = (pre.tokens.len(), select());
+    assert_eq!(pre.kv_ceilings, vec![WINDOW, l, WINDOW, l]);
+    let floors = 2 * sel.window + 2 * (sel.sinks + sel.window);
+    let unpruned = 2 * WINDOW + 2 * l;
+    // The first step of 1e-4 whose rounded share of the unpruned total covers the floors.
+    let steps = (0..=10_000u32).find(|&k| ((k as f64 / 1e4) * unpruned as f64).round() as usize >= floors).unwrap();
+    let smallest = steps as f64 / 1e4;
+    let e = apply::check_reachable(1e-6, l, &pre.kv_ceilings, &sel).unwrap_err().to_string();
+    assert!(e.contains(&format!("the valid range there is [{smallest:.4}, 1]")), "{e}");
+    assert!(e.contains("2 sliding-window layers keep the window alone"), "{e}");
+    assert!(apply::check_reachable(smallest - 1e-4, l, &pre.kv_ceilings, &sel).is_err());
+    // At that budget every strategy meets the floors exactly where it must, and plan keeps it.
+    apply::check_reachable(smallest, l, &pre.kv_ceilings, &sel).unwrap();
+    for s in
+        [Strategy::Uniform, Strategy::Pyramid { beta: PYRAMID_BETA }, Strategy::Adaptive { weights: None, mix: 0.2 }]
+    {
+        let b = apply::budgets_for_prefill(&s, smallest, &pre, &sel).unwrap();
+        assert_eq!(b.iter().sum::<usize>(), floors, "{s:?}: {b:?}");
+        assert_eq!(b, vec![sel.window, sel.sinks + sel.window, sel.window, sel.sinks + sel.window], "{s:?}");
+        let kept = apply::plan(&pre, &b, &sel);
+        assert!(kept.iter().zip(&b).all(|(heads, &n)| heads.iter().all(|h| h.len() == n)), "{s:?}");
+    }
+}
