@@ -27,33 +27,21 @@ use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
 use tokenizers::{DecoderWrapper, NormalizerWrapper, Tokenizer};
 
 use super::gguf_tokenizer::{
-    keys, optional_bool, required, type_name, Metadata, TokenizerError, TOKEN_TYPE_CONTROL, TOKEN_TYPE_UNUSED,
+    keys, optional_bool, per_token, Metadata, TokenizerError, TOKEN_TYPE_CONTROL, TOKEN_TYPE_UNUSED,
     TOKEN_TYPE_USER_DEFINED,
 };
 
 /// SentencePiece's space marker.
 const SPACE: &str = "\u{2581}";
 
-/// Scores from `tokenizer.ggml.scores`, one per token.
+/// Scores from `tokenizer.ggml.scores`, one per token (required: they rank the merges).
 fn scores(md: &Metadata, n_tokens: usize) -> Result<Vec<f32>, TokenizerError> {
-    let key = keys::SCORES;
-    let bad = |reason: String| TokenizerError::BadValue { key, reason };
-    let v = required(md, key)?;
-    let Value::Array(items) = v else {
-        return Err(bad(format!("expected an array of numbers, found {}", type_name(v))));
+    let float = |v: &Value| match v {
+        Value::F32(x) => Some(*x),
+        Value::F64(x) => Some(*x as f32),
+        _ => None,
     };
-    if items.len() != n_tokens {
-        return Err(bad(format!("has {} entries but `{}` has {n_tokens}", items.len(), keys::TOKENS)));
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Value::F32(x) => Ok(*x),
-            Value::F64(x) => Ok(*x as f32),
-            other => Err(bad(format!("element {i} is {}, expected a float", type_name(other)))),
-        })
-        .collect()
+    per_token(md, keys::SCORES, n_tokens, "a float", float)?.ok_or(TokenizerError::MissingKey { key: keys::SCORES })
 }
 
 /// Whether text gets a leading `▁` (`tokenizer.ggml.add_space_prefix`; llama.cpp's default is

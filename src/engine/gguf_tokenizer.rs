@@ -197,13 +197,13 @@ fn as_i64(v: &Value) -> Option<i64> {
     as_int(v).and_then(|n| i64::try_from(n).ok())
 }
 
-pub(super) fn type_name(v: &Value) -> String {
+fn type_name(v: &Value) -> String {
     format!("{:?}", v.value_type())
 }
 
 pub(super) type Metadata = HashMap<String, Value>;
 
-pub(super) fn required<'a>(md: &'a Metadata, key: &'static str) -> Result<&'a Value, TokenizerError> {
+fn required<'a>(md: &'a Metadata, key: &'static str) -> Result<&'a Value, TokenizerError> {
     md.get(key).ok_or(TokenizerError::MissingKey { key })
 }
 
@@ -375,12 +375,23 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
 
 /// `tokenizer.ggml.token_type`, when present, one integer per token.
 fn token_types(md: &Metadata, n_tokens: usize) -> Result<Option<Vec<i64>>, TokenizerError> {
-    let Some(v) = md.get(keys::TOKEN_TYPE) else {
+    per_token(md, keys::TOKEN_TYPE, n_tokens, "an integer", as_i64)
+}
+
+/// A metadata array with one `what` per token, when present; `convert` reads one element.
+pub(super) fn per_token<T>(
+    md: &Metadata,
+    key: &'static str,
+    n_tokens: usize,
+    what: &str,
+    convert: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<Vec<T>>, TokenizerError> {
+    let Some(v) = md.get(key) else {
         return Ok(None);
     };
-    let bad = |reason: String| TokenizerError::BadValue { key: keys::TOKEN_TYPE, reason };
+    let bad = |reason: String| TokenizerError::BadValue { key, reason };
     let Value::Array(items) = v else {
-        return Err(bad(format!("expected an array of integers, found {}", type_name(v))));
+        return Err(bad(format!("expected an array with {what} per token, found {}", type_name(v))));
     };
     if items.len() != n_tokens {
         return Err(bad(format!("has {} entries but `{}` has {n_tokens}", items.len(), keys::TOKENS)));
@@ -388,7 +399,7 @@ fn token_types(md: &Metadata, n_tokens: usize) -> Result<Option<Vec<i64>>, Token
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| as_i64(v).ok_or_else(|| bad(format!("element {i} is {}, expected an integer", type_name(v)))))
+        .map(|(i, v)| convert(v).ok_or_else(|| bad(format!("element {i} is {}, expected {what}", type_name(v)))))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }

@@ -14,6 +14,8 @@ use depthkv::engine::{tokenizer, Detokenizer};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
+use crate::tokenizer_gguf::{added_tokens, assert_encodes_alike, assert_random_ids_decode_alike, ids, xorshift};
+
 #[derive(Deserialize)]
 struct Case {
     text: String,
@@ -63,25 +65,9 @@ fn fixtures() -> &'static [Fixture; 2] {
     F.get_or_init(|| [load("llama"), load("gemma")])
 }
 
-fn ids(tok: &Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
-    tok.encode(text, add_special).unwrap_or_else(|e| panic!("encode {text:?}: {e}")).get_ids().to_vec()
-}
-
 /// Both tokenizers give the same ids for `text` (with and without bos) and decode them alike.
 fn assert_same(f: &Fixture, text: &str) {
-    for add_special in [false, true] {
-        let got = ids(&f.gguf, text, add_special);
-        let want = ids(&f.reference, text, add_special);
-        assert_eq!(got, want, "{}: ids differ for {text:?} (add_special_tokens = {add_special})", f.name);
-        for skip in [false, true] {
-            assert_eq!(
-                f.gguf.decode(&want, skip).unwrap(),
-                f.reference.decode(&want, skip).unwrap(),
-                "{}: decode differs for {text:?} (skip_special_tokens = {skip})",
-                f.name
-            );
-        }
-    }
+    assert_encodes_alike(&f.gguf, &f.reference, text, f.name);
 }
 
 #[test]
@@ -138,13 +124,7 @@ fn random_strings_match() {
         "42", " ", "  ", "   ", "\t", "\n", "\r\n", "\u{a0}", "\u{200b}", "▁", "<s>", "</s>", "<unk>", "<bos>",
         "<eos>", "<pad>", "<tool>", "<ctrl>", "<", ">", "!", ".", ",", "'", "\"", "(", ")", "#", "x",
     ];
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     for f in fixtures() {
         for _ in 0..400 {
             let len = (next() % 24) as usize;
@@ -157,27 +137,8 @@ fn random_strings_match() {
 /// Decoding arbitrary ids (lone bytes, specials, pieces) agrees too.
 #[test]
 fn random_id_sequences_decode_alike() {
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
     for f in fixtures() {
-        let n = f.reference.get_vocab_size(true) as u64;
-        for _ in 0..300 {
-            let len = (next() % 16) as usize;
-            let ids: Vec<u32> = (0..len).map(|_| (next() % n) as u32).collect();
-            for skip in [false, true] {
-                assert_eq!(
-                    f.gguf.decode(&ids, skip).unwrap(),
-                    f.reference.decode(&ids, skip).unwrap(),
-                    "{}: decode of {ids:?} (skip_special_tokens = {skip})",
-                    f.name
-                );
-            }
-        }
+        assert_random_ids_decode_alike(&f.gguf, &f.reference, 300, 16, f.name);
     }
 }
 
@@ -186,16 +147,11 @@ fn vocabulary_and_added_tokens_match() {
     for f in fixtures() {
         assert_eq!(f.gguf.get_vocab_size(true), f.expected.vocab_size, "{}", f.name);
         assert_eq!(f.gguf.get_vocab(true), f.reference.get_vocab(true), "{}", f.name);
-        let added = |t: &Tokenizer| {
-            let mut v: Vec<(u32, String, bool)> =
-                t.get_added_tokens_decoder().into_iter().map(|(id, tok)| (id, tok.content, tok.special)).collect();
-            v.sort();
-            v
-        };
-        assert_eq!(added(&f.gguf), added(&f.reference), "{}", f.name);
+        let added = added_tokens(&f.gguf);
+        assert_eq!(added, added_tokens(&f.reference), "{}", f.name);
         // Control tokens are special, the user-defined <tool> is not.
-        assert!(added(&f.gguf).iter().any(|(_, c, s)| c == "<ctrl>" && *s), "{}", f.name);
-        assert!(added(&f.gguf).iter().any(|(_, c, s)| c == "<tool>" && !*s), "{}", f.name);
+        assert!(added.iter().any(|(_, c, s)| c == "<ctrl>" && *s), "{}", f.name);
+        assert!(added.iter().any(|(_, c, s)| c == "<tool>" && !*s), "{}", f.name);
     }
 }
 
