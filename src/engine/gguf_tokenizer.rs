@@ -4,7 +4,7 @@
 //! | `tokenizer.ggml.model` | families                                  | built by                     |
 //! |------------------------|-------------------------------------------|------------------------------|
 //! | `gpt2`                 | SmolLM2, Llama 3, Qwen2, GPT-2, StarCoder | this module: byte-level BPE  |
-//! | `llama`                | Llama 2, Mistral, Gemma (SentencePiece)   | [`super::gguf_spm`]: BPE with byte fallback, merges from scores |
+//! | `llama`                | Llama 2, Mistral, Gemma, Phi-3 (SentencePiece) | [`super::gguf_spm`]: BPE with byte fallback, merges from scores |
 //!
 //! Other models (`bert`, `t5`, `rwkv`, ...) are refused with a message naming them.
 //!
