@@ -184,6 +184,11 @@ fn text_codec_from_a_lone_gguf() {
         assert_eq!(got, want, "{}", f.name);
         assert_eq!(got.iter().filter(|&&i| i == f.expected.bos).count(), 1, "{}", f.name);
         assert!(codec.is_eos(f.expected.eos) && !codec.is_eos(f.expected.bos), "{}", f.name);
+        // Token views: a word's piece keeps its space (the decoder strips only a decode's first).
+        let words = ids(&f.reference, "Hello world", false);
+        let want: Vec<String> =
+            words.iter().map(|&i| f.reference.id_to_token(i).unwrap().replace('\u{2581}', " ")).collect();
+        assert_eq!(codec.pieces(&words), want, "{}", f.name);
         let mut detok = Detokenizer::new();
         let mut streamed: String = got[1..].iter().map(|&id| detok.push(&codec, id)).collect();
         streamed.push_str(&detok.flush(&codec));
