@@ -74,11 +74,17 @@ fn merges(tokens: &[String], scores: &[f32], types: Option<&[i64]>) -> Vec<(Stri
         if ids.get(piece.as_str()) != Some(&id) || ty(id) == TOKEN_TYPE_UNUSED {
             continue;
         }
-        let score = if matches!(ty(id), TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED) { 0.0 } else { scores[id] };
+        let score = match ty(id) {
+            TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED => 0.0,
+            _ if scores[id].is_nan() => f32::NEG_INFINITY,
+            // + 0.0 turns -0.0 into 0.0: they compare equal in the converter's sort.
+            _ => scores[id] + 0.0,
+        };
+        let n_chars = piece.chars().count();
         for (chars, (split, _)) in piece.char_indices().enumerate().skip(1) {
             let (l, r) = piece.split_at(split);
             if let (Some(&li), Some(&ri)) = (ids.get(l), ids.get(r)) {
-                ranked.push((score, chars, piece[split..].chars().count(), id, li, ri, split));
+                ranked.push((score, chars, n_chars - chars, id, li, ri, split));
             }
         }
     }
@@ -149,12 +155,14 @@ mod tests {
 
     #[test]
     fn merges_follow_the_merged_pieces_scores() {
-        let toks = owned(&["a", "b", "c", "ab", "bc", "abc", "[PAD6]"]);
-        let scores = [0.0, 0.0, 0.0, -2.0, -1.0, -3.0, 0.0];
-        let m = merges(&toks, &scores, Some(&[1, 1, 1, 1, 1, 1, TOKEN_TYPE_UNUSED]));
+        let toks = owned(&["a", "b", "c", "ab", "bc", "abc", "[PAD6]", "ca", "cab"]);
+        let scores = [0.0, 0.0, 0.0, -2.0, -1.0, -3.0, 0.0, 0.0, -0.0];
+        let m = merges(&toks, &scores, Some(&[1, 1, 1, 1, 1, 1, TOKEN_TYPE_UNUSED, 1, 1]));
         let pairs: Vec<(&str, &str)> = m.iter().map(|(l, r)| (l.as_str(), r.as_str())).collect();
-        // bc (-1) before ab (-2) before abc (-3), whose longer left half ranks first.
-        assert_eq!(pairs, [("b", "c"), ("a", "b"), ("ab", "c"), ("a", "bc")]);
+        // transformers' `generate_merges` on the same pieces and scores (the unused slot left out):
+        // -0 ties with 0, longer halves first, then bc (-1), ab (-2), abc (-3).
+        let want = [("ca", "b"), ("c", "ab"), ("c", "a"), ("b", "c"), ("a", "b"), ("ab", "c"), ("a", "bc")];
+        assert_eq!(pairs, want);
     }
 
     #[test]
