@@ -92,7 +92,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
     let nominal = 4096;
     // Sliding-window layers hold at most their window there too.
     let ceilings = engine.config().kv_ceilings(nominal);
-    let budgets = crate::prune::apply::budgets_within(&strategy, a.budget, &ceilings, &select)?;
+    let budgets = crate::prune::apply::budgets_within(&strategy, a.budget, nominal, &ceilings, &select)?;
     p.kept_fractions = kept_fractions(&budgets, nominal);
     p.calibration = Some(CalibrationMeta {
         prompt_set_sha256: prompt_set_sha256(&prompts),

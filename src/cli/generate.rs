@@ -92,7 +92,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         None => budget,
     };
     if pruning {
-        apply::check_reachable(budget, tokens.len(), engine.config().n_layers, &select)?;
+        apply::check_reachable(budget, tokens.len(), &engine.config().kv_ceilings(tokens.len()), &select)?;
     }
     let pre = engine.prefill(&tokens, select.prefill_options())?;
     let full_bytes = pre.cache.bytes();

@@ -1,8 +1,14 @@
 //! Build a `tokenizers::Tokenizer` from the tokenizer embedded in a GGUF file's metadata,
 //! so that one `.gguf` file is enough to run a model.
 //!
-//! Supported: `tokenizer.ggml.model = "gpt2"` (byte-level BPE: SmolLM2, Llama 3, Qwen2, GPT-2,
-//! StarCoder). The pre-tokenizer is chosen from `tokenizer.ggml.pre` so that it reproduces
+//! | `tokenizer.ggml.model` | families                                  | built by                     |
+//! |------------------------|-------------------------------------------|------------------------------|
+//! | `gpt2`                 | SmolLM2, Llama 3, Qwen2, GPT-2, StarCoder | this module: byte-level BPE  |
+//! | `llama`                | Llama 2, Mistral, Gemma, Phi-3 (SentencePiece) | [`super::gguf_spm`]: BPE with byte fallback, merges from scores |
+//!
+//! Other models (`bert`, `t5`, `rwkv`, ...) are refused with a message naming them.
+//!
+//! For `gpt2` the pre-tokenizer is chosen from `tokenizer.ggml.pre` so that it reproduces
 //! what each family's own `tokenizer.json` does:
 //!
 //! | `tokenizer.ggml.pre`                 | pre-tokenizer (as in the family's tokenizer.json)            |
@@ -12,12 +18,13 @@
 //! | `llama-bpe`, `llama3`                | Split(Llama 3 regex, digits in runs of 1-3), ByteLevel; BPE `ignore_merges` |
 //! | `qwen2`                              | NFC normalizer, Split(Qwen2 regex, single digits), ByteLevel |
 //!
-//! The decoder is always byte-level. Tokens typed CONTROL (3) or UNKNOWN (2) in
+//! The `gpt2` decoder is byte-level. For both models, tokens typed CONTROL (3) or UNKNOWN (2) in
 //! `tokenizer.ggml.token_type` become added *special* tokens (matched whole in the input,
 //! dropped by `decode(.., skip_special_tokens = true)`); USER_DEFINED (4) tokens become added
 //! tokens that are matched whole but not special, which is how llama.cpp's converter derives
-//! that type from `tokenizer.json` (`special: false` added tokens).
-//! SentencePiece-style GGUF tokenizers (`"llama"`) are not supported and give a clear error.
+//! that type from `tokenizer.json` (`special: false` added tokens). bos (and eos) are added by
+//! a template when `add_bos_token` (`add_eos_token`) says so; absent, SentencePiece models and
+//! Llama 3 add bos, as llama.cpp does.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +45,8 @@ pub mod keys {
     pub const PRE: &str = "tokenizer.ggml.pre";
     pub const TOKENS: &str = "tokenizer.ggml.tokens";
     pub const TOKEN_TYPE: &str = "tokenizer.ggml.token_type";
+    pub const SCORES: &str = "tokenizer.ggml.scores";
+    pub const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
     pub const MERGES: &str = "tokenizer.ggml.merges";
     pub const BOS: &str = "tokenizer.ggml.bos_token_id";
     pub const EOS: &str = "tokenizer.ggml.eos_token_id";
@@ -86,7 +95,7 @@ pub struct SpecialTokens {
     pub unk: Option<u32>,
     /// `tokenizer.ggml.padding_token_id`
     pub pad: Option<u32>,
-    /// `tokenizer.ggml.add_bos_token`; when absent, true only for the Llama 3 family.
+    /// `tokenizer.ggml.add_bos_token`; when absent, true for SentencePiece models and Llama 3.
     pub add_bos: bool,
     /// `tokenizer.ggml.add_eos_token`; false when absent.
     pub add_eos: bool,
@@ -192,7 +201,7 @@ fn type_name(v: &Value) -> String {
     format!("{:?}", v.value_type())
 }
 
-type Metadata = HashMap<String, Value>;
+pub(super) type Metadata = HashMap<String, Value>;
 
 fn required<'a>(md: &'a Metadata, key: &'static str) -> Result<&'a Value, TokenizerError> {
     md.get(key).ok_or(TokenizerError::MissingKey { key })
@@ -225,7 +234,7 @@ fn optional_id(md: &Metadata, key: &'static str) -> Option<u32> {
     md.get(key).and_then(as_u32)
 }
 
-fn optional_bool(md: &Metadata, key: &'static str) -> Option<bool> {
+pub(super) fn optional_bool(md: &Metadata, key: &'static str) -> Option<bool> {
     match md.get(key)? {
         Value::Bool(b) => Some(*b),
         other => as_u32(other).map(|n| n != 0),
@@ -236,11 +245,13 @@ fn optional_bool(md: &Metadata, key: &'static str) -> Option<bool> {
 /// Missing or non-integer ids read as `None`.
 pub fn special_tokens(content: &Content) -> SpecialTokens {
     let md = &content.metadata;
-    let family_add_bos = string(md, keys::PRE)
-        .ok()
-        .flatten()
-        .and_then(|pre| PreFamily::from_pre(Some(pre)).ok())
-        .is_some_and(PreFamily::default_add_bos);
+    let sentencepiece = matches!(string(md, keys::MODEL), Ok(Some("llama")));
+    let family_add_bos = sentencepiece
+        || string(md, keys::PRE)
+            .ok()
+            .flatten()
+            .and_then(|pre| PreFamily::from_pre(Some(pre)).ok())
+            .is_some_and(PreFamily::default_add_bos);
     SpecialTokens {
         bos: optional_id(md, keys::BOS),
         eos: optional_id(md, keys::EOS),
@@ -254,8 +265,9 @@ pub fn special_tokens(content: &Content) -> SpecialTokens {
 
 /// GGUF token types (llama.cpp `llama_token_type`).
 const TOKEN_TYPE_UNKNOWN: i64 = 2;
-const TOKEN_TYPE_CONTROL: i64 = 3;
-const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+pub(super) const TOKEN_TYPE_CONTROL: i64 = 3;
+pub(super) const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+pub(super) const TOKEN_TYPE_UNUSED: i64 = 5;
 
 /// Split a GGUF merge `"a b"` into its two parts. As in llama.cpp, the separating space is
 /// searched from the second byte on, so a left part that is itself a space survives.
@@ -266,98 +278,73 @@ fn split_merge(merge: &str) -> Option<(String, String)> {
     (!b.is_empty()).then(|| (a.to_string(), b.to_string()))
 }
 
+/// The two tokenizer models a GGUF file can carry that we rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenizerModel {
+    /// `gpt2`: byte-level BPE with explicit merges.
+    ByteLevel(PreFamily),
+    /// `llama`: SentencePiece pieces and scores.
+    SentencePiece,
+}
+
 /// Build a `tokenizers::Tokenizer` from the tokenizer stored in a GGUF file's metadata.
 pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerError> {
     let md = &content.metadata;
 
     let model = string(md, keys::MODEL)?.ok_or(TokenizerError::MissingKey { key: keys::MODEL })?;
-    match model {
-        "gpt2" => {}
-        "llama" => {
-            return Err(TokenizerError::UnsupportedModel {
-                model: model.to_string(),
-                reason: "SentencePiece-style tokenizers are not implemented; \
-                         only \"gpt2\" (byte-level BPE) is",
-            })
-        }
+    let kind = match model {
+        "gpt2" => TokenizerModel::ByteLevel(PreFamily::from_pre(string(md, keys::PRE)?)?),
+        "llama" => TokenizerModel::SentencePiece,
         _ => {
             return Err(TokenizerError::UnsupportedModel {
                 model: model.to_string(),
-                reason: "only \"gpt2\" (byte-level BPE) is implemented",
+                reason: "only \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece) are implemented",
             })
-        }
-    }
-    let family = PreFamily::from_pre(string(md, keys::PRE)?)?;
-
-    let tokens = string_array(md, keys::TOKENS)?;
-    if tokens.is_empty() {
-        return Err(TokenizerError::BadValue { key: keys::TOKENS, reason: "the token list is empty".into() });
-    }
-    let n_tokens = u32::try_from(tokens.len()).map_err(|_| TokenizerError::BadValue {
-        key: keys::TOKENS,
-        reason: format!("{} tokens do not fit u32 ids", tokens.len()),
-    })?;
-
-    let token_types: Option<Vec<i64>> = match md.get(keys::TOKEN_TYPE) {
-        None => None,
-        Some(v) => {
-            let bad = |reason: String| TokenizerError::BadValue { key: keys::TOKEN_TYPE, reason };
-            let Value::Array(items) = v else {
-                return Err(bad(format!("expected an array of integers, found {}", type_name(v))));
-            };
-            if items.len() != tokens.len() {
-                return Err(bad(format!("has {} entries but `{}` has {}", items.len(), keys::TOKENS, tokens.len())));
-            }
-            let types = items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    as_i64(v).ok_or_else(|| bad(format!("element {i} is {}, expected an integer", type_name(v))))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(types)
         }
     };
 
-    let merges = string_array(md, keys::MERGES)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            split_merge(m).ok_or_else(|| TokenizerError::BadValue {
-                key: keys::MERGES,
-                reason: format!("merge {i} ({m:?}) is not two tokens separated by a space"),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
-    // First occurrence wins when a token string repeats.
-    let mut vocab = Vocab::with_capacity(tokens.len());
-    for (id, tok) in (0u32..).zip(tokens.iter()) {
-        vocab.entry((*tok).to_string()).or_insert(id);
+    let raw_tokens = string_array(md, keys::TOKENS)?;
+    if raw_tokens.is_empty() {
+        return Err(TokenizerError::BadValue { key: keys::TOKENS, reason: "the token list is empty".into() });
     }
+    let n_tokens = u32::try_from(raw_tokens.len()).map_err(|_| TokenizerError::BadValue {
+        key: keys::TOKENS,
+        reason: format!("{} tokens do not fit u32 ids", raw_tokens.len()),
+    })?;
+    let token_types = token_types(md, raw_tokens.len())?;
+    let tokens: Vec<String> =
+        match (kind, &token_types) {
+            (TokenizerModel::SentencePiece, Some(types)) => raw_tokens
+                .iter()
+                .zip(types)
+                .map(|(t, &ty)| {
+                    if ty == TOKEN_TYPE_USER_DEFINED {
+                        super::gguf_spm::restore_user_defined(t)
+                    } else {
+                        t.to_string()
+                    }
+                })
+                .collect(),
+            _ => raw_tokens.iter().map(|t| t.to_string()).collect(),
+        };
 
-    let bpe =
-        BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(family.ignore_merges()).build().map_err(|e| {
-            TokenizerError::BadValue { key: keys::MERGES, reason: format!("does not fit `{}`: {e}", keys::TOKENS) }
-        })?;
-
-    let mut tokenizer = Tokenizer::new(bpe);
-    if family == PreFamily::Qwen2 {
-        tokenizer.with_normalizer(Some(NFC));
-    }
-    tokenizer.with_pre_tokenizer(Some(family.pre_tokenizer()?));
-    tokenizer.with_decoder(Some(ByteLevel::default()));
+    let specials = special_tokens(content);
+    let mut tokenizer = match kind {
+        TokenizerModel::ByteLevel(family) => byte_level(md, &tokens, family)?,
+        TokenizerModel::SentencePiece => {
+            super::gguf_spm::sentencepiece(md, &tokens, token_types.as_deref(), specials.unk)?
+        }
+    };
 
     // Added tokens: control/unknown are special; user-defined are matched whole but not special.
-    let specials = special_tokens(content);
     let mut special_added = Vec::new();
     let mut plain_added = Vec::new();
     match &token_types {
         Some(types) => {
             for (tok, ty) in tokens.iter().zip(types) {
                 match *ty {
-                    TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => special_added.push(*tok),
-                    TOKEN_TYPE_USER_DEFINED => plain_added.push(*tok),
+                    TOKEN_TYPE_CONTROL | TOKEN_TYPE_UNKNOWN => special_added.push(tok.as_str()),
+                    TOKEN_TYPE_USER_DEFINED => plain_added.push(tok.as_str()),
                     _ => {}
                 }
             }
@@ -371,7 +358,7 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
                 .collect();
             ids.sort_unstable();
             ids.dedup();
-            special_added.extend(ids.into_iter().map(|id| tokens[id as usize]));
+            special_added.extend(ids.into_iter().map(|id| tokens[id as usize].as_str()));
         }
     }
     let to_added = |toks: &[&str], special: bool| -> Vec<AddedToken> {
@@ -386,8 +373,72 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, TokenizerErro
     Ok(tokenizer)
 }
 
+/// `tokenizer.ggml.token_type`, when present, one integer per token.
+fn token_types(md: &Metadata, n_tokens: usize) -> Result<Option<Vec<i64>>, TokenizerError> {
+    per_token(md, keys::TOKEN_TYPE, n_tokens, "an integer", as_i64)
+}
+
+/// A metadata array with one `what` per token, when present; `convert` reads one element.
+pub(super) fn per_token<T>(
+    md: &Metadata,
+    key: &'static str,
+    n_tokens: usize,
+    what: &str,
+    convert: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<Vec<T>>, TokenizerError> {
+    let Some(v) = md.get(key) else {
+        return Ok(None);
+    };
+    let bad = |reason: String| TokenizerError::BadValue { key, reason };
+    let Value::Array(items) = v else {
+        return Err(bad(format!("expected an array with {what} per token, found {}", type_name(v))));
+    };
+    if items.len() != n_tokens {
+        return Err(bad(format!("has {} entries but `{}` has {n_tokens}", items.len(), keys::TOKENS)));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| convert(v).ok_or_else(|| bad(format!("element {i} is {}, expected {what}", type_name(v)))))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The byte-level BPE model, pre-tokenizer and decoder of a `gpt2` tokenizer.
+fn byte_level(md: &Metadata, tokens: &[String], family: PreFamily) -> Result<Tokenizer, TokenizerError> {
+    let merges = string_array(md, keys::MERGES)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            split_merge(m).ok_or_else(|| TokenizerError::BadValue {
+                key: keys::MERGES,
+                reason: format!("merge {i} ({m:?}) is not two tokens separated by a space"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // First occurrence wins when a token string repeats.
+    let mut vocab = Vocab::with_capacity(tokens.len());
+    for (id, tok) in (0u32..).zip(tokens) {
+        vocab.entry(tok.clone()).or_insert(id);
+    }
+
+    let bpe =
+        BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(family.ignore_merges()).build().map_err(|e| {
+            TokenizerError::BadValue { key: keys::MERGES, reason: format!("does not fit `{}`: {e}", keys::TOKENS) }
+        })?;
+
+    let mut tokenizer = Tokenizer::new(bpe);
+    if family == PreFamily::Qwen2 {
+        tokenizer.with_normalizer(Some(NFC));
+    }
+    tokenizer.with_pre_tokenizer(Some(family.pre_tokenizer()?));
+    tokenizer.with_decoder(Some(ByteLevel::default()));
+    Ok(tokenizer)
+}
+
 /// A TemplateProcessing that adds bos and/or eos, in the shape Llama 3's tokenizer.json uses.
-fn post_processor(specials: &SpecialTokens, tokens: &[&str]) -> Result<TemplateProcessing, TokenizerError> {
+fn post_processor(specials: &SpecialTokens, tokens: &[String]) -> Result<TemplateProcessing, TokenizerError> {
     let lookup = |key: &'static str, id: Option<u32>| -> Result<SpecialToken, TokenizerError> {
         let id = id.ok_or(TokenizerError::MissingKey { key })?;
         let text = tokens.get(id as usize).ok_or_else(|| TokenizerError::BadValue {
@@ -395,8 +446,7 @@ fn post_processor(specials: &SpecialTokens, tokens: &[&str]) -> Result<TemplateP
             reason: format!("id {id} is outside the {} tokens", tokens.len()),
         })?;
         let name = if key == keys::BOS { "bos" } else { "eos" };
-        SpecialToken::new(name.into(), vec![id], vec![(*text).to_string()])
-            .map_err(|e| TokenizerError::Build(e.to_string()))
+        SpecialToken::new(name.into(), vec![id], vec![text.clone()]).map_err(|e| TokenizerError::Build(e.to_string()))
     };
     let mut single = Vec::new();
     let mut pair = Vec::new();
@@ -527,11 +577,52 @@ mod tests {
     }
 
     #[test]
-    fn sentencepiece_is_unsupported_with_a_clear_message() {
+    fn unknown_model_is_refused_by_name() {
         let mut md = tiny();
-        md.insert(keys::MODEL.into(), Value::String("llama".into()));
+        md.insert(keys::MODEL.into(), Value::String("bert".into()));
         let e = err_of(md);
-        assert!(e.contains("\"llama\"") && e.contains("SentencePiece"), "{e}");
+        assert!(e.contains("\"bert\"") && e.contains("SentencePiece"), "{e}");
+    }
+
+    /// A tiny SentencePiece vocabulary: bos/eos, bytes for "é" (C3 A9), pieces ranked by score.
+    fn tiny_spm() -> Metadata {
+        let mut md = Metadata::new();
+        md.insert(keys::MODEL.into(), Value::String("llama".into()));
+        let toks =
+            ["<unk>", "<s>", "</s>", "<0xC3>", "<0xA9>", "\u{2581}", "a", "b", "\u{2581}a", "ab", "\u{2581}ab", "<t>"];
+        md.insert(keys::TOKENS.into(), strs(&toks));
+        let scores = [0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, 0.0];
+        md.insert(keys::SCORES.into(), Value::Array(scores.into_iter().map(Value::F32).collect()));
+        let types = [2, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 4];
+        md.insert(keys::TOKEN_TYPE.into(), Value::Array(types.into_iter().map(Value::I32).collect()));
+        md.insert(keys::BOS.into(), Value::U32(1));
+        md.insert(keys::EOS.into(), Value::U32(2));
+        md.insert(keys::UNK.into(), Value::U32(0));
+        md
+    }
+
+    #[test]
+    fn sentencepiece_prefixes_a_space_and_falls_back_to_bytes() {
+        let tok = build(tiny_spm()).unwrap();
+        // "▁a" (-4) outranks "ab" (-5), then "▁a b" merges to "▁ab": as SentencePiece's scores decide.
+        assert_eq!(tok.encode("ab b", false).unwrap().get_ids(), &[10, 5, 7]);
+        assert_eq!(tok.encode("é", true).unwrap().get_ids(), &[1, 5, 3, 4]);
+        assert_eq!(tok.decode(&[1, 5, 3, 4], true).unwrap(), "é");
+        assert_eq!(tok.encode("a<t>a", false).unwrap().get_ids(), &[8, 11, 8]);
+        assert!(special_tokens(&content(tiny_spm())).add_bos);
+    }
+
+    #[test]
+    fn sentencepiece_without_prefix_or_scores() {
+        let mut md = tiny_spm();
+        md.insert(keys::ADD_SPACE_PREFIX.into(), Value::Bool(false));
+        let tok = build(md).unwrap();
+        assert_eq!(tok.encode("ab b", false).unwrap().get_ids(), &[9, 5, 7]);
+        assert_eq!(tok.decode(&[9, 5, 7], false).unwrap(), "ab b");
+        let mut md = tiny_spm();
+        md.remove(keys::SCORES);
+        let e = err_of(md);
+        assert!(e.contains("tokenizer.ggml.scores"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod evict;
 pub mod family;
 pub mod fetch;
 pub mod gguf_header;
+pub mod gguf_spm;
 pub mod gguf_tokenizer;
 pub mod kvcodec;
 pub mod model;

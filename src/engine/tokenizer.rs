@@ -12,6 +12,8 @@ pub struct TextCodec {
     pub chat: ChatTemplate,
     stop_ids: Vec<u32>,
     bos: Option<u32>,
+    /// A special token pieces are decoded after (see [`TextCodec::pieces`]).
+    anchor: Option<u32>,
 }
 
 impl TextCodec {
@@ -41,9 +43,19 @@ impl TextCodec {
         self.tokenizer.decode(ids, true).unwrap_or_default()
     }
 
-    /// Text of each token on its own (for token views).
+    /// Text of each token on its own (for token views). Each is decoded after
+    /// a special token and cut after it: SentencePiece decoders strip the
+    /// leading space of a decode, which would take a word's space off its piece.
     pub fn pieces(&self, ids: &[u32]) -> Vec<String> {
-        ids.iter().map(|&i| self.tokenizer.decode(&[i], false).unwrap_or_default()).collect()
+        let decode = |ids: &[u32]| self.tokenizer.decode(ids, false).unwrap_or_default();
+        let alone = |i: u32| decode(&[i]);
+        let Some(anchor) = self.anchor else {
+            return ids.iter().map(|&i| alone(i)).collect();
+        };
+        let head = decode(&[anchor]);
+        ids.iter()
+            .map(|&i| decode(&[anchor, i]).strip_prefix(head.as_str()).map_or_else(|| alone(i), str::to_string))
+            .collect()
     }
 
     pub fn is_eos(&self, token: u32) -> bool {
@@ -69,7 +81,8 @@ pub fn for_gguf(path: &Path, content: &gguf_file::Content) -> Result<TextCodec> 
     let template = content.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
     let chat = ChatTemplate::from_gguf(content);
     let stop_ids = stop_ids(specials.stop_ids(), &template, &tokenizer);
-    Ok(TextCodec { tokenizer, chat, stop_ids, bos: specials.bos.filter(|_| specials.add_bos) })
+    let anchor = specials.bos.or(specials.eos);
+    Ok(TextCodec { tokenizer, chat, stop_ids, bos: specials.bos.filter(|_| specials.add_bos), anchor })
 }
 
 /// A Hugging Face folder: tokenizer.json is required; the chat template and
@@ -94,9 +107,10 @@ pub fn for_folder(dir: &Path) -> Result<TextCodec> {
         tok.and_then(|t| tokenizer.token_to_id(&t))
     };
     let eos: Vec<u32> = id("eos_token").into_iter().collect();
+    let anchor = id("bos_token").or(eos.first().copied());
     let bos = id("bos_token").filter(|_| cfg["add_bos_token"].as_bool().unwrap_or(false));
     let stop_ids = stop_ids(eos, &template, &tokenizer);
-    Ok(TextCodec { chat: ChatTemplate::detect(template.as_deref()), stop_ids, bos, tokenizer })
+    Ok(TextCodec { chat: ChatTemplate::detect(template.as_deref()), stop_ids, bos, anchor, tokenizer })
 }
 
 /// The declared end ids plus the end-of-turn marker the chat template uses

@@ -28,7 +28,6 @@ pub struct PromptProblem {
 /// Tokenizes every prompt (and reference) and returns every problem found.
 pub fn check_prompts(engine: &Engine, prompts: &[PromptItem], needs: &PromptNeeds<'_>) -> Vec<PromptProblem> {
     let context = engine.config().max_context;
-    let n_layers = engine.config().n_layers;
     let mut problems = Vec::new();
     for item in prompts {
         let mut problem = |message: String| problems.push(PromptProblem { id: item.id.clone(), message });
@@ -56,8 +55,9 @@ pub fn check_prompts(engine: &Engine, prompts: &[PromptItem], needs: &PromptNeed
                 "{tokens} prompt tokens + {after} scored or generated tokens exceed the model's context of {context}"
             ));
         }
+        let ceilings = engine.config().kv_ceilings(tokens);
         for &b in needs.budgets {
-            if let Err(e) = apply::check_reachable(b, tokens, n_layers, needs.select) {
+            if let Err(e) = apply::check_reachable(b, tokens, &ceilings, needs.select) {
                 problem(e.to_string());
             }
         }

@@ -3,8 +3,7 @@
 //! pure policies of this module and the engine's tensors.
 
 use super::{
-    allocate_within, select_layer_split, total_slots, LayerBounds, LayerLimits, LayerStats, Scorer, SelectConfig,
-    Strategy,
+    allocate_within, select_layer_split, LayerBounds, LayerLimits, LayerStats, Scorer, SelectConfig, Strategy,
 };
 use crate::engine::cache::KvCache;
 use crate::engine::error::{EngineError, Result as EngineResult};
@@ -32,36 +31,61 @@ pub fn limits(cfg: &SelectConfig, prompt_len: usize) -> LayerLimits {
     LayerLimits::new(cfg.sinks, cfg.window, prompt_len)
 }
 
-/// Per-layer bounds for a prompt whose layers hold at most `ceilings` slots
-/// (`ModelConfig::kv_ceilings`: the prompt, or a sliding window).
-pub fn bounds(cfg: &SelectConfig, ceilings: &[usize]) -> LayerBounds {
-    let prompt_len = ceilings.iter().copied().max().unwrap_or(0);
-    LayerBounds::with_ceilings(limits(cfg, prompt_len).min, ceilings)
+/// What each layer always keeps on a `prompt_len`-token prompt whose layers
+/// hold at most `ceilings` slots: sinks and observation window on a layer
+/// that sees the whole prompt; on a sliding-window layer (ceiling below the
+/// prompt) the window alone, since the sinks are out of its reach and
+/// [`plan`] keeps none there. Never more than the ceiling.
+pub fn floors(cfg: &SelectConfig, prompt_len: usize, ceilings: &[usize]) -> Vec<usize> {
+    let global = limits(cfg, prompt_len).min;
+    ceilings.iter().map(|&c| if c < prompt_len { cfg.window.min(c) } else { global.min(c) }).collect()
+}
+
+/// Per-layer bounds, `[floor, ceiling]`, for a `prompt_len`-token prompt
+/// whose layers hold at most `ceilings` slots (`ModelConfig::kv_ceilings`:
+/// the prompt, or a sliding window).
+pub fn bounds(cfg: &SelectConfig, prompt_len: usize, ceilings: &[usize]) -> LayerBounds {
+    LayerBounds::with_floors(&floors(cfg, prompt_len, ceilings), ceilings)
 }
 
 /// Refuses a budget the selection settings cannot honour on a prompt of
-/// `prompt_len` tokens: sinks and window are always kept, so a smaller budget
-/// would silently become larger (which [`budgets_for`] does by design).
+/// `prompt_len` tokens whose layers hold at most `ceilings` slots: every
+/// layer keeps its floor (see [`floors`]), so a smaller budget would silently
+/// become larger (which [`budgets_within`] does by design). The budget is a
+/// fraction of the sum of the ceilings, as everywhere.
 pub fn check_reachable(
     budget: f64,
     prompt_len: usize,
-    n_layers: usize,
+    ceilings: &[usize],
     cfg: &SelectConfig,
 ) -> Result<(), super::PruneError> {
     if budget >= 1.0 || prompt_len == 0 {
         return Ok(());
     }
-    let always = limits(cfg, prompt_len).min;
-    if total_slots(budget, prompt_len, n_layers) >= always.saturating_mul(n_layers) {
+    let b = bounds(cfg, prompt_len, ceilings);
+    if b.total_slots(budget) >= b.lo_total() {
         return Ok(());
     }
     let (sinks, window) = (cfg.sinks, cfg.window);
-    Err(if always >= prompt_len {
+    let local_layers = ceilings.iter().filter(|&&c| c < prompt_len).count();
+    Err(if b.lo_total() >= b.hi_total() {
         super::PruneError::FloorCoversPrompt { budget, sinks, window, prompt_len }
     } else {
-        let smallest = always as f64 / prompt_len as f64;
-        super::PruneError::BudgetBelowFloor { budget, sinks, window, prompt_len, smallest }
+        let smallest = smallest_reachable(&b);
+        super::PruneError::BudgetBelowFloor { budget, sinks, window, prompt_len, local_layers, smallest }
     })
+}
+
+/// The smallest budget, in steps of 1e-4 (what the error message prints),
+/// whose kept total covers every layer's floor. The search starts where the
+/// total is surely one slot short: totals are rounded, not truncated.
+fn smallest_reachable(b: &LayerBounds) -> f64 {
+    let short = b.lo_total().saturating_sub(1) as f64 / b.hi_total().max(1) as f64;
+    let mut k = (short * 1e4).floor() as u64;
+    while k < 10_000 && b.total_slots(k as f64 / 1e4) < b.lo_total() {
+        k += 1;
+    }
+    k as f64 / 1e4
 }
 
 /// Budgets (tokens per layer) for a strategy at a global budget fraction,
@@ -74,19 +98,20 @@ pub fn budgets_for(
     n_layers: usize,
     cfg: &SelectConfig,
 ) -> Result<Vec<usize>, super::PruneError> {
-    budgets_within(strategy, budget, &vec![prompt_len; n_layers], cfg)
+    budgets_within(strategy, budget, prompt_len, &vec![prompt_len; n_layers], cfg)
 }
 
 /// Budgets for a strategy at a global budget fraction of the unpruned total
-/// (the sum of `ceilings`), no layer above its ceiling. The total is clamped
-/// to what the bounds allow.
+/// (the sum of `ceilings`) on a `prompt_len`-token prompt, every layer within
+/// `[floor, ceiling]`. The total is clamped to what the bounds allow.
 pub fn budgets_within(
     strategy: &Strategy,
     budget: f64,
+    prompt_len: usize,
     ceilings: &[usize],
     cfg: &SelectConfig,
 ) -> Result<Vec<usize>, super::PruneError> {
-    let b = bounds(cfg, ceilings);
+    let b = bounds(cfg, prompt_len, ceilings);
     allocate_within(strategy, b.feasible(b.total_slots(budget)), &b)
 }
 
@@ -99,9 +124,9 @@ pub fn budgets_for_prefill(
     cfg: &SelectConfig,
 ) -> Result<Vec<usize>, super::PruneError> {
     let Strategy::Adaptive { weights, mix } = strategy else {
-        return budgets_within(strategy, budget, &pre.kv_ceilings, cfg);
+        return budgets_within(strategy, budget, pre.tokens.len(), &pre.kv_ceilings, cfg);
     };
-    let b = bounds(cfg, &pre.kv_ceilings);
+    let b = bounds(cfg, pre.tokens.len(), &pre.kv_ceilings);
     let total = b.feasible(b.total_slots(budget));
     let gains = super::adaptive::marginal_gains(&pre.stats.window, pre.tokens.len(), cfg.sinks, cfg.window);
     super::adaptive::retained_mass_split_within(&gains, weights.as_deref(), *mix, total, &b)
@@ -201,13 +226,32 @@ mod tests {
     #[test]
     fn unreachable_budgets_are_refused_with_the_range() {
         let sel = SelectConfig::default();
-        assert!(check_reachable(0.2, 1000, 30, &sel).is_ok());
-        assert!(check_reachable(0.036, 1000, 30, &sel).is_ok());
-        assert!(check_reachable(1.0, 10, 30, &sel).is_ok());
-        let e = check_reachable(1e-9, 1000, 30, &sel).unwrap_err().to_string();
+        let all = [1000; 30];
+        assert!(check_reachable(0.2, 1000, &all, &sel).is_ok());
+        assert!(check_reachable(0.0360, 1000, &all, &sel).is_ok());
+        assert!(check_reachable(0.0359, 1000, &all, &sel).is_err());
+        assert!(check_reachable(1.0, 10, &[10; 30], &sel).is_ok());
+        let e = check_reachable(1e-9, 1000, &all, &sel).unwrap_err().to_string();
         assert!(e.contains("the valid range there is [0.0360, 1]"), "{e}");
         let wide = SelectConfig { window: 100_000, ..sel };
-        let e = check_reachable(0.2, 1000, 30, &wide).unwrap_err().to_string();
+        let e = check_reachable(0.2, 1000, &all, &wide).unwrap_err().to_string();
         assert!(e.contains("cover the whole 1000-token prompt"), "{e}");
+    }
+
+    #[test]
+    fn local_layers_keep_their_window_without_sinks() {
+        // sinks 4 + window 32; layers: global, local 100, local 20 on a 1000-token prompt.
+        let sel = SelectConfig::default();
+        let ceilings = [1000, 100, 20];
+        assert_eq!(floors(&sel, 1000, &ceilings), vec![36, 32, 20]);
+        let b = bounds(&sel, 1000, &ceilings);
+        assert_eq!((b.lo_total(), b.hi_total()), (88, 1120));
+        // 0.0782 * 1120 = 87.6 rounds to the 88 slots the floors need; 0.0781 keeps 87.
+        assert!(check_reachable(0.0782, 1000, &ceilings, &sel).is_ok());
+        let e = check_reachable(0.0781, 1000, &ceilings, &sel).unwrap_err().to_string();
+        assert!(e.contains("[0.0782, 1]") && e.contains("2 sliding-window layers"), "{e}");
+        // Every layer at its floor covers everything: nothing to prune.
+        let e = check_reachable(0.5, 30, &[30, 20], &sel).unwrap_err().to_string();
+        assert!(e.contains("cover the whole 30-token prompt"), "{e}");
     }
 }

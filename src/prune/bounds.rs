@@ -36,6 +36,13 @@ impl LayerBounds {
         LayerBounds { lo: ceilings.iter().map(|&c| min.min(c)).collect(), hi: ceilings.to_vec() }
     }
 
+    /// Each layer at most its ceiling and at least its own floor (lowered to
+    /// the ceiling); a missing floor counts as 0.
+    pub fn with_floors(floors: &[usize], ceilings: &[usize]) -> Self {
+        let lo = ceilings.iter().enumerate().map(|(i, &c)| floors.get(i).copied().unwrap_or(0).min(c)).collect();
+        LayerBounds { lo, hi: ceilings.to_vec() }
+    }
+
     pub fn n_layers(&self) -> usize {
         self.lo.len()
     }

@@ -35,12 +35,14 @@ pub enum PruneError {
     #[error("the adaptive split is computed from a prefilled prompt's attention; no prompt was given")]
     NeedsPrompt,
 
-    /// The budget is smaller than what sinks and window always keep.
+    /// The budget is smaller than what sinks and window always keep
+    /// (`local_layers` sliding-window layers keep their window without sinks).
     #[error(
         "budget {budget} is below what sinks {sinks} + window {window} always keep on a {prompt_len}-token \
-         prompt; the valid range there is [{smallest:.4}, 1] (or lower sinks/window)"
+         prompt{}; the valid range there is [{smallest:.4}, 1] (or lower sinks/window)",
+        match local_layers { 0 => String::new(), n => format!(" ({n} sliding-window layers keep the window alone)") }
     )]
-    BudgetBelowFloor { budget: f64, sinks: usize, window: usize, prompt_len: usize, smallest: f64 },
+    BudgetBelowFloor { budget: f64, sinks: usize, window: usize, prompt_len: usize, local_layers: usize, smallest: f64 },
 
     /// Sinks and window cover the whole prompt: any budget below 1 would keep everything.
     #[error(

@@ -79,7 +79,7 @@ pub fn calibrate(
         let scored = scoring::prepare(engine, item, cfg.continuation_tokens, on, cfg.prefill)?;
         let full_nll = scoring::compare(&scored.full_logprobs, &scored.full_logprobs, &scored.continuation)?.nll;
         // A sliding-window layer keeps `ablation_keep` of what it can see.
-        let bounds = apply::bounds(&cfg.select, &scored.pre.kv_ceilings);
+        let bounds = apply::bounds(&cfg.select, scored.pre.tokens.len(), &scored.pre.kv_ceilings);
         let (mut row_kl, mut row_nll) = (Vec::with_capacity(n_layers), Vec::with_capacity(n_layers));
         for layer in 0..n_layers {
             let mut budgets = bounds.hi().to_vec();

@@ -218,7 +218,7 @@ impl Worker {
         if budgets.len() != n {
             anyhow::bail!("variant {}: {} layer budgets given, the model has {n} layers", v.id, budgets.len());
         }
-        let bounds = apply::bounds(&self.select, &pre.kv_ceilings);
+        let bounds = apply::bounds(&self.select, pre.tokens.len(), &pre.kv_ceilings);
         if let Err(e) = bounds.check(&budgets) {
             anyhow::bail!("variant {}: {e}", v.id);
         }

@@ -27,6 +27,7 @@ mod prune_props;
 mod signals;
 mod stock_parity;
 mod tokenizer_gguf;
+mod tokenizer_spm;
 mod ui_layout;
 mod ui_snapshots;
 mod ui_update;

@@ -376,3 +376,77 @@ proptest! {
         }
     }
 }
+
+/// A prompt, each layer's ceiling (global: the prompt; local: a window below it), selection
+/// settings and a budget fraction anywhere in [0, 1].
+fn ceilinged() -> impl Strategy<Value = (usize, Vec<usize>, SelectConfig, f64)> {
+    (1usize..400, 1usize..24, 0usize..12, 0usize..48, 0.0f64..=1.0).prop_flat_map(|(prompt, n, sinks, window, b)| {
+        let layer = prop_oneof![Just(None), (1usize..400).prop_map(Some)];
+        let budget = prop_oneof![Just(b), Just(b * b * b), Just(1.0)];
+        (Just(prompt), prop::collection::vec(layer, n), Just(sinks), Just(window), budget).prop_map(
+            |(prompt, windows, sinks, window, budget)| {
+                let ceilings = windows.iter().map(|w| w.map_or(prompt, |w| w.min(prompt))).collect();
+                (prompt, ceilings, SelectConfig { sinks, window, ..SelectConfig::default() }, budget)
+            },
+        )
+    })
+}
+
+/// What a layer always keeps, derived here from the selection rule rather than from `apply`:
+/// a layer that sees the whole prompt keeps sinks and window, a local one (ceiling below the
+/// prompt) cannot see the sinks and keeps its window; never more than the ceiling.
+fn floor(cfg: &SelectConfig, prompt: usize, ceiling: usize) -> usize {
+    let keeps = if ceiling < prompt { cfg.window } else { cfg.sinks + cfg.window };
+    keeps.min(ceiling)
+}
+
+/// The smallest budget an error message names (`[x, 1]`).
+fn named_smallest(message: &str) -> f64 {
+    let start = message.find("the valid range there is [").expect("range in message") + 26;
+    message[start..].split(',').next().unwrap().parse().expect("a number")
+}
+
+proptest! {
+    #![proptest_config(config(768))]
+
+    /// Every budget `check_reachable` accepts splits, under every strategy, into budgets that sum
+    /// to exactly the requested share of the unpruned total (the sum of ceilings) and keep each
+    /// layer within [its floor, its ceiling]; every budget it refuses really is below the floors,
+    /// and the smallest budget its message names is accepted while one step less is not.
+    #[test]
+    fn accepted_budgets_split_exactly_within_floors_and_ceilings(
+        ((prompt, ceilings, cfg, budget), s) in ceilinged().prop_flat_map(|c| {
+            let n = c.1.len();
+            (Just(c), strategy(n))
+        })
+    ) {
+        use depthkv::prune::apply;
+        let unpruned: usize = ceilings.iter().sum();
+        let floors: Vec<usize> = ceilings.iter().map(|&c| floor(&cfg, prompt, c)).collect();
+        let requested = ((budget * unpruned as f64).round() as usize).min(unpruned);
+        match apply::check_reachable(budget, prompt, &ceilings, &cfg) {
+            Ok(()) => {
+                let split = apply::budgets_within(&s, budget, prompt, &ceilings, &cfg).unwrap();
+                prop_assert_eq!(split.iter().sum::<usize>(), requested, "{:?} at {} on {:?}", s, budget, ceilings);
+                for i in 0..split.len() {
+                    prop_assert!(floors[i] <= split[i] && split[i] <= ceilings[i],
+                        "layer {}: {} outside [{}, {}] ({:?})", i, split[i], floors[i], ceilings[i], split);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                prop_assert!(requested < floors.iter().sum::<usize>(), "refused a reachable {}: {}", budget, message);
+                match e {
+                    PruneError::BudgetBelowFloor { smallest, .. } => {
+                        prop_assert_eq!(named_smallest(&message), smallest);
+                        prop_assert!(apply::check_reachable(smallest, prompt, &ceilings, &cfg).is_ok(), "{}", message);
+                        let less = apply::check_reachable(smallest - 1e-4, prompt, &ceilings, &cfg);
+                        prop_assert!(less.is_err(), "{}", message);
+                    }
+                    // Floors cover everything: no budget below 1 prunes anything.
+                    _ => prop_assert_eq!(floors.iter().sum::<usize>(), unpruned, "{}", message),
+                }
+            }
+        }
+    }
+}

@@ -75,22 +75,70 @@ const SAMPLES: &[&str] = &[
     "mixed123abc 4you 2nd 3rd 100% $5.00 #hashtag @user http://example.com/a?b=c&d=e",
 ];
 
-fn ids(tok: &Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
+pub fn ids(tok: &Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
     tok.encode(text, add_special).unwrap_or_else(|e| panic!("encode {text:?}: {e}")).get_ids().to_vec()
+}
+
+/// A xorshift64 stream: the deterministic pseudo-random numbers of the random-input tests.
+pub fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+/// `ours` decodes `ids` as `reference` does, keeping and skipping special tokens.
+pub fn assert_same_decoding(ours: &Tokenizer, reference: &Tokenizer, ids: &[u32], label: &str) {
+    for skip in [false, true] {
+        let got = ours.decode(ids, skip).unwrap();
+        let want = reference.decode(ids, skip).unwrap();
+        assert_eq!(got, want, "{label}: decode of {ids:?} differs (skip_special_tokens = {skip})");
+    }
+}
+
+/// `ours` encodes `text` as `reference` does, with and without special tokens, and decodes alike.
+pub fn assert_encodes_alike(ours: &Tokenizer, reference: &Tokenizer, text: &str, label: &str) {
+    for add_special in [false, true] {
+        let want = ids(reference, text, add_special);
+        assert_eq!(
+            ids(ours, text, add_special),
+            want,
+            "{label}: ids differ for {text:?} (add_special = {add_special})"
+        );
+        assert_same_decoding(ours, reference, &want, label);
+    }
+}
+
+/// Random id sequences of up to `max_len` ids (lone bytes, specials, pieces) decode alike.
+pub fn assert_random_ids_decode_alike(
+    ours: &Tokenizer,
+    reference: &Tokenizer,
+    rounds: usize,
+    max_len: u64,
+    label: &str,
+) {
+    let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+    let n = reference.get_vocab_size(true) as u64;
+    for _ in 0..rounds {
+        let len = (next() % max_len) as usize;
+        let ids: Vec<u32> = (0..len).map(|_| (next() % n) as u32).collect();
+        assert_same_decoding(ours, reference, &ids, label);
+    }
+}
+
+/// Added tokens as (id, content, special), sorted.
+pub fn added_tokens(t: &Tokenizer) -> Vec<(u32, String, bool)> {
+    let mut v: Vec<(u32, String, bool)> =
+        t.get_added_tokens_decoder().into_iter().map(|(id, tok)| (id, tok.content, tok.special)).collect();
+    v.sort();
+    v
 }
 
 fn assert_same_encoding(text: &str) {
     let f = fixture();
-    for add_special in [false, true] {
-        let got = ids(&f.gguf, text, add_special);
-        let want = ids(&f.reference, text, add_special);
-        assert_eq!(got, want, "ids differ for {text:?} (add_special_tokens = {add_special})");
-        for skip in [false, true] {
-            let got = f.gguf.decode(&want, skip).unwrap();
-            let want = f.reference.decode(&want, skip).unwrap();
-            assert_eq!(got, want, "decode differs for {text:?} (skip_special_tokens = {skip})");
-        }
-    }
+    assert_encodes_alike(&f.gguf, &f.reference, text, "smollm2");
 }
 
 #[test]
@@ -171,13 +219,7 @@ fn random_strings_match() {
         "ا",
         "ש",
     ];
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     for _ in 0..500 {
         let len = (next() % 40) as usize;
         let text: String = (0..len).map(|_| POOL[(next() % POOL.len() as u64) as usize]).collect();
@@ -189,25 +231,7 @@ fn random_strings_match() {
 #[test]
 fn random_id_sequences_decode_alike() {
     let f = fixture();
-    let n = f.reference.get_vocab_size(true) as u64;
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for _ in 0..300 {
-        let len = (next() % 24) as usize;
-        let ids: Vec<u32> = (0..len).map(|_| (next() % n) as u32).collect();
-        for skip in [false, true] {
-            assert_eq!(
-                f.gguf.decode(&ids, skip).unwrap(),
-                f.reference.decode(&ids, skip).unwrap(),
-                "decode of {ids:?} (skip_special_tokens = {skip})"
-            );
-        }
-    }
+    assert_random_ids_decode_alike(&f.gguf, &f.reference, 300, 24, "smollm2");
 }
 
 #[test]
@@ -216,14 +240,8 @@ fn vocabulary_matches() {
     assert_eq!(f.gguf.get_vocab_size(true), 49152);
     assert_eq!(f.gguf.get_vocab_size(false), 49152);
     assert_eq!(f.gguf.get_vocab(true), f.reference.get_vocab(true));
-    let added = |t: &Tokenizer| {
-        let mut v: Vec<(u32, String, bool)> =
-            t.get_added_tokens_decoder().into_iter().map(|(id, tok)| (id, tok.content, tok.special)).collect();
-        v.sort();
-        v
-    };
-    assert_eq!(added(&f.gguf), added(&f.reference));
-    assert_eq!(added(&f.gguf).len(), 17);
+    assert_eq!(added_tokens(&f.gguf), added_tokens(&f.reference));
+    assert_eq!(added_tokens(&f.gguf).len(), 17);
 }
 
 #[test]

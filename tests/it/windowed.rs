@@ -102,3 +102,75 @@ fn windowed_session_keeps_the_contract() {
     assert_eq!(uniform[0], WINDOW / 2);
     client.shutdown();
 }
+
+/// The smallest budget, in steps of 1e-4, that covers the fixture's floors on an `l`-token
+/// prompt: local layers (ceiling WINDOW) keep the window, global ones sinks + window.
+fn smallest_on_fixture(l: usize) -> f64 {
+    let sel = select();
+    let floors = 2 * sel.window.min(WINDOW) + 2 * (sel.sinks + sel.window).min(l);
+    let unpruned = 2 * WINDOW.min(l) + 2 * l;
+    // The first step whose rounded share of the unpruned total covers the floors.
+    let steps = (0..=10_000u32).find(|&k| ((k as f64 / 1e4) * unpruned as f64).round() as usize >= floors).unwrap();
+    steps as f64 / 1e4
+}
+
+/// The smallest reachable budget on the windowed fixture: local layers keep their window
+/// without sinks, global layers sinks + window, measured against the sum of the ceilings.
+/// (Ignoring the ceilings, the answer would be (sinks + window) / prompt = 0.0625.)
+#[test]
+fn refusal_names_the_smallest_reachable_budget() {
+    let (_, pre) = prefilled();
+    let (l, sel) = (pre.tokens.len(), select());
+    assert_eq!(pre.kv_ceilings, vec![WINDOW, l, WINDOW, l]);
+    let floors = 2 * sel.window + 2 * (sel.sinks + sel.window);
+    let smallest = smallest_on_fixture(l);
+    let e = apply::check_reachable(1e-6, l, &pre.kv_ceilings, &sel).unwrap_err().to_string();
+    assert!(e.contains(&format!("the valid range there is [{smallest:.4}, 1]")), "{e}");
+    assert!(e.contains("2 sliding-window layers keep the window alone"), "{e}");
+    assert!(apply::check_reachable(smallest - 1e-4, l, &pre.kv_ceilings, &sel).is_err());
+    // At that budget every strategy meets the floors exactly where it must, and plan keeps it.
+    apply::check_reachable(smallest, l, &pre.kv_ceilings, &sel).unwrap();
+    for s in
+        [Strategy::Uniform, Strategy::Pyramid { beta: PYRAMID_BETA }, Strategy::Adaptive { weights: None, mix: 0.2 }]
+    {
+        let b = apply::budgets_for_prefill(&s, smallest, &pre, &sel).unwrap();
+        assert_eq!(b.iter().sum::<usize>(), floors, "{s:?}: {b:?}");
+        assert_eq!(b, vec![sel.window, sel.sinks + sel.window, sel.window, sel.sinks + sel.window], "{s:?}");
+        let kept = apply::plan(&pre, &b, &sel);
+        assert!(kept.iter().zip(&b).all(|(heads, &n)| heads.iter().all(|h| h.len() == n)), "{s:?}");
+    }
+}
+
+/// The same refusal from `depthkv generate` on the fixture, before any forward pass.
+#[test]
+fn generate_refuses_with_the_smallest_reachable_budget() {
+    let prompt = "Night notes: the east door code is 5902; the red scarf is in the box under the desk. Code?";
+    let model = dir("gemma2").display().to_string();
+    let opts = LoadOptions { model: Some(model.clone()), ..LoadOptions::default() };
+    let l = Engine::load(&opts, &mut |_| {}).unwrap().encode(prompt, false).unwrap().len();
+    assert!(l > WINDOW, "the prompt must be longer than the window ({l} tokens)");
+    let (sinks, window) = (select().sinks.to_string(), select().window.to_string());
+    let args = [
+        "generate",
+        "--model",
+        &model,
+        "--raw",
+        "--prompt",
+        prompt,
+        "--max-new",
+        "2",
+        "--budget",
+        "1e-6",
+        "--strategy",
+        "uniform",
+    ];
+    let args = [&args[..], &["--sinks", &sinks, "--window", &window]].concat();
+    let smallest = smallest_on_fixture(l);
+    crate::cli::fails_with(&args, &format!("the valid range there is [{smallest:.4}, 1]"));
+    crate::cli::fails_with(&args, "2 sliding-window layers keep the window alone");
+    // The budget it names runs.
+    let named = format!("{smallest:.4}");
+    let at_smallest: Vec<&str> = args.iter().map(|&a| if a == "1e-6" { named.as_str() } else { a }).collect();
+    let out = crate::cli::depthkv(&at_smallest);
+    assert!(out.status.success(), "{at_smallest:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
