@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One GPU session for docs/performance.md, run on the GPU machine from the repo root, phase by
 # phase in calls made back to back (the machine keeps /tmp while it is warm). Staged inputs sit in
-# .stage-gpu/ (ignored by git): depthkv.xz (our CUDA build), llama.cpp.tar.xz and the default
-# model's GGUF split in parts (model.part*). Results go to $OUT.
+# .stage-gpu*/ (ignored by git; a device call carries at most 64 MiB, so the default model's GGUF
+# travels in three parts, model.part0-2): depthkv.xz (our CUDA build), llama.cpp.tar.xz.
+# Results go to $OUT.
 #   scripts/gpu/session.sh start      # unpack, start llama.cpp's build, write the 8B-shaped model
 #   scripts/gpu/session.sh large CTXS # 8B-shaped model: ours vs transformers at CTXS (e.g. 8192,32768)
-#   scripts/gpu/session.sh small      # default model: ours vs llama.cpp on the GPU and on two CPU cores
+#   scripts/gpu/session.sh small      # default model on the GPU: ours vs llama.cpp
+#   scripts/gpu/session.sh cpu        # default model on two CPU cores: ours vs llama.cpp
 #   scripts/gpu/session.sh parity     # family fixtures against transformers on the GPU, f32 and bf16
 set -uo pipefail
 export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/cuda/lib64
@@ -16,19 +18,20 @@ GGUF=$W/SmolLM2-135M-Instruct.Q4_1.gguf
 mkdir -p "$W" "${OUT:-/tmp/out}"
 OUT=${OUT:-/tmp/out}
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
+# Collects the model's parts from this call's carried folders; true once all three are here.
 model_ready() {
-  if [ ! -f "$GGUF" ]; then cp .stage-gpu/model.part* "$W/" 2>/dev/null || true; fi
-  if ls "$W"/model.part* >/dev/null 2>&1 && [ "$(ls "$W"/model.part* | wc -l)" -ge "${MODEL_PARTS:-2}" ]; then
-    cat "$W"/model.part* > "$GGUF" && rm "$W"/model.part*
+  cp .stage-gpu*/model.part* "$W/" 2>/dev/null || true
+  if [ ! -f "$GGUF" ] && [ "$(ls "$W"/model.part* 2>/dev/null | wc -l)" -ge 3 ]; then
+    cat "$W"/model.part0 "$W"/model.part1 "$W"/model.part2 > "$GGUF" && rm "$W"/model.part*
   fi
   [ -f "$GGUF" ]
 }
+model_ready || true
 
 case ${1:-} in
 start)
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.csv"
   xz -dc .stage-gpu/depthkv.xz > "$BIN" && chmod +x "$BIN"
-  cp .stage-gpu/model.part* "$W/" 2>/dev/null || true
   setsid bash scripts/gpu/llamacpp.sh build .stage-gpu/llama.cpp.tar.xz "$W/lc" > "$W/llamacpp-build.log" 2>&1 < /dev/null &
   log "8B-shaped model"
   python3 scripts/gpu/make_8b_shaped.py "$W/l8b" 32 2>&1 | tee -a "$OUT/session.log"
@@ -36,10 +39,12 @@ start)
 large)
   ctxs=${2:-8192,32768}
   log "ours, 8B-shaped, $ctxs"
-  "$BIN" bench --model "$W/l8b" --device cuda --dtype bf16 --contexts "$ctxs" --budgets 0.2 --reps 3 \
-    --bandwidth-gbs 4800 --op-profile --json "$OUT/ours_8b.json" --overwrite > "$OUT/ours_8b.log" 2>&1
+  tag=${ctxs//,/_}
+  timeout "${OURS_S:-420}" "$BIN" bench --model "$W/l8b" --device cuda --dtype bf16 --contexts "$ctxs" --budgets 0.2 --reps 3 \
+    --bandwidth-gbs 4800 --op-profile ${BENCH_EXTRA:-} --json "$OUT/ours_8b_$tag.json" --overwrite > "$OUT/ours_8b_$tag.log" 2>&1
   log "ours done (rc $?); transformers"
-  python3 scripts/gpu/transformers_speed.py "$W/l8b" "$ctxs" "$OUT/transformers_8b.json" 3 32 > "$OUT/transformers_8b.log" 2>&1
+  timeout "${PEER_S:-150}" python3 scripts/gpu/transformers_speed.py "$W/l8b" "$ctxs" "$OUT/transformers_8b_$tag.json" 3 32 \
+    > "$OUT/transformers_8b_$tag.log" 2>&1
   log "transformers done (rc $?)"
   ;;
 small)
@@ -49,20 +54,31 @@ small)
     --bandwidth-gbs 4800 --no-stock --json "$OUT/ours_small_gpu.json" --overwrite > "$OUT/ours_small_gpu.log" 2>&1
   log "ours done (rc $?); waiting for llama.cpp's build"
   for _ in $(seq 1 60); do [ -x "$W/lc/llama.cpp/build/bin/llama-bench" ] && break; sleep 5; done
-  bash scripts/gpu/llamacpp.sh gpu "$W/lc" "$GGUF" "$OUT/llamacpp_gpu.json" > "$OUT/llamacpp_gpu.log" 2>&1
-  log "llama.cpp GPU done (rc $?); CPU, two cores"
-  CUDA_VISIBLE_DEVICES= CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 taskset -c 0,1 "$BIN" bench --model "$GGUF" --device cpu \
-    --contexts 512,2048 --budgets 0.2 --reps 3 --decode-tokens 32 --with-quantized --json "$OUT/ours_small_cpu.json" --overwrite \
-    > "$OUT/ours_small_cpu.log" 2>&1
+  tail -3 "$W/llamacpp-build.log" >> "$OUT/session.log"
+  timeout 240 bash scripts/gpu/llamacpp.sh gpu "$W/lc" "$GGUF" "$OUT/llamacpp_gpu.json" > "$OUT/llamacpp_gpu.log" 2>&1
+  log "llama.cpp GPU done (rc $?)"
+  for cache in fresh warm; do
+    t0=$(date +%s.%N)
+    if [ $cache = fresh ]; then export CUDA_CACHE_DISABLE=1; else unset CUDA_CACHE_DISABLE; fi
+    "$BIN" generate --model "$GGUF" --device cuda --max-new 16 -p "What is the capital of France?" > "$OUT/first_answer_$cache.txt" 2>&1
+    log "first answer, $cache JIT cache: $(echo "$(date +%s.%N) - $t0" | bc) s (rc $?)"
+  done
+  unset CUDA_CACHE_DISABLE
+  ;;
+cpu)
+  model_ready || { log "default model not staged"; exit 1; }
+  CUDA_VISIBLE_DEVICES= CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 timeout 330 taskset -c 0,1 "$BIN" bench --model "$GGUF" \
+    --device cpu --contexts 512,2048 --budgets 0.2 --reps 3 --decode-tokens 32 --with-quantized \
+    --json "$OUT/ours_small_cpu.json" --overwrite > "$OUT/ours_small_cpu.log" 2>&1
   log "ours CPU done (rc $?)"
-  bash scripts/gpu/llamacpp.sh cpu "$W/lc" "$GGUF" "$OUT/llamacpp_cpu.json" > "$OUT/llamacpp_cpu.log" 2>&1
+  timeout 220 bash scripts/gpu/llamacpp.sh cpu "$W/lc" "$GGUF" "$OUT/llamacpp_cpu.json" > "$OUT/llamacpp_cpu.log" 2>&1
   log "llama.cpp CPU done (rc $?)"
   ;;
 parity)
   for dt in f32 bf16; do
-    "$BIN" parity tests/fixtures/families --device cuda --dtype $dt > "$OUT/parity_$dt.json" 2> "$OUT/parity_$dt.log"
+    timeout 120 "$BIN" parity tests/fixtures/families --device cuda --dtype $dt > "$OUT/parity_$dt.json" 2> "$OUT/parity_$dt.log"
     log "parity $dt (rc $?)"
   done
   ;;
-*) echo "usage: $0 start|large CTXS|small|parity" >&2; exit 2 ;;
+*) echo "usage: $0 start|large CTXS|small|cpu|parity" >&2; exit 2 ;;
 esac
