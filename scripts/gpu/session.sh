@@ -61,7 +61,7 @@ small)
     t0=$(date +%s.%N)
     if [ $cache = fresh ]; then export CUDA_CACHE_DISABLE=1; else unset CUDA_CACHE_DISABLE; fi
     "$BIN" generate --model "$GGUF" --device cuda --max-new 16 -p "What is the capital of France?" > "$OUT/first_answer_$cache.txt" 2>&1
-    log "first answer, $cache JIT cache: $(echo "$(date +%s.%N) - $t0" | bc) s (rc $?)"
+    log "first answer, $cache JIT cache: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s (rc $?)"
   done
   unset CUDA_CACHE_DISABLE
   ;;
