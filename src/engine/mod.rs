@@ -11,6 +11,7 @@ pub mod error;
 pub mod evict;
 pub mod family;
 pub mod fetch;
+pub mod fused;
 pub mod gguf_header;
 pub mod gguf_spm;
 pub mod gguf_tokenizer;

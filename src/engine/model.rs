@@ -492,22 +492,33 @@ impl Model {
         if let Some(cap) = c.attn_softcap {
             att = softcap(&att, cap)?;
         }
-        // Heads padded to a common length (layer × head budgets); after the
-        // soft-cap, which would turn -inf into a finite value.
-        if let Some(bias) = lc.bias()? {
-            att = att.broadcast_add(&bias)?;
-        }
-        // Masks are [n, t] (causal) or [hkv, 1, n or 1, t] (window, hidden slots).
-        let masks: Vec<Tensor> = match window {
-            Some(w) => vec![w],
-            None => causal.map(|m| m.narrow(1, m.dim(1).unwrap_or(t) - t, t)).transpose()?.into_iter().collect(),
+        let bias = lc.bias()?;
+        // The common case (every slot visible but the new tokens' future) in
+        // one fused pass on the GPU; windows, hidden slots and padded heads below.
+        let fused = match (&window, &hidden, &bias) {
+            (None, None, None) => super::fused::masked_softmax(&att, n, causal.is_some())?,
+            _ => None,
         };
-        let masks = masks.into_iter().chain(hidden);
-        for mask in masks {
-            // The causal mask covers the cache as laid out at prefill (slot = position).
-            att = att.reshape((hkv, g, n, t))?.broadcast_add(&mask)?.reshape((1, hkv, g * n, t))?;
-        }
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = match fused {
+            Some(att) => att,
+            None => {
+                // Heads padded to a common length (layer × head budgets); after the
+                // soft-cap, which would turn -inf into a finite value.
+                if let Some(bias) = &bias {
+                    att = att.broadcast_add(bias)?;
+                }
+                // Masks are [n, t] (causal) or [hkv, 1, n or 1, t] (window, hidden slots).
+                let masks: Vec<Tensor> = match window {
+                    Some(w) => vec![w],
+                    None => causal.map(|m| m.narrow(1, m.dim(1).unwrap_or(t) - t, t)).transpose()?.into_iter().collect(),
+                };
+                for mask in masks.into_iter().chain(hidden) {
+                    // The causal mask covers the cache as laid out at prefill (slot = position).
+                    att = att.reshape((hkv, g, n, t))?.broadcast_add(&mask)?.reshape((1, hkv, g * n, t))?;
+                }
+                candle_nn::ops::softmax_last_dim(&att)?
+            }
+        };
         match pass.obs.as_mut() {
             Some(Observe::Prefill(rec)) if rec.wants(pos, n) => self.record(&att, layer, rec, pos, n, t)?,
             Some(Observe::Prefill(_)) => {}

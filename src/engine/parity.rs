@@ -102,12 +102,13 @@ pub fn compare(model: &Model, reference: &Reference) -> Result<Comparison> {
     for &tok in &reference.greedy {
         rows.push(model.forward(&mut cache, &[tok], Logits::Last)?);
     }
-    let ours = Tensor::cat(&rows, 0)?;
+    // Compared on the host, where the reference lives.
+    let ours = Tensor::cat(&rows, 0)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
     let want = &reference.logits;
     if ours.dims() != want.dims() {
         return Err(EngineError::BadConfig(format!("logits {:?} vs reference {:?}", ours.dims(), want.dims())));
     }
-    let diff: Vec<f32> = (ours.to_dtype(DType::F32)? - want)?.abs()?.max(1)?.to_vec1()?;
+    let diff: Vec<f32> = (&ours - want)?.abs()?.max(1)?.to_vec1()?;
     let p = reference.prompt.len();
     let mut mismatches = Vec::new();
     for (i, &tok) in reference.greedy.iter().enumerate() {
