@@ -30,5 +30,6 @@ mod tokenizer_gguf;
 mod ui_layout;
 mod ui_snapshots;
 mod ui_update;
+mod ui_views;
 mod windowed;
 mod worker_rerun;
