@@ -11,6 +11,7 @@ use crossterm::event::KeyCode;
 use depthkv::prune::StrategyKind;
 use depthkv::session::protocol::{Event, Job, VariantId};
 use depthkv::ui::fake::{self, Demo, Harness, DEMO_PROMPT};
+use depthkv::ui::fake_cache;
 use depthkv::ui::TuiOptions;
 
 const LAYERS: usize = 24;
@@ -214,4 +215,55 @@ fn variants_menu_120x40() {
     h.press(KeyCode::Char('a'));
     h.press(KeyCode::Down);
     insta::assert_snapshot!(format!("{:?}", h.draw()));
+}
+
+/// The starting-split pane with decode-phase eviction and the ada head
+/// split, every pane streamed with its decode reports; layer 5 selected and
+/// the heatmap in focus, then `h` pressed `views` times (2: heads, 3: decode).
+fn decode_workbench(size: (u16, u16), views: usize) -> Harness {
+    let mut h = Harness::new(&options(), size);
+    h.load(LAYERS, DEMO_PROMPT);
+    for key in ['v', 'h'] {
+        h.press(KeyCode::Char('a'));
+        h.press(KeyCode::Char(key));
+        h.press(KeyCode::Esc);
+    }
+    h.advance(Duration::from_millis(400));
+    let run = h.engine.last_run().expect("a run");
+    let snap = h.app.prompt.clone().unwrap();
+    for v in &run.variants {
+        let layers = run.layers(v.id).unwrap_or_else(|| snap.kv_ceilings.clone());
+        let start = fake_cache::occupancy_split(&snap, &layers, v.heads);
+        let tokens = fake::token_events(run.run_id, v.id, Demo::of(v).text(), 0..40);
+        let reports = fake_cache::decode_reports(&snap, &start, &layers, v.decode_evict, tokens.len());
+        h.emit(Event::Occupancy { run_id: run.run_id, variant: v.id, occupancy: start });
+        h.emit_all(fake_cache::with_reports(run.run_id, v.id, tokens, reports));
+    }
+    finish(&mut h, &[0, 1, 2], &[]);
+    for _ in 0..5 {
+        h.press(KeyCode::Down);
+    }
+    h.press(KeyCode::Char('2'));
+    for _ in 0..views {
+        h.press(KeyCode::Char('h'));
+    }
+    h
+}
+
+#[test]
+fn heads_and_decode_views_200x50() {
+    let mut h = decode_workbench((200, 50), 2);
+    let heads = format!("{:?}", h.draw());
+    h.press(KeyCode::Char('h'));
+    let decode = format!("{:?}", h.draw());
+    insta::assert_snapshot!(format!("{heads}\n{decode}"));
+}
+
+#[test]
+fn heads_and_decode_views_80x24() {
+    let mut h = decode_workbench((80, 24), 2);
+    let heads = format!("{:?}", h.draw());
+    h.press(KeyCode::Char('h'));
+    let decode = format!("{:?}", h.draw());
+    insta::assert_snapshot!(format!("{heads}\n{decode}"));
 }

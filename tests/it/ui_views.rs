@@ -128,6 +128,7 @@ fn decode_reports_of_the_current_run_fill_the_steps_view() {
     // Rows are the reports (they fit), columns the prompt and what was fed back.
     let g = heatmap::geometry(h.app.layout().heatmap.unwrap(), &h.app);
     assert_eq!((g.items, g.groups), (reports.len(), reports.len()));
+    assert_eq!(g.stretch, (g.map.height as usize / reports.len()).max(1), "few reports share the panel's height");
     assert_eq!(g.len, reports.last().unwrap().positions);
     // A click on a step row keeps the layer and moves the cursor in the prompt.
     h.press(KeyCode::Down);
@@ -150,7 +151,8 @@ fn decode_reports_of_the_current_run_fill_the_steps_view() {
     assert!(h.app.selected_pane().decode.is_empty(), "a report of a superseded run reached the pane");
     h.emit(Event::DecodeOccupancy { run_id: new.run_id, variant: CUSTOM, occupancy: reports[0].clone() });
     assert_eq!(h.app.selected_pane().decode.len(), 1);
-    assert!(h.app.panes[FULL as usize].decode.is_empty());
+    let full = &h.app.panes[FULL as usize];
+    assert!(full.decode.iter().all(|d| d.step <= 40) && !full.decode.is_empty(), "the full pane keeps its last reports");
 }
 
 /// The text of buffer row `y`.
@@ -173,7 +175,8 @@ fn views_label_their_rows_and_mark_the_prompt_end() {
     let g = heatmap::geometry(area, &h.app);
     let buf = h.draw();
     assert!(row(&buf, area.y).contains("heads ▶3"), "{}", row(&buf, area.y));
-    assert!(row(&buf, g.map.y).contains(" h0 ") && row(&buf, g.map.y + 1).contains(" h1 "));
+    let h1 = g.map.y + g.stretch as u16;
+    assert!(row(&buf, g.map.y).contains(" h0 ") && row(&buf, h1).contains(" h1 "));
     let counts: Vec<usize> = h.app.selected_pane().occupancy.as_ref().unwrap().kept[0].iter().map(Vec::len).collect();
     let legend = row(&buf, g.legend_row);
     assert!(legend.contains(&format!("kept {}/{}", counts[0], counts[1])), "{legend}");
@@ -186,11 +189,12 @@ fn views_label_their_rows_and_mark_the_prompt_end() {
     assert!(row(&buf, g.map.y).contains(&format!("{first:>3} ")));
     // The first generated position's column carries the marker on every row.
     let col = g.col_of(h.app.prompt_len(), g.len) as u16;
-    for r in 0..g.groups as u16 {
+    let rows = g.text_rows() as u16;
+    for r in 0..rows {
         assert_eq!(buf[(g.map.x + col, g.map.y + r)].symbol(), "▏", "row {r}");
     }
     // Positions not generated yet at a row's step are blank, not evicted.
     let last_col = g.map.x + g.cols as u16 - 1;
     assert_eq!(buf[(last_col, g.map.y)].bg, h.app.theme.bg);
-    assert_ne!(buf[(last_col, g.map.y + g.groups as u16 - 1)].bg, h.app.theme.bg);
+    assert_ne!(buf[(last_col, g.map.y + rows - 1)].bg, h.app.theme.bg);
 }

@@ -32,6 +32,8 @@ pub struct HeatGeom {
     /// are binned into this many contiguous groups, like positions into columns.
     pub groups: usize,
     pub items: usize,
+    /// Text rows per group (heads and decode views with room to spare).
+    pub stretch: usize,
     /// Positions across (the prompt, or prompt and generated tokens).
     pub len: usize,
     pub cursor_row: u16,
@@ -53,6 +55,7 @@ pub fn geometry(area: Rect, app: &App) -> HeatGeom {
     let rows = map_h as usize;
     let half = app.heat_mode.rows_are_layers() && n > rows;
     let groups = if half { n.min(2 * rows) } else { n.min(rows) };
+    let stretch = if app.heat_mode.rows_are_layers() || n == 0 { 1 } else { (rows / n).max(1) };
     HeatGeom {
         inner,
         map,
@@ -60,6 +63,7 @@ pub fn geometry(area: Rect, app: &App) -> HeatGeom {
         half,
         groups,
         items: n,
+        stretch,
         len,
         cursor_row: inner.y + map_h,
         legend_row: inner.y + map_h + 1,
@@ -91,7 +95,7 @@ impl HeatGeom {
         if self.half {
             (2 * r, Some(2 * r + 1))
         } else {
-            (r, None)
+            (r / self.stretch.max(1), None)
         }
     }
 
@@ -106,7 +110,7 @@ impl HeatGeom {
         if self.half {
             self.groups.div_ceil(2)
         } else {
-            self.groups
+            self.groups * self.stretch.max(1)
         }
     }
 
@@ -123,7 +127,7 @@ impl HeatGeom {
         if self.half {
             g / 2
         } else {
-            g
+            g * self.stretch.max(1)
         }
     }
 
@@ -214,6 +218,8 @@ fn row_label(app: &App, g: &HeatGeom, r: usize, sel_row: Option<usize>) -> (Stri
     let (top, _) = g.groups_of_row(r);
     let first = g.items_of_group(top).start;
     match app.heat_mode {
+        // A stretched group is labelled on its first row only.
+        _ if r % g.stretch.max(1) != 0 => (String::new(), t.dim()),
         _ if sel_row == Some(r) => {
             (format!("▶{:>2} ", app.selected), Style::default().fg(t.accent).add_modifier(Modifier::BOLD))
         }
@@ -396,6 +402,7 @@ mod tests {
             half,
             groups: if half { n_layers.min(2 * rows as usize) } else { n_layers },
             items: n_layers,
+            stretch: 1,
             len: 0,
             cursor_row: rows,
             legend_row: rows + 1,
@@ -431,6 +438,28 @@ mod tests {
                 next = b.end;
             }
             assert_eq!(next, len);
+        }
+    }
+
+    #[test]
+    fn stretched_rows_cover_each_item_once_within_the_panel() {
+        for n in [1, 2, 3, 7, 16] {
+            for rows in [4u16, 11, 17] {
+                let stretch = (rows as usize / n).max(1);
+                let g = HeatGeom { half: false, groups: n.min(rows as usize), stretch, ..geom(n, rows, 50) };
+                assert!(g.text_rows() <= rows as usize, "n={n} rows={rows}");
+                let mut first_rows = vec![None; g.groups];
+                for r in 0..g.text_rows() {
+                    let (k, other) = g.groups_of_row(r);
+                    assert!(k < g.groups && other.is_none(), "n={n} rows={rows} r={r}");
+                    first_rows[k].get_or_insert(r);
+                }
+                for k in 0..g.groups {
+                    for item in g.items_of_group(k) {
+                        assert_eq!(Some(g.row_of(item)), first_rows[k], "n={n} rows={rows} item={item}");
+                    }
+                }
+            }
         }
     }
 }
