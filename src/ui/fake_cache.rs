@@ -9,7 +9,7 @@ use crate::session::protocol::{
     to_ranges, DecodeOccupancy, Event, Occupancy, PromptSnapshot, RunId, VariantId, DECODE_OCCUPANCY_EVERY, EVICT_SLACK,
 };
 
-use super::fake::{occupancy, Rng};
+use super::fake::{occupancy, token_events, Demo, Harness, Rng};
 
 /// What the selector keeps under `heads`: the even split as [`occupancy`]
 /// does it, the `ada` split by the real head-sharing policy on the synthetic
@@ -46,7 +46,9 @@ fn score(snap: &PromptSnapshot, layer: usize, head: usize, pos: u32) -> f32 {
 /// `window` most recent slots stay, then the best scores.
 fn evict(held: &mut Vec<u32>, keep: usize, sinks: u32, window: usize, score: impl Fn(u32) -> f32) {
     let recent = held.len().saturating_sub(window);
-    let (mut kept, mut rest): (Vec<(usize, u32)>, Vec<(usize, u32)>) =
+    // `(slot, position)` pairs: protected ones, and the rest to rank.
+    type Slots = Vec<(usize, u32)>;
+    let (mut kept, mut rest): (Slots, Slots) =
         held.iter().copied().enumerate().partition(|&(slot, p)| slot >= recent || p < sinks);
     rest.sort_by(|a, b| score(b.1).total_cmp(&score(a.1)).then(a.0.cmp(&b.0)));
     kept.extend(rest.into_iter().take(keep.saturating_sub(kept.len())));
@@ -106,6 +108,22 @@ pub fn with_reports(
         }
     }
     out
+}
+
+/// Streams the harness's last run as the fake engine would, every variant
+/// with its own head split and eviction: its occupancy, its first `tokens`
+/// demo tokens and the decode reports between them.
+pub fn stream_last_run(h: &mut Harness, tokens: usize) {
+    let run = h.engine.last_run().expect("a run was sent");
+    let snap = h.app.prompt.clone().expect("a prefilled prompt");
+    for v in &run.variants {
+        let layers = run.layers(v.id).unwrap_or_else(|| snap.kv_ceilings.clone());
+        let start = occupancy_split(&snap, &layers, v.heads);
+        let toks = token_events(run.run_id, v.id, Demo::of(v).text(), 0..tokens);
+        let reports = decode_reports(&snap, &start, &layers, v.decode_evict, toks.len());
+        h.emit(Event::Occupancy { run_id: run.run_id, variant: v.id, occupancy: start });
+        h.emit_all(with_reports(run.run_id, v.id, toks, reports));
+    }
 }
 
 #[cfg(test)]

@@ -229,16 +229,7 @@ fn decode_workbench(size: (u16, u16), views: usize) -> Harness {
         h.press(KeyCode::Esc);
     }
     h.advance(Duration::from_millis(400));
-    let run = h.engine.last_run().expect("a run");
-    let snap = h.app.prompt.clone().unwrap();
-    for v in &run.variants {
-        let layers = run.layers(v.id).unwrap_or_else(|| snap.kv_ceilings.clone());
-        let start = fake_cache::occupancy_split(&snap, &layers, v.heads);
-        let tokens = fake::token_events(run.run_id, v.id, Demo::of(v).text(), 0..40);
-        let reports = fake_cache::decode_reports(&snap, &start, &layers, v.decode_evict, tokens.len());
-        h.emit(Event::Occupancy { run_id: run.run_id, variant: v.id, occupancy: start });
-        h.emit_all(fake_cache::with_reports(run.run_id, v.id, tokens, reports));
-    }
+    fake_cache::stream_last_run(&mut h, 40);
     finish(&mut h, &[0, 1, 2], &[]);
     for _ in 0..5 {
         h.press(KeyCode::Down);
@@ -250,20 +241,20 @@ fn decode_workbench(size: (u16, u16), views: usize) -> Harness {
     h
 }
 
-#[test]
-fn heads_and_decode_views_200x50() {
-    let mut h = decode_workbench((200, 50), 2);
+/// The heads view, then the decode view, of [`decode_workbench`].
+fn heads_then_decode(size: (u16, u16)) -> String {
+    let mut h = decode_workbench(size, 2);
     let heads = format!("{:?}", h.draw());
     h.press(KeyCode::Char('h'));
-    let decode = format!("{:?}", h.draw());
-    insta::assert_snapshot!(format!("{heads}\n{decode}"));
+    format!("{heads}\n{:?}", h.draw())
+}
+
+#[test]
+fn heads_and_decode_views_200x50() {
+    insta::assert_snapshot!(heads_then_decode((200, 50)));
 }
 
 #[test]
 fn heads_and_decode_views_80x24() {
-    let mut h = decode_workbench((80, 24), 2);
-    let heads = format!("{:?}", h.draw());
-    h.press(KeyCode::Char('h'));
-    let decode = format!("{:?}", h.draw());
-    insta::assert_snapshot!(format!("{heads}\n{decode}"));
+    insta::assert_snapshot!(heads_then_decode((80, 24)));
 }

@@ -3,8 +3,9 @@
 //! pane's variant, decode reports of the current run fill the selected
 //! pane's steps view (stale ones are dropped), and `h` walks the four views.
 
+use crate::ui_update::{loaded, options};
 use crossterm::event::{KeyCode, MouseButton, MouseEventKind};
-use depthkv::prune::{HeadSplit, SelectConfig, StrategyKind, ADA_SAFEGUARD};
+use depthkv::prune::{HeadSplit, SelectConfig, ADA_SAFEGUARD};
 use depthkv::session::protocol::{Event, VariantId};
 use depthkv::ui::app::{HeatMode, Overlay, DEBOUNCE};
 use depthkv::ui::fake::{self, Demo, Harness, DEMO_PROMPT};
@@ -18,43 +19,12 @@ const UNIFORM: VariantId = 1;
 const CUSTOM: VariantId = 2;
 const ADA: HeadSplit = HeadSplit::Ada { safeguard: ADA_SAFEGUARD };
 
-fn options() -> TuiOptions {
-    TuiOptions {
-        initial_budget: 0.3,
-        initial_strategy: StrategyKind::Pyramid,
-        prompt: DEMO_PROMPT.to_string(),
-        ..TuiOptions::default()
-    }
-}
-
-fn loaded(size: (u16, u16)) -> Harness {
-    let mut h = Harness::new(&options(), size);
-    h.load(LAYERS, DEMO_PROMPT);
-    h
-}
-
 /// Opens the variants menu and picks an entry by its letter, then closes it.
 fn menu(h: &mut Harness, key: char) {
     h.press(KeyCode::Char('a'));
     h.press(KeyCode::Char(key));
     if matches!(h.app.overlay, Overlay::Menu { .. }) {
         h.press(KeyCode::Esc);
-    }
-}
-
-/// Streams the last run as the fake engine would, every variant with its
-/// own head split and eviction: occupancy, `tokens` tokens and the decode
-/// reports between them.
-fn stream_with_reports(h: &mut Harness, tokens: usize) {
-    let run = h.engine.last_run().expect("a run");
-    let snap = h.app.prompt.clone().unwrap();
-    for v in &run.variants {
-        let layers = run.layers(v.id).unwrap_or_else(|| snap.kv_ceilings.clone());
-        let start = fake_cache::occupancy_split(&snap, &layers, v.heads);
-        let toks = fake::token_events(run.run_id, v.id, Demo::of(v).text(), 0..tokens);
-        let reports = fake_cache::decode_reports(&snap, &start, &layers, v.decode_evict, toks.len());
-        h.emit(Event::Occupancy { run_id: run.run_id, variant: v.id, occupancy: start });
-        h.emit_all(fake_cache::with_reports(run.run_id, v.id, toks, reports));
     }
 }
 
@@ -109,7 +79,7 @@ fn decode_reports_of_the_current_run_fill_the_steps_view() {
     menu(&mut h, 'v');
     h.advance(DEBOUNCE * 2);
     let old = h.engine.last_run().unwrap();
-    stream_with_reports(&mut h, 40);
+    fake_cache::stream_last_run(&mut h, 40);
     let reports = h.app.selected_pane().decode.clone();
     let words = fake::split_words(Demo::of(old.variant(CUSTOM).unwrap()).text()).len().min(40);
     assert_eq!(reports.len(), words.div_ceil(4), "a report every 4 tokens and after the last");
@@ -152,7 +122,10 @@ fn decode_reports_of_the_current_run_fill_the_steps_view() {
     h.emit(Event::DecodeOccupancy { run_id: new.run_id, variant: CUSTOM, occupancy: reports[0].clone() });
     assert_eq!(h.app.selected_pane().decode.len(), 1);
     let full = &h.app.panes[FULL as usize];
-    assert!(full.decode.iter().all(|d| d.step <= 40) && !full.decode.is_empty(), "the full pane keeps its last reports");
+    assert!(
+        full.decode.iter().all(|d| d.step <= 40) && !full.decode.is_empty(),
+        "the full pane keeps its last reports"
+    );
 }
 
 /// The text of buffer row `y`.
@@ -166,7 +139,7 @@ fn views_label_their_rows_and_mark_the_prompt_end() {
     menu(&mut h, 'v');
     menu(&mut h, 'h');
     h.advance(DEBOUNCE * 2);
-    stream_with_reports(&mut h, 40);
+    fake_cache::stream_last_run(&mut h, 40);
     for _ in 0..2 {
         h.press(KeyCode::Char('h'));
     }

@@ -219,7 +219,7 @@ fn row_label(app: &App, g: &HeatGeom, r: usize, sel_row: Option<usize>) -> (Stri
     let first = g.items_of_group(top).start;
     match app.heat_mode {
         // A stretched group is labelled on its first row only.
-        _ if r % g.stretch.max(1) != 0 => (String::new(), t.dim()),
+        _ if !r.is_multiple_of(g.stretch.max(1)) => (String::new(), t.dim()),
         _ if sel_row == Some(r) => {
             (format!("▶{:>2} ", app.selected), Style::default().fg(t.accent).add_modifier(Modifier::BOLD))
         }
@@ -454,9 +454,9 @@ mod tests {
                     assert!(k < g.groups && other.is_none(), "n={n} rows={rows} r={r}");
                     first_rows[k].get_or_insert(r);
                 }
-                for k in 0..g.groups {
+                for (k, first) in first_rows.iter().enumerate() {
                     for item in g.items_of_group(k) {
-                        assert_eq!(Some(g.row_of(item)), first_rows[k], "n={n} rows={rows} item={item}");
+                        assert_eq!(Some(g.row_of(item)), *first, "n={n} rows={rows} item={item}");
                     }
                 }
             }
