@@ -36,6 +36,11 @@ pub struct HeatGeom {
     pub stretch: usize,
     /// Positions across (the prompt, or prompt and generated tokens).
     pub len: usize,
+    /// Decode view: `(prompt_len, prompt_cols)`. The prompt fills the first
+    /// `prompt_cols` columns and the generated tokens the rest (at least a
+    /// quarter of them), so a few dozen tokens after a long prompt still get
+    /// columns of their own.
+    pub split: Option<(usize, usize)>,
     pub cursor_row: u16,
     pub legend_row: u16,
 }
@@ -51,7 +56,16 @@ pub fn geometry(area: Rect, app: &App) -> HeatGeom {
     let map = Rect::new(inner.x + LABEL_W.min(inner.width), inner.y, inner.width.saturating_sub(LABEL_W), map_h);
     let n = heat::items(app);
     let len = heat::domain(app);
-    let cols = (map.width as usize).min(len);
+    let mut cols = (map.width as usize).min(len);
+    let prompt_len = app.prompt_len();
+    let generated = len.saturating_sub(prompt_len);
+    let mut split = None;
+    if app.heat_mode == HeatMode::Decode && generated > 0 && prompt_len > 0 && cols >= 4 {
+        let gen_cols = generated.min((cols / 4).max(cols * generated / len)).max(1);
+        let prompt_cols = (cols - gen_cols).min(prompt_len);
+        cols = prompt_cols + gen_cols;
+        split = Some((prompt_len, prompt_cols));
+    }
     let rows = map_h as usize;
     let half = app.heat_mode.rows_are_layers() && n > rows;
     let groups = if half { n.min(2 * rows) } else { n.min(rows) };
@@ -65,29 +79,42 @@ pub fn geometry(area: Rect, app: &App) -> HeatGeom {
         items: n,
         stretch,
         len,
+        split,
         cursor_row: inner.y + map_h,
         legend_row: inner.y + map_h + 1,
     }
 }
 
 impl HeatGeom {
-    /// Prompt positions in column `col`.
+    /// Positions in column `col` (of `len` across).
     pub fn bin(&self, col: usize, len: usize) -> std::ops::Range<usize> {
         let cols = self.cols.max(1);
-        (col * len / cols)..((col + 1) * len / cols)
+        match self.split {
+            Some((p, pc)) if p < len && pc < cols => {
+                if col < pc {
+                    (col * p / pc)..((col + 1) * p / pc)
+                } else {
+                    let (c, k, g) = (col - pc, cols - pc, len - p);
+                    (p + c * g / k)..(p + (c + 1) * g / k)
+                }
+            }
+            _ => (col * len / cols)..((col + 1) * len / cols),
+        }
     }
 
-    /// Column showing prompt position `pos`.
+    /// Column showing position `pos`: the last whose bin starts at or
+    /// before it (bins are contiguous and in order).
     pub fn col_of(&self, pos: usize, len: usize) -> usize {
-        let cols = self.cols.max(1);
-        let mut c = (pos * cols / len.max(1)).min(cols - 1);
-        while c + 1 < cols && self.bin(c + 1, len).start <= pos {
-            c += 1;
+        let (mut lo, mut hi) = (0, self.cols.max(1) - 1);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if self.bin(mid, len).start <= pos {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
         }
-        while c > 0 && self.bin(c, len).start > pos {
-            c -= 1;
-        }
-        c
+        lo
     }
 
     /// Item groups (virtual rows) shown on text row `r`.
@@ -292,7 +319,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     if len > 0 && g.cols > 0 {
         let bin = g.bin(g.col_of(app.cursor, len), len);
-        let per = len.div_ceil(g.cols);
+        let per = match g.split {
+            Some((p, pc)) => p.div_ceil(pc.max(1)),
+            None => len.div_ceil(g.cols),
+        };
         block = block.title(
             Line::styled(format!(" pos {}–{} · {} tok/col ", bin.start, bin.end.saturating_sub(1), per), t.dim())
                 .right_aligned(),
@@ -404,6 +434,7 @@ mod tests {
             items: n_layers,
             stretch: 1,
             len: 0,
+            split: None,
             cursor_row: rows,
             legend_row: rows + 1,
         }
@@ -460,6 +491,25 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn split_columns_cover_prompt_and_generated_positions_once() {
+        for (p, len, cols, pc) in [(3000, 3064, 76, 57), (282, 310, 120, 92), (40, 47, 10, 7), (5, 9, 6, 4)] {
+            let g = HeatGeom { split: Some((p, pc)), ..geom(24, 12, cols) };
+            let mut next = 0;
+            for c in 0..cols {
+                let b = g.bin(c, len);
+                assert_eq!(b.start, next, "p={p} len={len} col={c}");
+                assert!(!b.is_empty(), "p={p} len={len} col={c}");
+                assert_eq!(b.end <= p, c < pc, "prompt and generated positions never share a column");
+                for pos in b.clone() {
+                    assert_eq!(g.col_of(pos, len), c);
+                }
+                next = b.end;
+            }
+            assert_eq!(next, len);
         }
     }
 }
