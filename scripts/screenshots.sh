@@ -9,7 +9,7 @@
 # needs: tmux, python3 with Pillow, fonts-dejavu-core, the default model
 #   (fetched on first use, or `depthkv fetch-model`).
 # takes: about 5 minutes with the debug build on 2 CPU cores (two prefills).
-# writes: screenshots/{main,heatmap,menu,help,narrow}.png, each of the
+# writes: screenshots/{main,heatmap,menu,help,decode,narrow}.png, each of the
 #   four-variant workbench: the default panes (full, uniform, DepthKV from
 #   the shipped profile) plus a pyramid pane added from the variants menu
 #   (`a` `p`) before the first run.
@@ -17,6 +17,8 @@
 #   heatmap  200x50, the DepthKV pane selected (`[`), heatmap focused, layer 20
 #   menu     200x50, the variants menu (`a`)
 #   help     200x50, the `?` overlay
+#   decode   200x50, the DepthKV pane with decode-phase eviction (`a` `v`),
+#            the heatmap's decode view (`h` ×3) of layer 20 after run #2
 #   narrow   80x24, the Outputs tab (2x2 panes) after the first run
 set -euo pipefail
 
@@ -72,6 +74,7 @@ wait_until() {
 
 # Conditions on a screen read from stdin.
 has() { grep -qF -- "$1"; }
+lacks() { ! grep -qF -- "$1"; }
 PANES=4
 all_done() { [[ $(grep -oE ' done( · cached)? ' | wc -l) -ge $PANES ]]; }
 # Run $1 finished: the status line says "ready:", or every pane says done.
@@ -154,6 +157,17 @@ shoot wide menu 200x50
 wait_until wide "wide: help open" has "any key closes"
 shoot wide help 200x50
 "${TM[@]}" send-keys -t wide Escape
+
+"${TM[@]}" send-keys -t wide a
+wait_until wide "wide: variants menu open" has "Add a pane"
+"${TM[@]}" send-keys -t wide v
+wait_until wide "wide: eviction on" has "decode-phase eviction: on"
+"${TM[@]}" send-keys -t wide Escape
+wait_until wide "wide: menu closed" lacks "Add a pane"
+"${TM[@]}" send-keys -t wide h h h
+wait_until wide "wide: decode view" has "Heatmap · decode"
+wait_until wide "wide: run #2 done" run_done 2
+shoot wide decode 200x50
 quit_and_check wide
 
 # Narrow layout, 80x24: tabs instead of panels, the panes two by two.
@@ -164,4 +178,4 @@ wait_until narrow "narrow: run #1 done" run_done 1
 shoot narrow narrow 80x24
 quit_and_check narrow
 
-log "done: main.png heatmap.png menu.png help.png narrow.png in $OUT"
+log "done: main.png heatmap.png menu.png help.png decode.png narrow.png in $OUT"

@@ -6,9 +6,12 @@
 //! Each check drives the handle through a scenario and returns a readable
 //! violation instead of panicking, so a test can name the implementation.
 
-use super::protocol::{Allocation, Command, EngineHandle, Event, GenParams, RunId, Variant, VariantId};
+use super::protocol::{
+    held_in, Allocation, Command, DecodeOccupancy, EngineHandle, Event, GenParams, Occupancy, RunId, Variant,
+    VariantId, EVICT_SLACK,
+};
 use crate::engine::ModelInfo;
-use crate::prune::Scorer;
+use crate::prune::{HeadSplit, Scorer, ADA_SAFEGUARD};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -24,6 +27,9 @@ pub struct RunTrace {
     pub text: BTreeMap<VariantId, String>,
     pub cached: BTreeMap<VariantId, bool>,
     pub kl: BTreeMap<VariantId, f64>,
+    pub occupancy: BTreeMap<VariantId, Occupancy>,
+    /// The cache while decoding, in the order reported.
+    pub decode: BTreeMap<VariantId, Vec<DecodeOccupancy>>,
 }
 
 /// A client of the protocol under test.
@@ -133,15 +139,18 @@ impl Client {
 
     /// Follows run `run_id` to its `RunDone`, checking the order of events per
     /// variant. Events of older runs are skipped; events of the run after a
-    /// variant's `VariantDone`, or tokens before its `Occupancy`, are violations.
+    /// variant's `VariantDone`, or tokens before its `Occupancy`, are
+    /// violations. Each decode occupancy must follow its token, hold only
+    /// positions the cache has seen and, of the prompt, only what the
+    /// variant kept at the start; the last one follows the last token.
     pub fn follow(&mut self, run_id: RunId, variants: &[VariantId]) -> Result<RunTrace, String> {
         let mut trace = RunTrace::default();
-        let mut occupied = BTreeMap::new();
         let mut started = false;
         loop {
             let e = next_event(&mut self.handle)?;
             let (rid, variant) = match &e {
                 Event::Occupancy { run_id, variant, .. }
+                | Event::DecodeOccupancy { run_id, variant, .. }
                 | Event::Token { run_id, variant, .. }
                 | Event::VariantDone { run_id, variant, .. } => (*run_id, Some(*variant)),
                 Event::RunDone { run_id } => (*run_id, None),
@@ -171,10 +180,23 @@ impl Client {
                     if occupancy.kept.len() != self.n_layers() || occupancy.prompt_len != self.prompt_len {
                         return Err(format!("variant {variant}: occupancy of the wrong shape"));
                     }
-                    occupied.insert(variant, true);
+                    trace.occupancy.insert(variant, occupancy);
+                }
+                Event::DecodeOccupancy { variant, occupancy, .. } => {
+                    let tokens = trace.tokens.get(&variant).map_or(0, Vec::len);
+                    let start =
+                        trace.occupancy.get(&variant).ok_or(format!("variant {variant}: cache before Occupancy"))?;
+                    self.check_decode_step(
+                        start,
+                        &occupancy,
+                        tokens,
+                        trace.decode.get(&variant).and_then(|d| d.last()),
+                    )
+                    .map_err(|e| format!("variant {variant}: {e}"))?;
+                    trace.decode.entry(variant).or_default().push(occupancy);
                 }
                 Event::Token { variant, index, token_id, text, .. } => {
-                    if !occupied.contains_key(&variant) {
+                    if !trace.occupancy.contains_key(&variant) {
                         return Err(format!("variant {variant}: a token before its Occupancy"));
                     }
                     let tokens = trace.tokens.entry(variant).or_default();
@@ -188,6 +210,11 @@ impl Client {
                     if !(metrics.kl_to_full >= 0.0 && (0.0..=1.0).contains(&metrics.top1_agreement)) {
                         return Err(format!("variant {variant}: metrics out of range {metrics:?}"));
                     }
+                    let tokens = trace.tokens.get(&variant).map_or(0, Vec::len);
+                    let last = trace.decode.get(&variant).and_then(|d| d.last()).map_or(0, |d| d.step);
+                    if tokens > 0 && last != tokens {
+                        return Err(format!("variant {variant}: {tokens} tokens, the last cache report after {last}"));
+                    }
                     trace.cached.insert(variant, metrics.cached);
                     trace.kl.insert(variant, metrics.kl_to_full);
                 }
@@ -200,6 +227,51 @@ impl Client {
                 _ => unreachable!("filtered above"),
             }
         }
+    }
+
+    /// One decode occupancy, arriving after `tokens` tokens, against the
+    /// variant's pruned prompt (`start`) and its previous report.
+    fn check_decode_step(
+        &self,
+        start: &Occupancy,
+        d: &DecodeOccupancy,
+        tokens: usize,
+        previous: Option<&DecodeOccupancy>,
+    ) -> Verdict {
+        if d.step != tokens || d.step == 0 {
+            return Err(format!("cache reported at step {} after {tokens} tokens", d.step));
+        }
+        if let Some(p) = previous.filter(|p| p.step >= d.step || p.positions > d.positions) {
+            return Err(format!("cache reports go back: step {} then {}", p.step, d.step));
+        }
+        let fed = d.positions.checked_sub(self.prompt_len).unwrap_or(usize::MAX);
+        if fed > d.step || fed + 1 < d.step {
+            return Err(format!(
+                "{} positions after {} tokens of a {}-token prompt",
+                d.positions, d.step, self.prompt_len
+            ));
+        }
+        if d.held.len() != self.n_layers() {
+            return Err(format!("cache of {} layers", d.held.len()));
+        }
+        let prompt = self.prompt_len as u32;
+        for (l, (heads, kept)) in d.held.iter().zip(&start.kept).enumerate() {
+            if heads.len() != kept.len() {
+                return Err(format!("layer {l}: {} KV heads while decoding, {} at the start", heads.len(), kept.len()));
+            }
+            for (h, (ranges, kept)) in heads.iter().zip(kept).enumerate() {
+                let ordered = ranges.windows(2).all(|w| w[0].1 < w[1].0) && ranges.iter().all(|r| r.0 < r.1);
+                if !ordered || ranges.last().is_some_and(|r| r.1 as usize > d.positions) {
+                    return Err(format!("layer {l} head {h}: malformed ranges {ranges:?}"));
+                }
+                let from_prompt = held_in(ranges, 0, prompt);
+                let still_kept = kept.iter().filter(|&&p| held_in(ranges, p, p + 1) == 1).count();
+                if still_kept != from_prompt {
+                    return Err(format!("layer {l} head {h}: holds prompt positions it had not kept"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Waits for an `Error` naming run `run_id`.
@@ -324,6 +396,90 @@ pub fn bad_budgets_are_refused(c: &mut Client, params: &GenParams) -> Verdict {
     let short = vec![Variant::layers(6, vec![c.prompt_len; c.n_layers().saturating_sub(1)], Scorer::SnapKv)];
     let run = c.start(short, params)?;
     c.expect_error(run)
+}
+
+/// Held counts of one decode report: `(prompt, generated)` per layer and head.
+fn split_counts(d: &DecodeOccupancy, prompt_len: usize) -> Vec<Vec<(usize, usize)>> {
+    let (p, end) = (prompt_len as u32, d.positions as u32);
+    d.held.iter().map(|heads| heads.iter().map(|r| (held_in(r, 0, p), held_in(r, p, end))).collect()).collect()
+}
+
+/// The cache while decoding, variant by variant on one prompt: the full
+/// cache holds every position it has seen; a pruned variant without
+/// eviction holds its budget of the prompt and every generated token; with
+/// decode-phase eviction no KV head runs more than [`EVICT_SLACK`] past its
+/// layer's budget; an `ada` head split shares each layer's budget unevenly
+/// (so it cannot be served the even variant's decode). Replaying the run
+/// reports the same caches. `params` must generate more than
+/// `EVICT_SLACK + 1` tokens on `prompt`, or eviction is not tested.
+pub fn decode_reports_follow_the_budgets(c: &mut Client, prompt: &str, params: &GenParams) -> Verdict {
+    c.set_prompt(prompt)?;
+    let budgets = c.uniform(0.6);
+    let plain = Variant::layers(1, budgets.clone(), Scorer::SnapKv);
+    let evict = Variant { id: 2, decode_evict: true, ..plain.clone() };
+    let ada = Variant { id: 3, heads: HeadSplit::Ada { safeguard: ADA_SAFEGUARD }, ..plain.clone() };
+    let variants = vec![Variant::full(0), plain, evict, ada];
+    let ids: Vec<_> = variants.iter().map(|v| v.id).collect();
+    let run = c.start(variants.clone(), params)?;
+    let t = c.follow(run, &ids)?;
+    let reports =
+        |id: VariantId| t.decode.get(&id).filter(|d| !d.is_empty()).ok_or(format!("variant {id}: no cache reports"));
+    for d in reports(0)? {
+        for (l, heads) in split_counts(d, c.prompt_len).iter().enumerate() {
+            let want = (c.kv_ceilings[l], d.positions - c.prompt_len);
+            if let Some(h) = heads.iter().position(|&n| n != want) {
+                return Err(format!(
+                    "full cache, step {}: layer {l} head {h} holds {:?}, not {want:?}",
+                    d.step, heads[h]
+                ));
+            }
+        }
+    }
+    for d in reports(1)? {
+        for (l, heads) in split_counts(d, c.prompt_len).iter().enumerate() {
+            let want = (budgets[l], d.positions - c.prompt_len);
+            if let Some(h) = heads.iter().position(|&n| n != want) {
+                return Err(format!(
+                    "no eviction, step {}: layer {l} head {h} holds {:?}, not {want:?}",
+                    d.step, heads[h]
+                ));
+            }
+        }
+    }
+    let evicting = reports(2)?;
+    for d in evicting {
+        for (l, heads) in split_counts(d, c.prompt_len).iter().enumerate() {
+            if let Some(h) = heads.iter().position(|&(p, g)| p + g > budgets[l] + EVICT_SLACK) {
+                return Err(format!(
+                    "eviction, step {}: layer {l} head {h} holds {:?} with budget {}",
+                    d.step, heads[h], budgets[l]
+                ));
+            }
+        }
+    }
+    let generated = evicting.last().map_or(0, |d| d.positions - c.prompt_len);
+    if generated <= EVICT_SLACK {
+        return Err(format!("only {generated} tokens fed back: too few for eviction to be needed"));
+    }
+    let heads = c.info.as_ref().map_or(0, |i| i.n_kv_heads);
+    let start = t.occupancy.get(&3).ok_or("variant 3: no occupancy")?;
+    let mut uneven = 0;
+    for (l, kept) in start.kept.iter().enumerate() {
+        let counts: Vec<usize> = kept.iter().map(Vec::len).collect();
+        if counts.iter().sum::<usize>() != heads * budgets[l] {
+            return Err(format!("ada split: layer {l} heads keep {counts:?}, budget {} × {heads} heads", budgets[l]));
+        }
+        uneven += usize::from(counts.iter().any(|&n| n != counts[0]));
+    }
+    if uneven == 0 {
+        return Err("ada split: every layer's heads keep the same count (served the even variant?)".into());
+    }
+    let run = c.start(variants, params)?;
+    let again = c.follow(run, &ids)?;
+    if again.decode != t.decode || ids.iter().any(|id| again.cached.get(id) != Some(&true)) {
+        return Err("a replayed run reported other caches while decoding".into());
+    }
+    Ok(())
 }
 
 /// Every check in order on one client (one prefill).

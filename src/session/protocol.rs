@@ -7,7 +7,7 @@
 //! as many side-by-side panes as it likes and drop stragglers of older runs.
 
 use crate::engine::KvPrecision;
-use crate::prune::{Scorer, Strategy};
+use crate::prune::{HeadSplit, Scorer, Strategy};
 
 pub use crate::engine::{GenParams, ModelInfo};
 pub use crate::profile::LayerSensitivity;
@@ -41,6 +41,8 @@ pub struct Variant {
     pub decode_evict: bool,
     /// How the kept tokens are stored (int8/int4 quantized or native).
     pub precision: KvPrecision,
+    /// How each layer's budget is shared among its KV heads.
+    pub heads: HeadSplit,
 }
 
 impl Variant {
@@ -51,6 +53,7 @@ impl Variant {
             scorer: Scorer::SnapKv,
             decode_evict: false,
             precision: KvPrecision::Native,
+            heads: HeadSplit::Even,
         }
     }
 
@@ -61,8 +64,52 @@ impl Variant {
             scorer,
             decode_evict: false,
             precision: KvPrecision::Native,
+            heads: HeadSplit::Even,
         }
     }
+}
+
+/// A layer under decode-phase eviction may run this many slots past its
+/// budget between two evictions: eviction runs in batches, so the host reads
+/// attention scores rarely.
+pub const EVICT_SLACK: usize = 16;
+
+/// A variant's cache is reported every this many generated tokens (and after
+/// the last one).
+pub const DECODE_OCCUPANCY_EVERY: usize = 4;
+
+/// Positions one KV head holds: sorted, disjoint, non-empty half-open ranges
+/// `start..end`. Sinks, the recent window and generated tokens are runs, so
+/// this stays short where a position list would not.
+pub type Ranges = Vec<(u32, u32)>;
+
+/// What a variant's cache holds after `step` generated tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeOccupancy {
+    /// Tokens generated so far.
+    pub step: usize,
+    /// Positions the cache has seen: the prompt plus the generated tokens fed back.
+    pub positions: usize,
+    /// `held[layer][kv_head]`: positions held (prompt and generated).
+    pub held: Vec<Vec<Ranges>>,
+}
+
+/// Sorted unique positions as ranges (padding and other out-of-order
+/// entries are the caller's to drop first).
+pub fn to_ranges(sorted: impl IntoIterator<Item = u32>) -> Ranges {
+    let mut out: Ranges = Vec::new();
+    for p in sorted {
+        match out.last_mut() {
+            Some((_, end)) if *end == p => *end = p + 1,
+            _ => out.push((p, p + 1)),
+        }
+    }
+    out
+}
+
+/// Positions in `ranges` that fall in `lo..hi`.
+pub fn held_in(ranges: &[(u32, u32)], lo: u32, hi: u32) -> usize {
+    ranges.iter().map(|&(s, e)| e.min(hi).saturating_sub(s.max(lo)) as usize).sum()
 }
 
 /// The prompt as the engine tokenized it, with the attention statistics
@@ -143,6 +190,13 @@ pub enum Event {
         run_id: RunId,
         variant: VariantId,
         occupancy: Occupancy,
+    },
+    /// The cache of a decoding variant, every [`DECODE_OCCUPANCY_EVERY`]
+    /// tokens and after its last token (after that token's `Token`).
+    DecodeOccupancy {
+        run_id: RunId,
+        variant: VariantId,
+        occupancy: DecodeOccupancy,
     },
     Token {
         run_id: RunId,

@@ -6,19 +6,20 @@
 //! of a run carries its id, so clients can drop stragglers.
 //!
 //! Finished variants are stored per prompt, keyed by what determines their
-//! output (layer budgets, scorer, decode-phase eviction, sampling). A run
+//! output (layer budgets, scorer, head split, decode-phase eviction, KV
+//! precision, sampling). A run
 //! replays stored variants and decodes only the rest: dragging one pane's
 //! bars re-decodes that pane, not its neighbours.
 
 use super::protocol::{
-    Allocation, Command, EngineHandle, Event, GenParams, Job, Occupancy, PromptSnapshot, RunId, Variant, VariantId,
-    VariantMetrics,
+    to_ranges, Allocation, Command, DecodeOccupancy, EngineHandle, Event, GenParams, Job, Occupancy, PromptSnapshot,
+    RunId, Variant, VariantId, VariantMetrics, DECODE_OCCUPANCY_EVERY, EVICT_SLACK,
 };
 use super::scoring;
-use crate::engine::cache::KvCache;
+use crate::engine::cache::{KvCache, PADDING};
 use crate::engine::evict::Evictor;
 use crate::engine::{Decoder, Detokenizer, Engine, KvPrecision, LoadOptions, PrefillOptions, Prefilled};
-use crate::prune::{apply, Scorer, SelectConfig};
+use crate::prune::{apply, HeadSplit, Scorer, SelectConfig};
 use candle_core::Tensor;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -60,13 +61,23 @@ struct VariantKey {
     scorer: Scorer,
     decode_evict: bool,
     precision: KvPrecision,
+    /// The head split, as `HeadSplit` (its safeguard's bits for `Ada`).
+    heads: Option<u64>,
     params: (usize, u64, Option<u64>, u64),
+}
+
+impl VariantKey {
+    fn head_split(&self) -> HeadSplit {
+        self.heads.map_or(HeadSplit::Even, |bits| HeadSplit::Ada { safeguard: f64::from_bits(bits) })
+    }
 }
 
 /// A decoded variant, ready to be replayed.
 #[derive(Debug, Clone)]
 struct Finished {
     occupancy: Occupancy,
+    /// The cache while decoding, `(index of the token it follows, occupancy)`.
+    decode: Vec<(usize, DecodeOccupancy)>,
     tokens: Vec<(u32, String)>,
     metrics: VariantMetrics,
 }
@@ -105,6 +116,7 @@ struct Decoding {
     /// slots); the quality pass teacher-forces from it.
     pruned: KvCache,
     occupancy: Occupancy,
+    decode: Vec<(usize, DecodeOccupancy)>,
     tokens: Vec<(u32, String)>,
     started: Instant,
     seconds: Option<f64>,
@@ -230,6 +242,10 @@ impl Worker {
             scorer: if full { Scorer::SnapKv } else { v.scorer },
             decode_evict: v.decode_evict && !full,
             precision: if full { KvPrecision::Native } else { v.precision },
+            heads: match v.heads {
+                HeadSplit::Ada { safeguard } if !full => Some(safeguard.to_bits()),
+                _ => None,
+            },
             params: params.key(),
         })
     }
@@ -295,6 +311,7 @@ impl Worker {
             }
             let finished = Finished {
                 occupancy: d.occupancy,
+                decode: d.decode,
                 tokens: d.tokens,
                 metrics: VariantMetrics { cached: true, ..metrics },
             };
@@ -310,8 +327,12 @@ impl Worker {
     fn replay(&self, run_id: RunId, ids: &[VariantId], done: &Finished) {
         for &variant in ids {
             self.send(Event::Occupancy { run_id, variant, occupancy: done.occupancy.clone() });
+            let mut decode = done.decode.iter().peekable();
             for (index, (token_id, text)) in done.tokens.iter().enumerate() {
                 self.send(Event::Token { run_id, variant, index, token_id: *token_id, text: text.clone() });
+                while let Some((_, occupancy)) = decode.next_if(|(after, _)| *after == index) {
+                    self.send(Event::DecodeOccupancy { run_id, variant, occupancy: occupancy.clone() });
+                }
             }
             self.send(Event::VariantDone { run_id, variant, metrics: done.metrics });
         }
@@ -326,13 +347,14 @@ impl Worker {
         ids: Vec<VariantId>,
         params: &GenParams,
     ) -> anyhow::Result<Decoding> {
-        let select = SelectConfig { scorer: key.scorer, ..self.select };
+        let select = SelectConfig { scorer: key.scorer, heads: key.head_split(), ..self.select };
         let (cache, occupancy) = apply::prune_as(pre, &key.budgets, &select, params.max_new_tokens + 1, key.precision)?;
         for &variant in &ids {
             self.send(Event::Occupancy { run_id, variant, occupancy: occupancy.clone() });
         }
         let pruned = cache.clone();
-        let evictor = key.decode_evict.then(|| Evictor::new(key.budgets.clone(), select.sinks, select.window, 16));
+        let evictor =
+            key.decode_evict.then(|| Evictor::new(key.budgets.clone(), select.sinks, select.window, EVICT_SLACK));
         let decoder = self.engine.decoder_with(cache, &pre.first_logits, params, evictor);
         Ok(Decoding {
             key,
@@ -341,6 +363,7 @@ impl Worker {
             detok: Detokenizer::new(),
             pruned,
             occupancy,
+            decode: Vec::new(),
             tokens: Vec::new(),
             started: Instant::now(),
             seconds: None,
@@ -362,6 +385,13 @@ impl Worker {
                             self.send(Event::Token { run_id, variant, index, token_id, text: text.clone() });
                         }
                         d.tokens.push((token_id, text));
+                        if d.tokens.len() % DECODE_OCCUPANCY_EVERY == 0 || d.decoder.is_done() {
+                            let occupancy = decode_occupancy(&d.decoder.cache, d.tokens.len());
+                            for &variant in &d.ids {
+                                self.send(Event::DecodeOccupancy { run_id, variant, occupancy: occupancy.clone() });
+                            }
+                            d.decode.push((index, occupancy));
+                        }
                     }
                     None => d.seconds = Some(d.started.elapsed().as_secs_f64()),
                 }
@@ -424,4 +454,25 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// What a decoding cache holds, as ranges per layer and KV head (padding
+/// slots left out): its size follows the runs of held positions, never the
+/// cache's tensors.
+fn decode_occupancy(cache: &KvCache, step: usize) -> DecodeOccupancy {
+    let held = cache
+        .layers()
+        .iter()
+        .map(|layer| {
+            (0..layer.kv_heads())
+                .map(|h| {
+                    let mut pos: Vec<u32> = layer.positions(h).iter().copied().filter(|&p| p != PADDING).collect();
+                    pos.sort_unstable();
+                    pos.dedup();
+                    to_ranges(pos)
+                })
+                .collect()
+        })
+        .collect();
+    DecodeOccupancy { step, positions: cache.next_pos(), held }
 }

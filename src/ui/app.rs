@@ -21,7 +21,7 @@ pub use super::pane::{PaneMetrics, PaneState};
 use super::run::TuiOptions;
 use super::theme::Theme;
 use super::widgets::{bars, heatmap, panes, tokens};
-use crate::prune::{DepthRule, StrategyKind, PYRAMID_BETA};
+use crate::prune::{DepthRule, HeadSplit, StrategyKind, ADA_SAFEGUARD, PYRAMID_BETA};
 
 /// Budget edits are sent to the engine this long after the last change.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -61,20 +61,31 @@ impl Focus {
     }
 }
 
-/// What the heatmap colours: which positions the selected pane keeps, or
-/// the raw attention of the prefill.
+/// What the heatmap colours: which positions each layer of the selected
+/// pane keeps, the raw attention of the prefill, which positions each KV
+/// head of the selected layer keeps, or what that layer holds as decoding
+/// proceeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeatMode {
     Keep,
     Attention,
+    Heads,
+    Decode,
 }
 
 impl HeatMode {
     pub fn next(self) -> HeatMode {
         match self {
             HeatMode::Keep => HeatMode::Attention,
-            HeatMode::Attention => HeatMode::Keep,
+            HeatMode::Attention => HeatMode::Heads,
+            HeatMode::Heads => HeatMode::Decode,
+            HeatMode::Decode => HeatMode::Keep,
         }
+    }
+
+    /// Rows are layers (else KV heads or decode steps of the selected layer).
+    pub fn rows_are_layers(self) -> bool {
+        matches!(self, HeatMode::Keep | HeatMode::Attention)
     }
 }
 
@@ -199,6 +210,8 @@ pub struct App {
     pub profiles_dir: PathBuf,
     /// Fraction the ablated layer keeps during calibration (`c`).
     pub ablation_keep: f64,
+    /// The safeguard a pane's `ada` head split gets from the menu.
+    pub ada_safeguard: f64,
 
     next_id: RunId,
     /// Newest decode run requested; events of any other run are dropped.
@@ -269,8 +282,15 @@ impl App {
         let panes: Vec<PaneState> = [Shape::Full, Shape::Uniform, shape]
             .into_iter()
             .enumerate()
-            .map(|(i, s)| PaneState::new(i as VariantId, i, Budgets::new(opts.initial_budget, s), scorer))
+            .map(|(i, s)| PaneState {
+                heads: opts.select.heads,
+                ..PaneState::new(i as VariantId, i, Budgets::new(opts.initial_budget, s), scorer)
+            })
             .collect();
+        let ada_safeguard = match opts.select.heads {
+            HeadSplit::Ada { safeguard } => safeguard,
+            HeadSplit::Even => ADA_SAFEGUARD,
+        };
         App {
             theme,
             keymap,
@@ -293,6 +313,7 @@ impl App {
             import_into_new: false,
             profiles_dir,
             ablation_keep: crate::session::calibrate::CalibConfig::default().ablation_keep,
+            ada_safeguard,
             next_id: 1,
             run_id: None,
             run_started: None,
@@ -497,6 +518,15 @@ impl App {
                     p.share = keep_share(&occupancy);
                     p.occupancy = Some(occupancy);
                     p.occupancy_stale = false;
+                    p.decode.clear();
+                }
+            }
+            Event::DecodeOccupancy { run_id, variant, occupancy } => {
+                if Some(run_id) != self.run_id {
+                    return;
+                }
+                if let Some(i) = self.pane_of(variant) {
+                    self.panes[i].decode.push(occupancy);
                 }
             }
             Event::Token { run_id, variant, index, token_id, text } => {
@@ -668,8 +698,8 @@ impl App {
         if len == 0 || g.cols == 0 {
             return;
         }
-        let col = (g.col_of(self.cursor, len) as isize + cols).clamp(0, g.cols as isize - 1);
-        self.move_cursor(g.bin(col as usize, len).start as isize);
+        let col = (g.col_of(self.cursor, g.len) as isize + cols).clamp(0, g.cols as isize - 1);
+        self.move_cursor(g.bin(col as usize, g.len).start as isize);
     }
 
     fn on_action(&mut self, action: KeyAction, fx: &mut Vec<Effect>) {
@@ -866,9 +896,14 @@ impl App {
                 } else if inside(l.heatmap) {
                     self.focus = Focus::Heatmap;
                     let g = heatmap::geometry(l.heatmap.unwrap_or_default(), self);
-                    if let Some((layer, pos)) = g.cell_at(m.column, m.row, self.n_layers(), self.prompt_len()) {
-                        self.selected = layer;
-                        self.move_cursor(pos as isize);
+                    if let Some((item, pos)) = g.cell_at(m.column, m.row) {
+                        if self.heat_mode.rows_are_layers() {
+                            self.selected = item;
+                        }
+                        // Generated positions (decode view) have no prompt token.
+                        if pos < self.prompt_len() {
+                            self.move_cursor(pos as isize);
+                        }
                     }
                 } else if inside(l.tokens) {
                     self.focus = Focus::Tokens;
@@ -1003,6 +1038,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             | Action::Engine(
                 Event::Token { .. }
                     | Event::Occupancy { .. }
+                    | Event::DecodeOccupancy { .. }
                     | Event::VariantDone { .. }
                     | Event::RunDone { .. }
                     | Event::Progress { .. }

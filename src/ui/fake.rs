@@ -509,7 +509,8 @@ fn demo_worker(n_layers: usize, delay: Duration, rx: Receiver<Command>, tx: Unbo
 
 /// What makes two demo variants stream the same events: what the real
 /// session keys on (the demo text follows from the budgets).
-type DemoKey = (Vec<usize>, prune::Scorer, bool, crate::engine::KvPrecision, (usize, u64, Option<u64>, u64));
+type DemoKey =
+    (Vec<usize>, prune::Scorer, bool, crate::engine::KvPrecision, Option<u64>, (usize, u64, Option<u64>, u64));
 type DemoStore = HashMap<DemoKey, Vec<Event>>;
 
 /// One variant of a demo run: its key, and its events (run id 0, to be
@@ -554,13 +555,20 @@ fn demo_run(
                 return Err(format!("{} layer budgets given, the model has {n_layers} layers", budgets.len()));
             }
             bounds.check(&budgets).map_err(|e| e.to_string())?;
-            let key = (budgets.clone(), v.scorer, v.decode_evict, v.precision, params.key());
+            let heads = match v.heads {
+                prune::HeadSplit::Even => None,
+                prune::HeadSplit::Ada { safeguard } => Some(safeguard.to_bits()),
+            };
+            let key = (budgets.clone(), v.scorer, v.decode_evict, v.precision, heads, params.key());
             if let Some(events) = store.get(&key) {
                 return Ok(DemoVariant { id: v.id, key, fresh: false, events: events.clone() });
             }
             let kind = Demo::of(v);
-            let mut events = vec![Event::Occupancy { run_id, variant: v.id, occupancy: occupancy(s, &budgets) }];
-            events.extend(token_events(run_id, v.id, kind.text(), 0..params.max_new_tokens));
+            let start = super::fake_cache::occupancy_split(s, &budgets, v.heads);
+            let tokens = token_events(run_id, v.id, kind.text(), 0..params.max_new_tokens);
+            let reports = super::fake_cache::decode_reports(s, &start, &budgets, v.decode_evict, tokens.len());
+            let mut events = vec![Event::Occupancy { run_id, variant: v.id, occupancy: start }];
+            events.extend(super::fake_cache::with_reports(run_id, v.id, tokens, reports));
             let m = metrics(kind, budgets.iter().sum(), bounds.hi_total(), info.kv_bytes_per_token_layer);
             events.push(Event::VariantDone { run_id, variant: v.id, metrics: m });
             Ok(DemoVariant { id: v.id, key, fresh: true, events })
@@ -572,6 +580,7 @@ fn demo_run(
 fn retag(ev: &Event, run: RunId, variant: VariantId, cached: bool) -> Event {
     match ev.clone() {
         Event::Occupancy { occupancy, .. } => Event::Occupancy { run_id: run, variant, occupancy },
+        Event::DecodeOccupancy { occupancy, .. } => Event::DecodeOccupancy { run_id: run, variant, occupancy },
         Event::Token { index, token_id, text, .. } => Event::Token { run_id: run, variant, index, token_id, text },
         Event::VariantDone { metrics, .. } => {
             Event::VariantDone { run_id: run, variant, metrics: PaneMetrics { cached, ..metrics } }

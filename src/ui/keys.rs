@@ -191,7 +191,7 @@ impl KeyAction {
             KeyAction::ResetDepthKv => "pane's split: DepthKV",
             KeyAction::BudgetUp => "raise global budget",
             KeyAction::BudgetDown => "lower global budget",
-            KeyAction::HeatmapMode => "heatmap: keep/attention",
+            KeyAction::HeatmapMode => "cycle the heatmap views",
             KeyAction::Calibrate => "calibrate sensitivity",
             KeyAction::Export => "export profile",
             KeyAction::Import => "import profile",

@@ -23,13 +23,14 @@ pub enum MenuItem {
     Scorer,
     DecodeEvict,
     Precision,
+    Heads,
     Remove,
 }
 
 impl MenuItem {
     /// Changing the pane keeps the menu open, so the change can be seen.
     pub fn keeps_menu_open(self) -> bool {
-        matches!(self, MenuItem::Scorer | MenuItem::DecodeEvict | MenuItem::Precision)
+        matches!(self, MenuItem::Scorer | MenuItem::DecodeEvict | MenuItem::Precision | MenuItem::Heads)
     }
 }
 
@@ -87,6 +88,16 @@ pub fn lines(app: &App) -> Vec<Line> {
         item: MenuItem::Precision,
         key: 'k',
         label: format!("KV storage: {} (next)", pane.precision),
+        disabled: pruned,
+    }));
+    let heads = match pane.heads {
+        crate::prune::HeadSplit::Even => "even (next: ada)".to_string(),
+        crate::prune::HeadSplit::Ada { safeguard } => format!("ada, safeguard {safeguard} (next: even)"),
+    };
+    out.push(Line::Entry(Entry {
+        item: MenuItem::Heads,
+        key: 'h',
+        label: format!("KV head split: {heads}"),
         disabled: pruned,
     }));
     out.push(Line::Entry(Entry {

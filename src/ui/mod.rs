@@ -12,6 +12,8 @@ pub mod budget;
 pub mod config;
 pub mod editor;
 pub mod fake;
+pub mod fake_cache;
+pub mod heat;
 pub mod keys;
 pub mod layout;
 pub mod menu;

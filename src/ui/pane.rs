@@ -1,5 +1,6 @@
-//! One output pane: a variant (its own allocation, token scorer and
-//! decode-phase eviction) under a stable id, and what its latest run streamed.
+//! One output pane: a variant (its own allocation, token scorer, head split,
+//! decode-phase eviction and KV precision) under a stable id, and what its
+//! latest run streamed.
 //!
 //! A full pane is optional: the session scores every variant against the
 //! full cache whether or not a pane shows it, and when no pane is full the UI
@@ -8,8 +9,8 @@
 //! anyway, so it costs nothing.
 
 use crate::engine::KvPrecision;
-use crate::prune::Scorer;
-use crate::session::protocol::{Allocation, Occupancy, Variant, VariantId, VariantMetrics};
+use crate::prune::{HeadSplit, Scorer};
+use crate::session::protocol::{Allocation, DecodeOccupancy, Occupancy, Variant, VariantId, VariantMetrics};
 
 use super::budget::{Budgets, Shape};
 
@@ -36,6 +37,8 @@ pub struct PaneState {
     pub decode_evict: bool,
     /// How the kept tokens are stored (native, int8, int4).
     pub precision: KvPrecision,
+    /// How each layer's budget is shared among its KV heads.
+    pub heads: HeadSplit,
 
     /// `(token_id, text)` in generation order.
     pub tokens: Vec<(u32, String)>,
@@ -45,6 +48,9 @@ pub struct PaneState {
     pub share: Vec<Vec<f32>>,
     /// The occupancy is from an earlier run than the one streaming.
     pub occupancy_stale: bool,
+    /// The cache while decoding, as reported every few tokens (cleared when
+    /// the run's `occupancy` arrives).
+    pub decode: Vec<DecodeOccupancy>,
     /// Prompt KV slots the pane holds in the current run.
     pub slots: usize,
 }
@@ -58,11 +64,13 @@ impl PaneState {
             scorer,
             decode_evict: false,
             precision: KvPrecision::Native,
+            heads: HeadSplit::Even,
             tokens: Vec::new(),
             metrics: None,
             occupancy: None,
             share: Vec::new(),
             occupancy_stale: false,
+            decode: Vec::new(),
             slots: 0,
         }
     }
@@ -82,10 +90,11 @@ impl PaneState {
             scorer: self.scorer,
             decode_evict: self.decode_evict,
             precision: self.precision,
+            heads: self.heads,
         }
     }
 
-    /// Title forms, longest first: "depthkv · snapkv + evict", "depthkv·h2o".
+    /// Title forms, longest first: "depthkv · snapkv + evict · ada", "depthkv·h2o".
     /// The full cache needs no scorer.
     pub fn names(&self) -> [String; 2] {
         let kind = self.split.kind_name();
@@ -98,7 +107,15 @@ impl PaneState {
             KvPrecision::Native => (String::new(), String::new()),
             p => (format!(" · {p}"), format!("·{p}")),
         };
-        [format!("{kind} · {}{evict}{bits}", self.scorer), format!("{kind}·{}{short_evict}{short_bits}", self.scorer)]
+        let heads = match self.heads {
+            HeadSplit::Even => "",
+            HeadSplit::Ada { .. } => " · ada",
+        };
+        let short_heads = if heads.is_empty() { "" } else { "·ada" };
+        [
+            format!("{kind} · {}{evict}{bits}{heads}", self.scorer),
+            format!("{kind}·{}{short_evict}{short_bits}{short_heads}", self.scorer),
+        ]
     }
 
     /// Starts a new run: output cleared, the old occupancy kept (stale) so
@@ -116,6 +133,7 @@ impl PaneState {
         self.metrics = None;
         self.occupancy = None;
         self.share.clear();
+        self.decode.clear();
         self.occupancy_stale = false;
         self.slots = 0;
     }

@@ -1,6 +1,6 @@
 //! What changes the set of panes and their variants: selecting, adding and
-//! removing panes, the variants menu, the pane's scorer and decode-phase
-//! eviction, the global budget (shared by every pruned pane), calibration
+//! removing panes, the variants menu, the pane's scorer, head split, KV
+//! precision and decode-phase eviction, the global budget (shared by every pruned pane), calibration
 //! and imported profiles. Part of `update` (no I/O).
 
 use crate::engine::KvPrecision;
@@ -11,7 +11,7 @@ use super::budget::Shape;
 use super::layout;
 use super::menu::{self, AddKind, MenuItem};
 use super::pane::{free_colour, split_like, PaneState, MAX_PANES, MIN_PANES};
-use crate::prune::{DepthRule, Scorer, PYRAMID_BETA};
+use crate::prune::{DepthRule, HeadSplit, Scorer, PYRAMID_BETA};
 
 impl App {
     /// Selects pane `i` (clamped); the bars, heatmap and tokens follow it.
@@ -35,9 +35,9 @@ impl App {
             }
         };
         let from = self.selected_pane();
-        let scorer =
-            if from.is_full() { self.panes.iter().find(|p| !p.is_full()).unwrap_or(from).scorer } else { from.scorer };
-        let pane = PaneState::new(self.next_variant, free_colour(&self.panes), split, scorer);
+        let from = if from.is_full() { self.panes.iter().find(|p| !p.is_full()).unwrap_or(from) } else { from };
+        let (scorer, heads) = (from.scorer, from.heads);
+        let pane = PaneState { heads, ..PaneState::new(self.next_variant, free_colour(&self.panes), split, scorer) };
         self.next_variant += 1;
         self.panes.push(pane);
         self.pane = self.panes.len() - 1;
@@ -86,6 +86,14 @@ impl App {
         self.edit_pruned_pane("it is the unpruned reference, at native precision", |p| {
             let at = KvPrecision::ALL.iter().position(|x| *x == p.precision).unwrap_or(0);
             p.precision = KvPrecision::ALL[(at + 1) % KvPrecision::ALL.len()];
+        });
+    }
+
+    /// Even ↔ ada (AdaKV) sharing of each layer's budget among its KV heads.
+    pub(super) fn cycle_heads(&mut self) {
+        let ada = HeadSplit::Ada { safeguard: self.ada_safeguard };
+        self.edit_pruned_pane("every head keeps every token", |p| {
+            p.heads = if p.heads == HeadSplit::Even { ada } else { HeadSplit::Even };
         });
     }
 
@@ -212,6 +220,7 @@ impl App {
             MenuItem::Scorer => self.cycle_scorer(),
             MenuItem::DecodeEvict => self.toggle_decode_evict(),
             MenuItem::Precision => self.cycle_precision(),
+            MenuItem::Heads => self.cycle_heads(),
             MenuItem::Remove => self.remove_pane(),
         }
     }

@@ -94,3 +94,32 @@ fn quantized_kv_is_smaller_and_close_to_native() {
     let at = |p: KvPrecision| apply::fraction_for_bytes(bytes, l, n, p.bytes_per_slot(h, d, candle_core::DType::F32));
     assert!(at(KvPrecision::Int4) > at(KvPrecision::Int8) && at(KvPrecision::Int8) > at(KvPrecision::Native));
 }
+
+#[test]
+fn calibration_ablates_under_the_chosen_head_split() {
+    use depthkv::prune::{HeadSplit, ADA_SAFEGUARD};
+    use depthkv::session::calibrate::{calibrate, CalibConfig};
+    use depthkv::session::scoring::PromptSpec;
+    let engine = common::default_engine();
+    let spec = [PromptSpec { text: PROMPT, chat: true, reference: None }];
+    let run = |heads: HeadSplit| {
+        let select = SelectConfig { heads, ..SelectConfig::default() };
+        let cfg = CalibConfig {
+            continuation_tokens: 8,
+            select,
+            prefill: select.prefill_options(),
+            bootstrap: 50,
+            permutations: 50,
+            ..CalibConfig::default()
+        };
+        calibrate(engine, &spec, &cfg, &mut |_, _| true).unwrap()
+    };
+    let even = run(HeadSplit::Even);
+    let ada = run(HeadSplit::Ada { safeguard: ADA_SAFEGUARD });
+    assert_eq!(ada.kl[0].len(), engine.config().n_layers);
+    assert!(ada.kl[0].iter().all(|k| k.is_finite() && *k >= 0.0), "{:?}", ada.kl[0]);
+    // The same prompt and ablation, other kept positions per head: the
+    // per-layer damage must differ somewhere (`calibrate --heads ada` is not `even`).
+    let moved = even.kl[0].iter().zip(&ada.kl[0]).filter(|(e, a)| (*e - *a).abs() > 1e-9).count();
+    assert!(moved > 0, "ada ablations scored exactly like even ones");
+}

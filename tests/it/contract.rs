@@ -18,6 +18,14 @@ Thursday: a courier left a crate of old maps in the hall, addressed to the curat
 the ninth. Friday: the alarm panel beeped twice at three, nothing was found on the round. \
 Question: what is the east door code, and where is the red scarf?";
 
+/// A prompt the model answers at length (eviction needs more than
+/// `EVICT_SLACK + 1` generated tokens to be tested).
+const STORY: &str = "The lighthouse on the northern cape has stood for two hundred years. Its keeper, an old \
+woman named Ilse, climbs the ninety-one steps every evening to light the lamp, writes the weather in a \
+leather log, and feeds the three cats that live in the storeroom. One winter night a storm tore the roof off \
+the boathouse and a small boat drifted onto the rocks below the tower. Write a long story about what Ilse \
+found in the boat, what she did next, and how the village learned of it.";
+
 fn real_session() -> EngineHandle {
     let engine = common::owned_engine();
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
@@ -30,6 +38,10 @@ fn holds(name: &str, handle: EngineHandle, params: GenParams) {
     let mut client = Client::connect(handle).unwrap_or_else(|e| panic!("{name}: {e}"));
     if let Err(e) = contract::check_all(&mut client, PROMPT, &params) {
         panic!("{name} breaks the protocol contract: {e}");
+    }
+    let long = GenParams { max_new_tokens: 40, ..params };
+    if let Err(e) = contract::decode_reports_follow_the_budgets(&mut client, STORY, &long) {
+        panic!("{name} breaks the protocol contract while decoding: {e}");
     }
     client.shutdown();
 }

@@ -31,5 +31,6 @@ mod tokenizer_spm;
 mod ui_layout;
 mod ui_snapshots;
 mod ui_update;
+mod ui_views;
 mod windowed;
 mod worker_rerun;

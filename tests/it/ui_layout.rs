@@ -1,5 +1,5 @@
 //! The screen at any size from 20×8 up, with 2–6 panes, every panel
-//! focused and every overlay open: drawing never panics, every panel lies on
+//! focused, every heatmap view and every overlay open: drawing never panics, every panel lies on
 //! the screen without overlapping another, and the pane grid shows each pane
 //! once inside the panes area (or the selected pane alone when too small).
 
@@ -8,6 +8,7 @@ use depthkv::prune::StrategyKind;
 use depthkv::session::protocol::Event;
 use depthkv::ui::app::Action;
 use depthkv::ui::fake::{self, Demo, Harness, DEMO_PROMPT};
+use depthkv::ui::fake_cache;
 use depthkv::ui::layout::pane_grid;
 use depthkv::ui::TuiOptions;
 use proptest::prelude::*;
@@ -37,8 +38,12 @@ fn workbench(panes: usize) -> Harness {
     let snap = h.app.prompt.clone().unwrap();
     for v in &run.variants {
         let layers = run.layers(v.id).unwrap_or_else(|| vec![snap.pieces.len(); LAYERS]);
-        h.emit(Event::Occupancy { run_id: run.run_id, variant: v.id, occupancy: fake::occupancy(&snap, &layers) });
-        h.emit_all(fake::token_events(run.run_id, v.id, Demo::of(v).text(), 0..30));
+        let start = fake::occupancy(&snap, &layers);
+        let tokens = fake::token_events(run.run_id, v.id, Demo::of(v).text(), 0..30);
+        // Eviction on, so the decode view has evictions to draw.
+        let reports = fake_cache::decode_reports(&snap, &start, &layers, true, tokens.len());
+        h.emit(Event::Occupancy { run_id: run.run_id, variant: v.id, occupancy: start });
+        h.emit_all(fake_cache::with_reports(run.run_id, v.id, tokens, reports));
     }
     h
 }
@@ -91,6 +96,7 @@ proptest! {
         focus in 0usize..4,
         overlay in 0usize..4,
         selected in 0usize..6,
+        view in 0usize..4,
     ) {
         let mut h = workbench(panes);
         prop_assert_eq!(h.app.panes.len(), panes);
@@ -99,13 +105,17 @@ proptest! {
         for _ in 0..selected {
             h.press(KeyCode::Char(']'));
         }
+        // Heatmap views: keep, attention, heads, decode.
+        for _ in 0..view {
+            h.press(KeyCode::Char('h'));
+        }
         match overlay {
             1 => h.press(KeyCode::Char('?')),
             2 => h.press(KeyCode::Char('a')),
             3 => h.press(KeyCode::Char('o')),
             _ => {}
         }
-        check(&h, &format!("{w}x{hh}, {panes} panes, focus {focus}, overlay {overlay}"));
+        check(&h, &format!("{w}x{hh}, {panes} panes, focus {focus}, overlay {overlay}, view {view}"));
     }
 }
 

@@ -11,6 +11,7 @@ use crossterm::event::KeyCode;
 use depthkv::prune::StrategyKind;
 use depthkv::session::protocol::{Event, Job, VariantId};
 use depthkv::ui::fake::{self, Demo, Harness, DEMO_PROMPT};
+use depthkv::ui::fake_cache;
 use depthkv::ui::TuiOptions;
 
 const LAYERS: usize = 24;
@@ -214,4 +215,46 @@ fn variants_menu_120x40() {
     h.press(KeyCode::Char('a'));
     h.press(KeyCode::Down);
     insta::assert_snapshot!(format!("{:?}", h.draw()));
+}
+
+/// The starting-split pane with decode-phase eviction and the ada head
+/// split, every pane streamed with its decode reports; layer 5 selected and
+/// the heatmap in focus, then `h` pressed `views` times (2: heads, 3: decode).
+fn decode_workbench(size: (u16, u16), views: usize) -> Harness {
+    let mut h = Harness::new(&options(), size);
+    h.load(LAYERS, DEMO_PROMPT);
+    for key in ['v', 'h'] {
+        h.press(KeyCode::Char('a'));
+        h.press(KeyCode::Char(key));
+        h.press(KeyCode::Esc);
+    }
+    h.advance(Duration::from_millis(400));
+    fake_cache::stream_last_run(&mut h, 40);
+    finish(&mut h, &[0, 1, 2], &[]);
+    for _ in 0..5 {
+        h.press(KeyCode::Down);
+    }
+    h.press(KeyCode::Char('2'));
+    for _ in 0..views {
+        h.press(KeyCode::Char('h'));
+    }
+    h
+}
+
+/// The heads view, then the decode view, of [`decode_workbench`].
+fn heads_then_decode(size: (u16, u16)) -> String {
+    let mut h = decode_workbench(size, 2);
+    let heads = format!("{:?}", h.draw());
+    h.press(KeyCode::Char('h'));
+    format!("{heads}\n{:?}", h.draw())
+}
+
+#[test]
+fn heads_and_decode_views_200x50() {
+    insta::assert_snapshot!(heads_then_decode((200, 50)));
+}
+
+#[test]
+fn heads_and_decode_views_80x24() {
+    insta::assert_snapshot!(heads_then_decode((80, 24)));
 }

@@ -16,7 +16,7 @@ use depthkv::ui::TuiOptions;
 
 const LAYERS: usize = 24;
 
-fn options() -> TuiOptions {
+pub(crate) fn options() -> TuiOptions {
     TuiOptions {
         initial_budget: 0.3,
         initial_strategy: StrategyKind::Pyramid,
@@ -25,7 +25,7 @@ fn options() -> TuiOptions {
     }
 }
 
-fn loaded(size: (u16, u16)) -> Harness {
+pub(crate) fn loaded(size: (u16, u16)) -> Harness {
     let mut h = Harness::new(&options(), size);
     h.load(LAYERS, DEMO_PROMPT);
     h

@@ -28,7 +28,7 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
             return vec![
                 ("↑↓ Enter".into(), "choose"),
                 ("f/u/p/d/m/i".into(), "add"),
-                ("s/v/x".into(), "scorer/evict/remove"),
+                ("s/v/k/h/x".into(), "scorer/evict/KV/heads/remove"),
                 ("Esc".into(), "close"),
             ]
         }
