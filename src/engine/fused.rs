@@ -81,7 +81,9 @@ mod imp {
         fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
             let dev = storage.device();
             let slice = match &storage.slice {
-                CudaStorageSlice::BF16(s) => CudaStorageSlice::BF16(self.launch("masked_softmax_bf16", s, layout, dev)?),
+                CudaStorageSlice::BF16(s) => {
+                    CudaStorageSlice::BF16(self.launch("masked_softmax_bf16", s, layout, dev)?)
+                }
                 CudaStorageSlice::F16(s) => CudaStorageSlice::F16(self.launch("masked_softmax_f16", s, layout, dev)?),
                 CudaStorageSlice::F32(s) => CudaStorageSlice::F32(self.launch("masked_softmax_f32", s, layout, dev)?),
                 _ => candle_core::bail!("masked softmax: unsupported dtype {:?}", storage.dtype()),

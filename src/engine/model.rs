@@ -510,7 +510,9 @@ impl Model {
                 // Masks are [n, t] (causal) or [hkv, 1, n or 1, t] (window, hidden slots).
                 let masks: Vec<Tensor> = match window {
                     Some(w) => vec![w],
-                    None => causal.map(|m| m.narrow(1, m.dim(1).unwrap_or(t) - t, t)).transpose()?.into_iter().collect(),
+                    None => {
+                        causal.map(|m| m.narrow(1, m.dim(1).unwrap_or(t) - t, t)).transpose()?.into_iter().collect()
+                    }
                 };
                 for mask in masks.into_iter().chain(hidden) {
                     // The causal mask covers the cache as laid out at prefill (slot = position).
