@@ -135,6 +135,19 @@ pub fn decode_memory(
     }))
 }
 
+/// Wall-clock seconds per call of `f` over `iters` calls after one warm-up
+/// call, with queued GPU work waited for on both sides.
+fn seconds_per_call(dev: &Device, iters: usize, f: &dyn Fn() -> candle_core::Result<Tensor>) -> Result<f64> {
+    f()?;
+    sync(dev)?;
+    let start = Instant::now();
+    for _ in 0..iters {
+        f()?;
+    }
+    sync(dev)?;
+    Ok(start.elapsed().as_secs_f64() / iters as f64)
+}
+
 /// Microseconds per call of the attention pieces of one decode step at
 /// context `t` (one layer, the model's head layout), after warm-up. Answers
 /// "what dominates a decode step" as the context grows.
@@ -156,14 +169,7 @@ pub fn attention_op_profile(engine: &Engine, t: usize, iters: usize) -> Result<V
     let x = Tensor::randn(0f32, 1.0, (1, 1, c.hidden), &dev)?.to_dtype(dt)?;
     let lw = &engine.model.weights().layers[0];
     let time = |name: &str, f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<(String, f64)> {
-        f()?;
-        sync(&dev)?;
-        let start = Instant::now();
-        for _ in 0..iters {
-            f()?;
-        }
-        sync(&dev)?;
-        Ok((name.to_string(), start.elapsed().as_secs_f64() * 1e6 / iters as f64))
+        Ok((name.to_string(), seconds_per_call(&dev, iters, f)? * 1e6))
     };
     Ok(vec![
         time("q_proj", &|| lw.q.forward(&x))?,
@@ -197,14 +203,7 @@ pub fn prefill_op_profile(engine: &Engine, t: usize, chunk: usize, iters: usize)
     let x = Tensor::randn(0f32, 1.0, (1, chunk, c.hidden), &dev)?.to_dtype(dt)?;
     let lw = &engine.model.weights().layers[0];
     let time = |name: &str, f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<(String, f64)> {
-        f()?;
-        sync(&dev)?;
-        let start = Instant::now();
-        for _ in 0..iters {
-            f()?;
-        }
-        sync(&dev)?;
-        Ok((name.to_string(), start.elapsed().as_secs_f64() * 1e3 / iters as f64))
+        Ok((name.to_string(), seconds_per_call(&dev, iters, f)? * 1e3))
     };
     Ok(vec![
         time("qkv_o_proj", &|| {

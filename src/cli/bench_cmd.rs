@@ -68,10 +68,8 @@ pub struct BenchArgs {
 fn plot_decode(rows: &[Value], title: &str, path: &std::path::Path) -> anyhow::Result<()> {
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut push = |name: String, x: f64, y: Option<f64>| {
-        let Some(y) = y else { return };
-        match series.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, pts)) => pts.push((x, y)),
-            None => series.push((name, vec![(x, y)])),
+        if let Some(y) = y {
+            crate::eval::plot::push_point(&mut series, name, x, y);
         }
     };
     for r in rows {

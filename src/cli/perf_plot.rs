@@ -2,7 +2,7 @@
 //! (full and pruned) beside the peers, from the JSON files of one GPU session
 //! (`depthkv bench --json`, scripts/gpu/transformers_speed.py, llama-bench -o json).
 
-use crate::eval::plot::{plot_panels, LegendCorner, Panel};
+use crate::eval::plot::{plot_panels, push_point, LegendCorner, Panel};
 use clap::Args;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -29,10 +29,8 @@ pub struct PerfPlotArgs {
 type Series = Vec<(String, Vec<(f64, f64)>)>;
 
 fn push(series: &mut Series, name: String, x: f64, y: Option<f64>) {
-    let Some(y) = y.filter(|y| y.is_finite()) else { return };
-    match series.iter_mut().find(|(n, _)| *n == name) {
-        Some((_, pts)) => pts.push((x, y)),
-        None => series.push((name, vec![(x, y)])),
+    if let Some(y) = y.filter(|y| y.is_finite()) {
+        push_point(series, name, x, y);
     }
 }
 

@@ -91,6 +91,15 @@ fn format_of(path: &Path) -> Result<Format, PlotError> {
     }
 }
 
+/// Adds the point `(x, y)` to the series called `name`, starting that
+/// series if it is new (series keep the order they first appeared in).
+pub fn push_point(series: &mut Vec<(String, Vec<(f64, f64)>)>, name: String, x: f64, y: f64) {
+    match series.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, pts)) => pts.push((x, y)),
+        None => series.push((name, vec![(x, y)])),
+    }
+}
+
 /// A single line chart: one line (with point markers) per series.
 pub fn plot_lines(
     title: &str,
