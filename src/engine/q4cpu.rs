@@ -230,11 +230,13 @@ mod tests {
         let w = Tensor::randn(0f32, 0.05, (40, 64), &dev).unwrap();
         let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
         let x = Tensor::randn(0f32, 1.0, (1, MAX_ROWS + 1, 64), &dev).unwrap();
-        if let Some(ours) = matmul(&q, &x).unwrap() {
-            let dense = x.broadcast_matmul(&q.dequantize(&dev).unwrap().t().unwrap()).unwrap();
-            let d = (ours - dense).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert_eq!(d, 0.0);
-        }
+        let Some(ours) = matmul(&q, &x).unwrap() else {
+            assert!(!has_avx2(), "with AVX2 the kernel must take Q4_1 products");
+            return;
+        };
+        let dense = x.broadcast_matmul(&q.dequantize(&dev).unwrap().t().unwrap()).unwrap();
+        let d = (ours - dense).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0);
     }
 
     #[test]
