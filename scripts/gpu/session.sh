@@ -9,6 +9,9 @@
 #   scripts/gpu/session.sh small      # default model on the GPU: ours vs llama.cpp
 #   scripts/gpu/session.sh cpu        # default model on two CPU cores: ours vs llama.cpp
 #   scripts/gpu/session.sh parity     # family fixtures against transformers on the GPU, f32 and bf16
+#   scripts/gpu/session.sh calibration # 8B-shaped: calibrate 32 layers on 8 prompts of 8K tokens
+#   scripts/gpu/session.sh flash      # our flash kernels against the materialized path (needs it.xz:
+#                                     # the integration tests built with --features cuda)
 set -uo pipefail
 export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/cuda/lib64
 export PYTHONUNBUFFERED=1
@@ -32,11 +35,14 @@ case ${1:-} in
 start)
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.csv"
   xz -dc .stage-gpu/depthkv.xz > "$BIN" && chmod +x "$BIN"
-  setsid bash scripts/gpu/llamacpp.sh build .stage-gpu/llama.cpp.tar.xz "$W/lc" > "$W/llamacpp-build.log" 2>&1 < /dev/null &
-  log "8B-shaped model"
-  python3 scripts/gpu/make_8b_shaped.py "$W/l8b" 32 2>&1 | tee -a "$OUT/session.log"
+  [ -f .stage-gpu/it.xz ] && xz -dc .stage-gpu/it.xz > "$W/it" && chmod +x "$W/it"
+  [ -f .stage-gpu/llama.cpp.tar.xz ] &&
+    setsid bash scripts/gpu/llamacpp.sh build .stage-gpu/llama.cpp.tar.xz "$W/lc" > "$W/llamacpp-build.log" 2>&1 < /dev/null &
+  log "8B-shaped model (in the background)"
+  setsid bash -c "python3 scripts/gpu/make_8b_shaped.py $W/l8b 32 > $W/l8b.log 2>&1 && touch $W/l8b.done" < /dev/null &
   ;;
 large)
+  for _ in $(seq 1 60); do [ -f "$W/l8b.done" ] && break; sleep 5; done
   ctxs=${2:-8192,32768}
   log "ours, 8B-shaped, $ctxs"
   tag=${ctxs//,/_}
@@ -52,7 +58,11 @@ small)
   log "ours, default model, GPU"
   "$BIN" bench --model "$GGUF" --device cuda --contexts 1024,4096,8192 --budgets 0.2 --reps 3 --decode-tokens 128 \
     --bandwidth-gbs 4800 --no-stock --json "$OUT/ours_small_gpu.json" --overwrite > "$OUT/ours_small_gpu.log" 2>&1
-  log "ours done (rc $?); waiting for llama.cpp's build"
+  log "ours (f32, exact) done (rc $?); bf16 (flash kernels)"
+  "$BIN" bench --model "$GGUF" --device cuda --dtype bf16 --contexts 1024,4096,8192 --budgets 0.2 --reps 3 \
+    --decode-tokens 128 --bandwidth-gbs 4800 --no-stock --json "$OUT/ours_small_gpu_bf16.json" --overwrite \
+    > "$OUT/ours_small_gpu_bf16.log" 2>&1
+  log "ours bf16 done (rc $?); waiting for llama.cpp's build"
   for _ in $(seq 1 60); do [ -x "$W/lc/llama.cpp/build/bin/llama-bench" ] && break; sleep 5; done
   tail -3 "$W/llamacpp-build.log" >> "$OUT/session.log"
   timeout 240 bash scripts/gpu/llamacpp.sh gpu "$W/lc" "$GGUF" "$OUT/llamacpp_gpu.json" > "$OUT/llamacpp_gpu.log" 2>&1
@@ -80,5 +90,17 @@ parity)
     log "parity $dt (rc $?)"
   done
   ;;
-*) echo "usage: $0 start|large CTXS|small|cpu|parity" >&2; exit 2 ;;
+calibration)
+  for _ in $(seq 1 60); do [ -f "$W/l8b.done" ] && break; sleep 5; done
+  "$BIN" bench --model "$W/l8b" --device cuda --dtype bf16 --contexts 8192 --reps 1 --calib-prompts 8 \
+    --calib-context 8192 --json "$OUT/ours_8b_calibration.json" --overwrite > "$OUT/ours_8b_calibration.log" 2>&1
+  log "calibration (rc $?)"
+  ;;
+flash)
+  model_ready || { log "default model not staged"; exit 1; }
+  mkdir -p "$W/home/models" && ln -sf "$GGUF" "$W/home/models/"
+  DEPTHKV_HOME=$W/home timeout 300 "$W/it" flash --test-threads 1 --nocapture > "$OUT/flash_tests.log" 2>&1
+  log "flash tests (rc $?)"
+  ;;
+*) echo "usage: $0 start|large CTXS|small|cpu|parity|calibration|flash" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@ pub mod stock;
 
 use crate::engine::cache::KvCache;
 use crate::engine::error::Result;
+use crate::engine::{flash, fused};
 use crate::engine::model::Logits;
 use crate::engine::{Engine, PrefillOptions};
 use crate::prune::{apply, SelectConfig, Strategy};
@@ -171,7 +172,10 @@ pub fn attention_op_profile(engine: &Engine, t: usize, iters: usize) -> Result<V
     let time = |name: &str, f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<(String, f64)> {
         Ok((name.to_string(), seconds_per_call(&dev, iters, f)? * 1e6))
     };
-    Ok(vec![
+    let flash = engine.model.flash_support();
+    let up = lw.up.forward(&x)?;
+    let gu = Tensor::cat(&[&up, &up], 2)?;
+    let mut rows = vec![
         time("q_proj", &|| lw.q.forward(&x))?,
         time("mlp_up", &|| lw.up.forward(&x))?,
         time("append_slice_set", &|| kbuf.slice_set(&new_k, 2, t).map(|_| new_k.clone()))?,
@@ -182,7 +186,13 @@ pub fn attention_op_profile(engine: &Engine, t: usize, iters: usize) -> Result<V
         time("av_matmul_contiguous", &|| att.matmul(&vc))?,
         time("rms_norm", &|| candle_nn::ops::rms_norm(&x, &lw.attn_norm, 1e-5))?,
         time("add", &|| &x + &x)?,
-    ])
+        time("fused_add_rms_norm", &|| Ok(fused::add_rms_norm(&x, &x, &lw.attn_norm, 1e-5)?.1))?,
+        time("fused_act_mul", &|| fused::act_mul(&gu, c.activation))?,
+    ];
+    if flash.decode {
+        rows.push(time("flash_decode", &|| flash::decode(&q, &k, &v, 1.0))?);
+    }
+    Ok(rows)
 }
 
 /// Milliseconds per call of the pieces of one prefill chunk of `chunk`
@@ -205,7 +215,8 @@ pub fn prefill_op_profile(engine: &Engine, t: usize, chunk: usize, iters: usize)
     let time = |name: &str, f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<(String, f64)> {
         Ok((name.to_string(), seconds_per_call(&dev, iters, f)? * 1e3))
     };
-    Ok(vec![
+    let flash = engine.model.flash_support();
+    let mut rows = vec![
         time("qkv_o_proj", &|| {
             lw.q.forward(&x)?;
             lw.k.forward(&x)?;
@@ -218,5 +229,10 @@ pub fn prefill_op_profile(engine: &Engine, t: usize, chunk: usize, iters: usize)
         time("softmax", &|| candle_nn::ops::softmax_last_dim(&scores))?,
         time("h2o_sums_f32", &|| att.reshape((hkv, g, chunk, t))?.to_dtype(DType::F32)?.sum(1)?.sum(1))?,
         time("av_matmul", &|| att.matmul(&v))?,
-    ])
+    ];
+    if flash.prefill {
+        // The last chunk of a prompt of length t: every row sees (almost) all t slots.
+        rows.push(time("flash_prefill", &|| flash::prefill(&q, &k, &v, chunk, true, 1.0))?);
+    }
+    Ok(rows)
 }

@@ -2,6 +2,7 @@
 
 use super::values::DtypeArg;
 use crate::engine::device::DeviceChoice;
+use crate::engine::flash::AttentionKernel;
 use crate::engine::weights::WeightMode;
 use crate::engine::{Engine, LoadOptions};
 use anyhow::Context;
@@ -25,6 +26,10 @@ pub struct ModelArgs {
     /// when the dense model fits in 4 GiB.
     #[arg(long, value_enum, default_value_t = WeightMode::Auto)]
     pub weights: WeightMode,
+    /// Attention kernels on the GPU: `auto` runs ours (no score matrix) where a layer
+    /// allows it, `materialized` always writes the scores out (the reference path).
+    #[arg(long, value_enum, default_value_t = AttentionKernel::Auto)]
+    pub attention: AttentionKernel,
 }
 
 impl ModelArgs {
@@ -34,6 +39,7 @@ impl ModelArgs {
             device: self.device,
             dtype: self.dtype.map(Into::into),
             weights: self.weights,
+            attention: self.attention,
         }
     }
 

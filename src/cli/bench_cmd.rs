@@ -308,8 +308,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let tps = gbs * 1e9 / (weight_bytes + kv) as f64;
         json!({"context": ctx, "weight_bytes": weight_bytes, "kv_bytes": kv, "bandwidth_gbs": gbs, "bound_decode_tps": tps})
     });
+    let flash = engine.model.flash_support();
     let out = json!({
         "model": engine.info.name, "device": engine.info.device, "dtype": engine.info.dtype,
+        "flash_attention": {"prefill": flash.prefill, "decode": flash.decode},
         "reps": a.reps, "contexts": rows, "rerun": rerun, "calibration": calibration,
         "decode_bandwidth_bound": bound, "weight_bytes_per_decode_step": weight_bytes,
         "attention_op_profile_us": op_profile,

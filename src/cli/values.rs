@@ -6,6 +6,7 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::engine::device::DeviceChoice;
+use crate::engine::flash::AttentionKernel;
 use crate::engine::weights::WeightMode;
 use crate::engine::KvPrecision;
 use crate::eval::tasks::TaskKind;
@@ -220,6 +221,19 @@ impl ValueEnum for WeightMode {
             WeightMode::Auto => value(&["auto"]),
             WeightMode::Dequantized => value(&["dense", "dequantized"]),
             WeightMode::Quantized => value(&["quantized", "quant"]),
+        })
+    }
+}
+
+impl ValueEnum for AttentionKernel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[AttentionKernel::Auto, AttentionKernel::Materialized]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            AttentionKernel::Auto => value(&["auto", "flash"]),
+            AttentionKernel::Materialized => value(&["materialized"]),
         })
     }
 }

@@ -6,6 +6,7 @@ use super::config::ModelConfig;
 use super::device::{self, DeviceChoice};
 use super::error::{EngineError, Result};
 use super::evict::Evictor;
+use super::flash::AttentionKernel;
 use super::model::{AttentionStats, Logits, Model};
 use super::params::{GenParams, ModelInfo};
 use super::sampler::Sampler;
@@ -24,6 +25,8 @@ pub struct LoadOptions {
     pub dtype: Option<DType>,
     /// GGUF only: dequantize the weights or keep them quantized.
     pub weights: WeightMode,
+    /// Our flash kernels where they apply, or always the materialized path.
+    pub attention: AttentionKernel,
 }
 
 /// Prefill settings.
@@ -92,7 +95,7 @@ impl Engine {
                 (config, w, codec, act, false)
             }
         };
-        let model = Model::new(config, weights, act, &dev)?;
+        let model = Model::new(config, weights, act, &dev)?.with_attention(opts.attention);
         let info = model_info(&model.config, &source, &dev, act, quantized);
         Ok(Engine { model, codec, info, source })
     }

@@ -5,8 +5,11 @@
 //! scores took 284 µs per layer; and the causal mask of a prefill chunk was a
 //! broadcast add over the whole score matrix (12 ms per layer and chunk at
 //! 32K). [`masked_softmax`] does both in one pass with a block per row.
+//! [`add_rms_norm`] and [`act_mul`] take three launches out of every layer:
+//! a decode step of candle ops waits on launches, not on the GPU.
 
-use candle_core::{Result, Tensor};
+use super::config::Activation;
+use candle_core::{Result, Tensor, D};
 
 /// Softmax over the last dimension of `att` (`[.., rows, t]`, rows laid out
 /// `[kv_head][query_in_group][new_token]`), hiding from each of the `n_new`
@@ -19,6 +22,39 @@ pub fn masked_softmax(att: &Tensor, n_new: usize, causal: bool) -> Result<Option
     imp::masked_softmax(att, n_new, causal)
 }
 
+/// `(x + r, rms_norm(x + r) · w)`: the residual sum and the next norm in one
+/// pass on the GPU (the sum rounded to the activation dtype first, as the
+/// separate ops do); candle's two ops elsewhere.
+pub fn add_rms_norm(x: &Tensor, r: &Tensor, w: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+    let h = x.dim(D::Minus1)?;
+    let fits = h <= imp::MAX_NORM_WIDTH && x.dims() == r.dims() && w.dims() == [h];
+    if x.device().is_cuda() && fits && x.is_contiguous() && r.is_contiguous() && w.is_contiguous() {
+        let both = imp::add_rms_norm(x, r, w, eps)?;
+        return Ok((both.get(0)?, both.get(1)?));
+    }
+    let sum = (x + r)?;
+    let norm = candle_nn::ops::rms_norm(&sum, w, eps)?;
+    Ok((sum, norm))
+}
+
+/// `act(gate) · up` from the stacked gate/up projection `[.., 2f]`.
+pub fn act_mul(gu: &Tensor, act: Activation) -> Result<Tensor> {
+    if gu.device().is_cuda() && gu.is_contiguous() {
+        return imp::act_mul(gu, act);
+    }
+    let f = gu.dim(D::Minus1)? / 2;
+    act_of(&gu.narrow(D::Minus1, 0, f)?, act)? * gu.narrow(D::Minus1, f, f)?
+}
+
+/// The activation on its own (separate gate and up projections, the CPU).
+pub fn act_of(g: &Tensor, act: Activation) -> Result<Tensor> {
+    match act {
+        Activation::Silu => candle_nn::ops::silu(g),
+        Activation::GeluTanh => g.gelu(),
+        Activation::Gelu => g.gelu_erf(),
+    }
+}
+
 #[cfg(feature = "cuda")]
 mod imp {
     use candle_core::backend::BackendStorage;
@@ -26,8 +62,7 @@ mod imp {
     use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
     use candle_core::{CudaDevice, CudaStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-    const PTX: &str = include_str!("cuda/softmax.ptx");
-    const MODULE: &str = "depthkv_softmax";
+    use crate::engine::kernels::{self, ELEMENTWISE, SOFTMAX};
     /// Threads per row: enough to stream a 128K-slot row in a few loads per thread.
     const THREADS: u32 = 512;
 
@@ -54,10 +89,11 @@ mod imp {
             let src = src.slice(layout.start_offset()..layout.start_offset() + count);
             // SAFETY: every element is written by the kernel.
             let out = unsafe { dev.alloc::<T>(count)? };
-            let func = dev.get_or_load_custom_func(kernel, MODULE, PTX)?;
+            let func = kernels::function(dev, &SOFTMAX, kernel)?;
             let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
             let (t, n, causal) = (t as i32, self.n_new as i32, i32::from(self.causal));
-            let mut builder = func.builder();
+            let stream = kernels::stream(dev);
+            let mut builder = kernels::launch(&stream, &func);
             builder.arg(&src);
             builder.arg(&out);
             builder.arg(&t);
@@ -95,6 +131,170 @@ mod imp {
     pub fn masked_softmax(att: &Tensor, n_new: usize, causal: bool) -> Result<Option<Tensor>> {
         Ok(Some(att.apply_op1_no_bwd(&MaskedSoftmax { n_new, causal })?))
     }
+
+
+    fn suffix(slice: &CudaStorageSlice) -> Result<&'static str> {
+        Ok(match slice {
+            CudaStorageSlice::BF16(_) => "bf16",
+            CudaStorageSlice::F16(_) => "f16",
+            CudaStorageSlice::F32(_) => "f32",
+            _ => candle_core::bail!("fused op: unsupported dtype"),
+        })
+    }
+
+    /// Longest row the kernel normalizes (1024 threads × 8 values each).
+    pub const MAX_NORM_WIDTH: usize = 8192;
+
+    struct AddRmsNorm {
+        eps: f32,
+    }
+
+    impl AddRmsNorm {
+        #[allow(clippy::too_many_arguments)]
+        fn launch<T: DeviceRepr>(
+            &self,
+            dev: &CudaDevice,
+            name: &str,
+            x: &CudaSlice<T>,
+            lx: &Layout,
+            r: &CudaSlice<T>,
+            lr: &Layout,
+            w: &CudaSlice<T>,
+            lw: &Layout,
+        ) -> Result<CudaSlice<T>> {
+            let h = *lx.dims().last().unwrap_or(&1);
+            let count = lx.shape().elem_count();
+            let rows = count / h.max(1);
+            if lw.shape().elem_count() != h || h > MAX_NORM_WIDTH || rows == 0 || rows > u32::MAX as usize {
+                candle_core::bail!("add_rms_norm: {rows} rows of {h} with a weight of {}", lw.shape().elem_count());
+            }
+            // SAFETY: the kernel writes both halves of every row.
+            let out = unsafe { dev.alloc::<T>(2 * count)? };
+            let func = kernels::function(dev, &ELEMENTWISE, &format!("add_rms_norm_{name}"))?;
+            let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (1024, 1, 1), shared_mem_bytes: 0 };
+            let (x, r, w) = (x.slice(lx.start_offset()..), r.slice(lr.start_offset()..), w.slice(lw.start_offset()..));
+            let (rows_i, h_i) = (rows as i32, h as i32);
+            let stream = kernels::stream(dev);
+            let mut b = kernels::launch(&stream, &func);
+            b.arg(&x).arg(&r).arg(&w).arg(&out).arg(&rows_i).arg(&h_i).arg(&self.eps);
+            // SAFETY: x and r hold rows × h contiguous elements, w holds h.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(out)
+        }
+    }
+
+    impl candle_core::CustomOp3 for AddRmsNorm {
+        fn name(&self) -> &'static str {
+            "add-rms-norm"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("add_rms_norm runs on CUDA only; the CPU uses candle's ops")
+        }
+
+        fn cuda_fwd(
+            &self,
+            sx: &CudaStorage,
+            lx: &Layout,
+            sr: &CudaStorage,
+            lr: &Layout,
+            sw: &CudaStorage,
+            lw: &Layout,
+        ) -> Result<(CudaStorage, Shape)> {
+            let dev = sx.device();
+            let name = suffix(&sx.slice)?;
+            let slice = match (&sx.slice, &sr.slice, &sw.slice) {
+                (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(r), CudaStorageSlice::BF16(w)) => {
+                    CudaStorageSlice::BF16(self.launch(dev, name, x, lx, r, lr, w, lw)?)
+                }
+                (CudaStorageSlice::F16(x), CudaStorageSlice::F16(r), CudaStorageSlice::F16(w)) => {
+                    CudaStorageSlice::F16(self.launch(dev, name, x, lx, r, lr, w, lw)?)
+                }
+                (CudaStorageSlice::F32(x), CudaStorageSlice::F32(r), CudaStorageSlice::F32(w)) => {
+                    CudaStorageSlice::F32(self.launch(dev, name, x, lx, r, lr, w, lw)?)
+                }
+                _ => candle_core::bail!("add_rms_norm: x, r and w must share a dtype"),
+            };
+            let mut dims = vec![2];
+            dims.extend_from_slice(lx.dims());
+            Ok((CudaStorage { slice, device: dev.clone() }, Shape::from(dims)))
+        }
+    }
+
+    pub fn add_rms_norm(x: &Tensor, r: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
+        x.apply_op3_no_bwd(r, w, &AddRmsNorm { eps })
+    }
+
+    struct ActMul {
+        act: i32,
+    }
+
+    impl ActMul {
+        fn launch<T: DeviceRepr>(&self, dev: &CudaDevice, name: &str, gu: &CudaSlice<T>, l: &Layout) -> Result<CudaSlice<T>> {
+            let two_f = *l.dims().last().unwrap_or(&0);
+            let count = l.shape().elem_count();
+            if two_f == 0 || two_f % 2 != 0 || two_f / 2 > i32::MAX as usize {
+                candle_core::bail!("act_mul: a last dimension of {two_f} is not a stacked gate/up pair");
+            }
+            let (f, rows) = (two_f / 2, count / two_f);
+            // SAFETY: the kernel writes rows × f elements.
+            let out = unsafe { dev.alloc::<T>(rows * f)? };
+            let func = kernels::function(dev, &ELEMENTWISE, &format!("act_mul_{name}"))?;
+            let blocks = (rows * f).div_ceil(256).clamp(1, 65_535) as u32;
+            let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            let gu = gu.slice(l.start_offset()..);
+            let (rows_u, f_i) = (rows as u64, f as i32);
+            let stream = kernels::stream(dev);
+            let mut b = kernels::launch(&stream, &func);
+            b.arg(&gu).arg(&out).arg(&rows_u).arg(&f_i).arg(&self.act);
+            // SAFETY: gu holds rows × 2f contiguous elements.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(out)
+        }
+    }
+
+    impl CustomOp1 for ActMul {
+        fn name(&self) -> &'static str {
+            "act-mul"
+        }
+
+        fn cpu_fwd(&self, _: &candle_core::CpuStorage, _: &Layout) -> Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("act_mul runs on CUDA only; the CPU uses candle's ops")
+        }
+
+        fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
+            let dev = storage.device();
+            let name = suffix(&storage.slice)?;
+            let slice = match &storage.slice {
+                CudaStorageSlice::BF16(s) => CudaStorageSlice::BF16(self.launch(dev, name, s, layout)?),
+                CudaStorageSlice::F16(s) => CudaStorageSlice::F16(self.launch(dev, name, s, layout)?),
+                CudaStorageSlice::F32(s) => CudaStorageSlice::F32(self.launch(dev, name, s, layout)?),
+                _ => candle_core::bail!("act_mul: unsupported dtype {:?}", storage.dtype()),
+            };
+            let mut dims = layout.dims().to_vec();
+            if let Some(last) = dims.last_mut() {
+                *last /= 2;
+            }
+            Ok((CudaStorage { slice, device: dev.clone() }, Shape::from(dims)))
+        }
+    }
+
+    pub fn act_mul(gu: &Tensor, act: super::Activation) -> Result<Tensor> {
+        let act = match act {
+            super::Activation::Silu => 0,
+            super::Activation::GeluTanh => 1,
+            super::Activation::Gelu => 2,
+        };
+        gu.apply_op1_no_bwd(&ActMul { act })
+    }
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -103,5 +303,15 @@ mod imp {
 
     pub fn masked_softmax(_: &Tensor, _: usize, _: bool) -> Result<Option<Tensor>> {
         Ok(None)
+    }
+
+    pub const MAX_NORM_WIDTH: usize = 0;
+
+    pub fn add_rms_norm(_: &Tensor, _: &Tensor, _: &Tensor, _: f32) -> Result<Tensor> {
+        candle_core::bail!("add_rms_norm needs the `cuda` feature")
+    }
+
+    pub fn act_mul(_: &Tensor, _: super::Activation) -> Result<Tensor> {
+        candle_core::bail!("act_mul needs the `cuda` feature")
     }
 }

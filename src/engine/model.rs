@@ -6,9 +6,11 @@
 //! token selection needs, without ever building a prompt × prompt matrix.
 
 use super::cache::{KvCache, LayerCache};
-use super::config::{Activation, ModelConfig, RopeStyle};
+use super::config::{ModelConfig, RopeStyle};
 use super::core::PrefillOptions;
 use super::error::{EngineError, Result};
+use super::flash::{self, AttentionKernel, FlashSupport};
+use super::fused;
 use super::rope::{Frequencies, Rope, Scaling};
 use super::weights::{Linear, Weights};
 use candle_core::{DType, Device, Tensor, D};
@@ -90,6 +92,10 @@ impl Recorder {
 /// Decode contexts from which `att @ V` is split along the context (GPU only:
 /// the CPU GEMM has no such problem and the split only adds copies).
 const SPLIT_K_MIN_CONTEXT: usize = 2048;
+/// Prefill chunk when every layer runs the flash kernel: long enough that the
+/// projections are large matrix products, short enough that a chunk's MLP
+/// activations stay small (no score matrix grows with it).
+const FLASH_PREFILL_CHUNK: usize = 4096;
 const SPLIT_K_CHUNK: usize = 256;
 
 /// `att [1, h, r, t] @ v [1, h, t, d]` computed as a batch of `t / chunk`
@@ -177,6 +183,8 @@ pub struct Model {
     dtype: DType,
     /// Whether the attention scale is folded into the query projection (or q norm).
     q_prescaled: bool,
+    /// Where our flash kernels replace materialized attention.
+    flash: FlashSupport,
 }
 
 impl Model {
@@ -211,7 +219,30 @@ impl Model {
             })
             .collect::<Result<_>>()?;
         let ropes = config.ropes.iter().map(|r| RopeTables::new(r, device)).collect::<Result<_>>()?;
-        Ok(Self { config, weights, fused, ropes, device: device.clone(), dtype, q_prescaled })
+        let flash = FlashSupport::new(AttentionKernel::Auto, device, dtype, config.head_dim, config.group_size());
+        Ok(Self { config, weights, fused, ropes, device: device.clone(), dtype, q_prescaled, flash })
+    }
+
+    /// Chooses the attention kernels (the flash ones by default where they apply).
+    pub fn with_attention(mut self, kind: AttentionKernel) -> Self {
+        let c = &self.config;
+        self.flash = FlashSupport::new(kind, &self.device, self.dtype, c.head_dim, c.group_size());
+        self
+    }
+
+    /// Where the flash kernels serve this model.
+    pub fn flash_support(&self) -> FlashSupport {
+        self.flash
+    }
+
+    /// Whether a prefill with these options runs every layer on the flash
+    /// kernel, so its chunks can be long (no score matrix to hold).
+    fn flash_prefills(&self, opts: &PrefillOptions) -> bool {
+        let c = &self.config;
+        self.flash.prefill
+            && !opts.accumulated
+            && c.attn_softcap.is_none()
+            && (0..c.n_layers).all(|l| c.window(l).is_none())
     }
 
     /// The weights, for reference implementations in tests and tools.
@@ -301,7 +332,7 @@ impl Model {
             return Err(EngineError::PromptTooLong { tokens: l, context: self.config.max_context });
         }
         let window = window.clamp(1, l);
-        let chunk = chunk.max(window);
+        let chunk = if self.flash_prefills(&opts) { chunk.max(FLASH_PREFILL_CHUNK) } else { chunk }.max(window);
         let c = &self.config;
         let mut rec = Recorder {
             prompt_len: l,
@@ -381,34 +412,28 @@ impl Model {
                 None => t,
             })
         };
-        for (li, lw) in self.weights.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &lw.attn_norm, eps)?;
+        // Each residual add is fused with the norm after it (the next layer's
+        // input norm, or the final norm after the last layer).
+        let layers = &self.weights.layers;
+        let mut h = candle_nn::ops::rms_norm(&x, &layers[0].attn_norm, eps)?;
+        for (li, lw) in layers.iter().enumerate() {
             let (cos, sin) = &rope[c.layers[li].rope];
             let attn = self.attention(cache, li, &h, cos, sin, pos, causal.as_ref(), &mut pass)?;
-            x = (x + post(attn, &lw.post_attn_norm)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &lw.ffn_norm, eps)?;
-            let (g, u) = match &self.fused[li].gate_up {
-                Some(f) => {
-                    let gu = f.forward(&h)?;
-                    let ff = gu.dim(D::Minus1)? / 2;
-                    (gu.narrow(D::Minus1, 0, ff)?, gu.narrow(D::Minus1, ff, ff)?)
-                }
-                None => (lw.gate.forward(&h)?, lw.up.forward(&h)?),
+            let (sum, normed) = fused::add_rms_norm(&x, &post(attn, &lw.post_attn_norm)?, &lw.ffn_norm, eps)?;
+            let act = match &self.fused[li].gate_up {
+                Some(f) => fused::act_mul(&f.forward(&normed)?, c.activation)?,
+                None => (fused::act_of(&lw.gate.forward(&normed)?, c.activation)? * lw.up.forward(&normed)?)?,
             };
-            let g = match c.activation {
-                Activation::Silu => candle_nn::ops::silu(&g)?,
-                Activation::GeluTanh => g.gelu()?,
-                Activation::Gelu => g.gelu_erf()?,
-            };
-            let m = lw.down.forward(&(g * u)?)?;
-            x = (x + post(m, &lw.post_ffn_norm)?)?;
+            let m = lw.down.forward(&act)?;
+            let next_norm = layers.get(li + 1).map_or(&self.weights.norm, |l| &l.attn_norm);
+            (x, h) = fused::add_rms_norm(&sum, &post(m, &lw.post_ffn_norm)?, next_norm, eps)?;
         }
         cache.advance(n);
+        // `h` is the final norm of every position.
         let x = match pass.logits {
-            Logits::Last => x.narrow(1, n - 1, 1)?,
-            Logits::All => x,
+            Logits::Last => h.narrow(1, n - 1, 1)?,
+            Logits::All => h,
         };
-        let x = candle_nn::ops::rms_norm(&x, &self.weights.norm, eps)?;
         let logits = self.weights.lm_head.forward(&x)?.squeeze(0)?.to_dtype(DType::F32)?;
         Ok(match c.final_softcap {
             Some(cap) => softcap(&logits, cap)?,
@@ -485,6 +510,115 @@ impl Model {
         // Grouped-query attention without repeating K/V: the query heads of
         // one KV head are stacked as rows of one matrix.
         let q = q.reshape((1, hkv, g * n, d))?;
+        let bias = lc.bias()?;
+        let plain = window.is_none() && hidden.is_none() && bias.is_none() && c.attn_softcap.is_none();
+        let flashed = match plain {
+            true => self.flash_attention(&q, &k_all, &v_all, layer, n, pos, causal.is_some(), pass)?,
+            false => None,
+        };
+        let y = match flashed {
+            Some(y) => y,
+            None => self.materialized_attention(&q, &k_all, &v_all, layer, n, pos, causal, window, hidden, bias, pass)?,
+        };
+        let y = match n {
+            1 => y.reshape((1, 1, hq * d))?,
+            _ => y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?,
+        };
+        Ok(lw.o.forward(&y)?)
+    }
+
+    /// Attention through the flash kernels, recording SnapKV's window
+    /// statistics from a separate pass over the window's queries. `None`
+    /// where they do not apply (H2O's sums and decode observations need every
+    /// probability; unsupported shapes, dtypes or devices).
+    #[allow(clippy::too_many_arguments)]
+    fn flash_attention(
+        &self,
+        q: &Tensor,
+        k_all: &Tensor,
+        v_all: &Tensor,
+        layer: usize,
+        n: usize,
+        pos: usize,
+        causal: bool,
+        pass: &mut Pass<'_, '_>,
+    ) -> Result<Option<Tensor>> {
+        match pass.obs.as_ref() {
+            None => {}
+            Some(Observe::Prefill(rec)) if rec.accumulated.is_none() => {}
+            Some(_) => return Ok(None),
+        }
+        if !(flash::readable(k_all) && flash::readable(v_all)) {
+            return Ok(None);
+        }
+        let scale = self.attention_scale() as f32;
+        let y = match n {
+            1 if self.flash.decode => flash::decode(q, k_all, v_all, scale)?,
+            2.. if self.flash.prefill => flash::prefill(q, k_all, v_all, n, causal, scale)?,
+            _ => return Ok(None),
+        };
+        if let Some(Observe::Prefill(rec)) = pass.obs.as_mut() {
+            if let Some(first) = rec.window_rows(pos, n) {
+                self.record_window(q, k_all, layer, rec, first, n, causal)?;
+            }
+        }
+        Ok(Some(y))
+    }
+
+    /// SnapKV's statistic for the flash path: the attention of the window's
+    /// queries (rows `first..n` of this chunk) over every slot, summed.
+    #[allow(clippy::too_many_arguments)]
+    fn record_window(
+        &self,
+        q: &Tensor,
+        k_all: &Tensor,
+        li: usize,
+        rec: &mut Recorder,
+        first: usize,
+        n: usize,
+        causal: bool,
+    ) -> Result<()> {
+        let (hkv, g, d) = (self.config.n_kv_heads, self.config.group_size(), self.config.head_dim);
+        let (w, t) = (n - first, k_all.dim(2)?);
+        let qw = q.reshape((hkv, g, n, d))?.narrow(2, first, w)?.contiguous()?.reshape((1, hkv, g * w, d))?;
+        let mut att = qw.matmul(&k_all.t()?)?;
+        if !self.q_prescaled {
+            att = (att * self.config.attn_scale)?;
+        }
+        let att = match fused::masked_softmax(&att, w, causal)? {
+            Some(att) => att,
+            None => {
+                if causal {
+                    let mask = self.causal_mask(w, t - w)?;
+                    att = att.reshape((hkv, g, w, t))?.broadcast_add(&mask)?.reshape((1, hkv, g * w, t))?;
+                }
+                candle_nn::ops::softmax_last_dim(&att)?
+            }
+        };
+        let win = att.reshape((hkv, g, w, t))?.to_dtype(DType::F32)?.sum(1)?.sum(1)?;
+        Recorder::add(&mut rec.window_sums[li], win, rec.prompt_len)
+    }
+
+    /// Scores written out, masked, normalized and multiplied by V: every
+    /// feature (windows, hidden slots, padded heads, soft-caps, statistics).
+    #[allow(clippy::too_many_arguments)]
+    fn materialized_attention(
+        &self,
+        q: &Tensor,
+        k_all: &Tensor,
+        v_all: &Tensor,
+        layer: usize,
+        n: usize,
+        pos: usize,
+        causal: Option<&Tensor>,
+        window: Option<Tensor>,
+        hidden: Option<Tensor>,
+        bias: Option<Tensor>,
+        pass: &mut Pass<'_, '_>,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let (hkv, g) = (c.n_kv_heads, c.group_size());
+        let t = k_all.dim(2)?;
         let mut att = q.matmul(&k_all.t()?)?;
         if !self.q_prescaled {
             att = (att * c.attn_scale)?;
@@ -492,11 +626,10 @@ impl Model {
         if let Some(cap) = c.attn_softcap {
             att = softcap(&att, cap)?;
         }
-        let bias = lc.bias()?;
         // The common case (every slot visible but the new tokens' future) in
         // one fused pass on the GPU; windows, hidden slots and padded heads below.
         let fused = match (&window, &hidden, &bias) {
-            (None, None, None) => super::fused::masked_softmax(&att, n, causal.is_some())?,
+            (None, None, None) => fused::masked_softmax(&att, n, causal.is_some())?,
             _ => None,
         };
         let att = match fused {
@@ -529,16 +662,11 @@ impl Model {
             }
             None => {}
         }
-        let y = if n == 1 && t >= SPLIT_K_MIN_CONTEXT && self.device.is_cuda() {
-            split_k_matmul(&att, &v_all, SPLIT_K_CHUNK)?
+        Ok(if n == 1 && t >= SPLIT_K_MIN_CONTEXT && self.device.is_cuda() {
+            split_k_matmul(&att, v_all, SPLIT_K_CHUNK)?
         } else {
-            att.matmul(&v_all)? // [1, hkv, g*n, d]
-        };
-        let y = match n {
-            1 => y.reshape((1, 1, hq * d))?,
-            _ => y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?,
-        };
-        Ok(lw.o.forward(&y)?)
+            att.matmul(v_all)? // [1, hkv, g*n, d]
+        })
     }
 
     /// Sliding-window mask `[kv_heads, 1, n, slots]` from each slot's original

@@ -19,6 +19,7 @@ mod eval_formats;
 mod eval_parity;
 mod families;
 mod fetch_and_hub;
+mod flash;
 mod floors;
 mod fuzz_inputs;
 mod hostile;

@@ -7,8 +7,7 @@
 // every cached slot plus the new tokens up to itself: columns
 // `0 ..= t - n_new + row % n_new`.
 //
-// Regenerate softmax.ptx with scripts/build_ptx.sh (nvcc; the PTX is JIT-compiled by the
-// driver on first use, which takes milliseconds for this module).
+// Compiled by build.rs (nvcc, with the `cuda` feature).
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -1,0 +1,340 @@
+//! Attention that never materializes its scores (CUDA, bf16/f16).
+//!
+//! The materialized path writes a `[heads, new tokens, slots]` score matrix,
+//! masks it, normalizes it and multiplies it by V: at 32K slots that matrix,
+//! not the arithmetic, is what a prefill chunk costs (docs/performance.md).
+//! [`prefill`] computes Q·Kᵀ, the online softmax and P·V tile by tile in
+//! shared memory with tensor-core products; [`decode`] splits one step's
+//! few query rows over slot ranges and merges the partial softmaxes. Both
+//! read the layer's cache in place (grouped-query layout, no K/V repeat).
+//! Kernels: `src/engine/cuda/attention.cu`.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+/// Which attention kernels the engine uses where both apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionKernel {
+    /// Our flash kernels on CUDA with bf16/f16 activations where the layer
+    /// allows it (no sliding window, soft-cap, padded heads or hidden slots),
+    /// the materialized path elsewhere.
+    #[default]
+    Auto,
+    /// Always materialize the scores (the reference path; also the CPU's).
+    Materialized,
+}
+
+/// Head sizes the prefill kernel is instantiated for.
+const PREFILL_HEAD_DIMS: [usize; 2] = [64, 128];
+/// Head sizes the decode kernel is instantiated for.
+const DECODE_HEAD_DIMS: [usize; 3] = [64, 128, 256];
+/// Query rows per KV head the decode kernel handles in one block.
+const DECODE_MAX_GROUP: usize = 8;
+
+/// What the flash kernels can serve for a model, decided once at load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlashSupport {
+    pub prefill: bool,
+    pub decode: bool,
+}
+
+impl FlashSupport {
+    pub fn new(kind: AttentionKernel, device: &Device, dtype: DType, head_dim: usize, group: usize) -> Self {
+        let usable = kind == AttentionKernel::Auto
+            && cfg!(feature = "cuda")
+            && device.is_cuda()
+            && matches!(dtype, DType::BF16 | DType::F16);
+        Self {
+            prefill: usable && PREFILL_HEAD_DIMS.contains(&head_dim),
+            decode: usable && DECODE_HEAD_DIMS.contains(&head_dim) && (1..=DECODE_MAX_GROUP).contains(&group),
+        }
+    }
+}
+
+/// Whether a cache tensor (`[1, heads, slots, d]`) is laid out as the
+/// kernels read it: slots contiguous, heads at a fixed stride, 16-byte aligned.
+pub fn readable(kv: &Tensor) -> bool {
+    let l = kv.layout();
+    let (stride, dims) = (l.stride(), l.dims());
+    dims.len() == 4
+        && dims[0] == 1
+        && stride[3] == 1
+        && stride[2] == dims[3]
+        && l.start_offset() % 8 == 0
+        && stride[1] % 8 == 0
+}
+
+/// Attention of `q` (`[1, kv_heads, rows, d]`, rows `[query_in_group][new
+/// token]`, contiguous) over `k`, `v` (`[1, kv_heads, t, d]`, [`readable`]);
+/// with `causal` new token `j` of `n_new` sees slots `..= t - n_new + j`.
+/// Returns `[1, kv_heads, rows, d]` like the materialized `softmax(q·kᵀ)·v`.
+pub fn prefill(q: &Tensor, k: &Tensor, v: &Tensor, n_new: usize, causal: bool, scale: f32) -> Result<Tensor> {
+    imp::prefill(q, k, v, n_new, causal, scale)
+}
+
+/// One decode step: every new row sees every slot (`q` as for [`prefill`]
+/// with one new token per query head).
+pub fn decode(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tensor> {
+    imp::decode(q, k, v, scale)
+}
+
+#[cfg(feature = "cuda")]
+mod imp {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::sys::CUfunction_attribute_enum;
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
+    use candle_core::{CpuStorage, CudaDevice, CudaStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+    use crate::engine::kernels::{self, ATTENTION};
+    const THREADS: u32 = 128;
+    /// Query rows and slots per prefill tile (BM, BN in the kernel).
+    const ROWS_PER_BLOCK: usize = 64;
+    const SLOTS_PER_TILE: usize = 64;
+    /// Decode: fewest slots worth a block, and how many blocks fill the GPU.
+    const MIN_SLOTS_PER_SPLIT: usize = 256;
+    const TARGET_BLOCKS: usize = 528;
+    /// Slots one block's four warps take per round (32 each).
+    const DECODE_TILE: usize = 128;
+    /// Threads of the merge kernel and most splits it merges (its shared memory).
+    const COMBINE_THREADS: u32 = 256;
+    const MAX_SPLITS: usize = 1024;
+
+    /// The shapes every launch needs, checked once.
+    struct Dims {
+        heads: usize,
+        rows: usize,
+        d: usize,
+        t: usize,
+        kv_stride: usize,
+    }
+
+    fn dims(lq: &Layout, lk: &Layout, lv: &Layout) -> Result<Dims> {
+        let (q, k) = (lq.dims(), lk.dims());
+        if q.len() != 4 || k.len() != 4 || q[0] != 1 || k[0] != 1 || q[1] != k[1] || q[3] != k[3] {
+            candle_core::bail!("flash attention: q {q:?} and k {k:?} do not match");
+        }
+        if lk.dims() != lv.dims() || lk.stride() != lv.stride() || !lq.is_contiguous() {
+            candle_core::bail!("flash attention: k/v layouts differ or q is not contiguous");
+        }
+        let kv_stride = lk.stride()[1];
+        if lk.stride()[3] != 1 || lk.stride()[2] != k[3] || kv_stride % 8 != 0 || lq.start_offset() % 8 != 0 {
+            candle_core::bail!("flash attention: the cache is not laid out slot-contiguous");
+        }
+        if k[2] == 0 || k[2] > i32::MAX as usize || q[2] > i32::MAX as usize {
+            candle_core::bail!("flash attention: {} slots or {} rows out of range", k[2], q[2]);
+        }
+        Ok(Dims { heads: q[1], rows: q[2], d: q[3], t: k[2], kv_stride })
+    }
+
+    fn views<'a, T>(s: &'a CudaSlice<T>, l: &Layout) -> CudaView<'a, T> {
+        s.slice(l.start_offset()..)
+    }
+
+    fn dtype_name(slice: &CudaStorageSlice) -> Result<&'static str> {
+        Ok(match slice {
+            CudaStorageSlice::BF16(_) => "bf16",
+            CudaStorageSlice::F16(_) => "f16",
+            _ => candle_core::bail!("flash attention runs on bf16 or f16 only"),
+        })
+    }
+
+    struct Prefill {
+        n_new: usize,
+        causal: bool,
+        scale: f32,
+    }
+
+    impl Prefill {
+        #[allow(clippy::too_many_arguments)]
+        fn launch<T: DeviceRepr>(
+            &self,
+            dev: &CudaDevice,
+            name: &str,
+            q: CudaView<T>,
+            k: CudaView<T>,
+            v: CudaView<T>,
+            x: &Dims,
+        ) -> Result<CudaSlice<T>> {
+            let count = x.heads * x.rows * x.d;
+            // SAFETY: the kernel writes every row of every head.
+            let out = unsafe { dev.alloc::<T>(count)? };
+            let func = kernels::function(dev, &ATTENTION, &format!("flash_prefill_{name}_d{}", x.d))?;
+            let smem = 4 * SLOTS_PER_TILE * (x.d + 8) * std::mem::size_of::<T>();
+            func.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
+                .w()?;
+            let blocks = x.rows.div_ceil(ROWS_PER_BLOCK);
+            let cfg = LaunchConfig {
+                grid_dim: (blocks as u32, x.heads as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: smem as u32,
+            };
+            let (rows, n_new, t) = (x.rows as i32, self.n_new as i32, x.t as i32);
+            let (stride, causal) = (x.kv_stride as i64, i32::from(self.causal));
+            let stream = kernels::stream(dev);
+            let mut b = kernels::launch(&stream, &func);
+            b.arg(&q).arg(&k).arg(&v).arg(&out).arg(&rows).arg(&n_new).arg(&t).arg(&stride).arg(&self.scale);
+            b.arg(&causal);
+            // SAFETY: shapes and strides were checked by `dims`; the kernel reads
+            // rows × d of q, t slots per head of k and v, and writes `count`.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(out)
+        }
+    }
+
+    impl CustomOp3 for Prefill {
+        fn name(&self) -> &'static str {
+            "flash-prefill"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            candle_core::bail!("flash attention runs on CUDA only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            sq: &CudaStorage,
+            lq: &Layout,
+            sk: &CudaStorage,
+            lk: &Layout,
+            sv: &CudaStorage,
+            lv: &Layout,
+        ) -> Result<(CudaStorage, Shape)> {
+            let x = dims(lq, lk, lv)?;
+            if self.n_new == 0 || x.rows % self.n_new != 0 {
+                candle_core::bail!("flash prefill: {} rows for {} new tokens", x.rows, self.n_new);
+            }
+            let dev = sq.device();
+            let name = dtype_name(&sq.slice)?;
+            let slice = match (&sq.slice, &sk.slice, &sv.slice) {
+                (CudaStorageSlice::BF16(q), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(v)) => {
+                    CudaStorageSlice::BF16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
+                }
+                (CudaStorageSlice::F16(q), CudaStorageSlice::F16(k), CudaStorageSlice::F16(v)) => {
+                    CudaStorageSlice::F16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
+                }
+                _ => candle_core::bail!("flash prefill: q, k and v must share a bf16 or f16 dtype"),
+            };
+            Ok((CudaStorage { slice, device: dev.clone() }, lq.shape().clone()))
+        }
+    }
+
+    struct Decode {
+        scale: f32,
+    }
+
+    impl Decode {
+        fn launch<T: DeviceRepr>(
+            &self,
+            dev: &CudaDevice,
+            name: &str,
+            q: CudaView<T>,
+            k: CudaView<T>,
+            v: CudaView<T>,
+            x: &Dims,
+        ) -> Result<CudaSlice<T>> {
+            let group = x.rows;
+            let max_splits = (TARGET_BLOCKS / x.heads).clamp(1, MAX_SPLITS);
+            let per_split = x.t.div_ceil(max_splits).max(MIN_SLOTS_PER_SPLIT).next_multiple_of(DECODE_TILE);
+            let splits = x.t.div_ceil(per_split);
+            let rows = x.heads * group;
+            // SAFETY: every split writes its partial rows; the combine writes every output row.
+            let part_o = unsafe { dev.alloc::<f32>(splits * rows * x.d)? };
+            let part_ml = unsafe { dev.alloc::<f32>(splits * rows * 2)? };
+            let out = unsafe { dev.alloc::<T>(rows * x.d)? };
+            // Kernels exist for 1, 2, 4 and 8 rows; the padding rows are zero.
+            let rows_compiled = group.next_power_of_two();
+            let func = kernels::function(dev, &ATTENTION, &format!("flash_decode_{name}_d{}_g{rows_compiled}", x.d))?;
+            let cfg =
+                LaunchConfig { grid_dim: (splits as u32, x.heads as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+            let (g, t, stride, per) = (group as i32, x.t as i32, x.kv_stride as i64, per_split as i32);
+            let stream = kernels::stream(dev);
+            let mut b = kernels::launch(&stream, &func);
+            b.arg(&q).arg(&k).arg(&v).arg(&part_o).arg(&part_ml).arg(&g).arg(&t).arg(&stride).arg(&per);
+            b.arg(&self.scale);
+            // SAFETY: checked shapes; partials hold splits × rows rows.
+            unsafe { b.launch(cfg) }.w()?;
+            let combine = kernels::function(dev, &ATTENTION, &format!("decode_combine_{name}_d{}", x.d))?;
+            let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (COMBINE_THREADS, 1, 1), shared_mem_bytes: 0 };
+            let (s, r) = (splits as i32, rows as i32);
+            let mut b = kernels::launch(&stream, &combine);
+            b.arg(&part_o).arg(&part_ml).arg(&out).arg(&s).arg(&r);
+            // SAFETY: reads the partials written above, writes rows × d.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(out)
+        }
+    }
+
+    impl CustomOp3 for Decode {
+        fn name(&self) -> &'static str {
+            "flash-decode"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            candle_core::bail!("flash attention runs on CUDA only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            sq: &CudaStorage,
+            lq: &Layout,
+            sk: &CudaStorage,
+            lk: &Layout,
+            sv: &CudaStorage,
+            lv: &Layout,
+        ) -> Result<(CudaStorage, Shape)> {
+            let x = dims(lq, lk, lv)?;
+            if x.rows == 0 || x.rows > super::DECODE_MAX_GROUP {
+                candle_core::bail!("flash decode: {} query rows per KV head (at most {})", x.rows, super::DECODE_MAX_GROUP);
+            }
+            let dev = sq.device();
+            let name = dtype_name(&sq.slice)?;
+            let slice = match (&sq.slice, &sk.slice, &sv.slice) {
+                (CudaStorageSlice::BF16(q), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(v)) => {
+                    CudaStorageSlice::BF16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
+                }
+                (CudaStorageSlice::F16(q), CudaStorageSlice::F16(k), CudaStorageSlice::F16(v)) => {
+                    CudaStorageSlice::F16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
+                }
+                _ => candle_core::bail!("flash decode: q, k and v must share a bf16 or f16 dtype"),
+            };
+            Ok((CudaStorage { slice, device: dev.clone() }, lq.shape().clone()))
+        }
+    }
+
+    pub fn prefill(q: &Tensor, k: &Tensor, v: &Tensor, n_new: usize, causal: bool, scale: f32) -> Result<Tensor> {
+        q.apply_op3_no_bwd(k, v, &Prefill { n_new, causal, scale })
+    }
+
+    pub fn decode(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tensor> {
+        q.apply_op3_no_bwd(k, v, &Decode { scale })
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+mod imp {
+    use candle_core::{Result, Tensor};
+
+    pub fn prefill(_: &Tensor, _: &Tensor, _: &Tensor, _: usize, _: bool, _: f32) -> Result<Tensor> {
+        candle_core::bail!("flash attention needs the `cuda` feature")
+    }
+
+    pub fn decode(_: &Tensor, _: &Tensor, _: &Tensor, _: f32) -> Result<Tensor> {
+        candle_core::bail!("flash attention needs the `cuda` feature")
+    }
+}
