@@ -33,7 +33,8 @@ fn main() {
             cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
         }
         cmd.arg(format!("-gencode=arch=compute_{lowest},code=compute_{lowest}"));
-        let status = cmd.status().unwrap_or_else(|e| panic!("running {nvcc} for {src}: {e} (the cuda feature needs nvcc)"));
+        let status =
+            cmd.status().unwrap_or_else(|e| panic!("running {nvcc} for {src}: {e} (the cuda feature needs nvcc)"));
         assert!(status.success(), "{nvcc} failed on {src}");
     }
 }

@@ -7,8 +7,8 @@ pub mod stock;
 
 use crate::engine::cache::KvCache;
 use crate::engine::error::Result;
-use crate::engine::{flash, fused};
 use crate::engine::model::Logits;
+use crate::engine::{flash, fused};
 use crate::engine::{Engine, PrefillOptions};
 use crate::prune::{apply, SelectConfig, Strategy};
 use candle_core::{DType, Device, Tensor, D};

@@ -59,8 +59,8 @@ pub fn readable(kv: &Tensor) -> bool {
         && dims[0] == 1
         && stride[3] == 1
         && stride[2] == dims[3]
-        && l.start_offset() % 8 == 0
-        && stride[1] % 8 == 0
+        && l.start_offset().is_multiple_of(8)
+        && stride[1].is_multiple_of(8)
 }
 
 /// Attention of `q` (`[1, kv_heads, rows, d]`, rows `[query_in_group][new
@@ -117,7 +117,11 @@ mod imp {
             candle_core::bail!("flash attention: k/v layouts differ or q is not contiguous");
         }
         let kv_stride = lk.stride()[1];
-        if lk.stride()[3] != 1 || lk.stride()[2] != k[3] || kv_stride % 8 != 0 || lq.start_offset() % 8 != 0 {
+        if lk.stride()[3] != 1
+            || lk.stride()[2] != k[3]
+            || !kv_stride.is_multiple_of(8)
+            || !lq.start_offset().is_multiple_of(8)
+        {
             candle_core::bail!("flash attention: the cache is not laid out slot-contiguous");
         }
         if k[2] == 0 || k[2] > i32::MAX as usize || q[2] > i32::MAX as usize {
@@ -208,7 +212,7 @@ mod imp {
             lv: &Layout,
         ) -> Result<(CudaStorage, Shape)> {
             let x = dims(lq, lk, lv)?;
-            if self.n_new == 0 || x.rows % self.n_new != 0 {
+            if self.n_new == 0 || !x.rows.is_multiple_of(self.n_new) {
                 candle_core::bail!("flash prefill: {} rows for {} new tokens", x.rows, self.n_new);
             }
             let dev = sq.device();
@@ -252,8 +256,11 @@ mod imp {
             // Kernels exist for 1, 2, 4 and 8 rows; the padding rows are zero.
             let rows_compiled = group.next_power_of_two();
             let func = kernels::function(dev, &ATTENTION, &format!("flash_decode_{name}_d{}_g{rows_compiled}", x.d))?;
-            let cfg =
-                LaunchConfig { grid_dim: (splits as u32, x.heads as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg = LaunchConfig {
+                grid_dim: (splits as u32, x.heads as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
             let (g, t, stride, per) = (group as i32, x.t as i32, x.kv_stride as i64, per_split as i32);
             let stream = kernels::stream(dev);
             let mut b = kernels::launch(&stream, &func);
@@ -262,7 +269,8 @@ mod imp {
             // SAFETY: checked shapes; partials hold splits × rows rows.
             unsafe { b.launch(cfg) }.w()?;
             let combine = kernels::function(dev, &ATTENTION, &format!("decode_combine_{name}_d{}", x.d))?;
-            let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (COMBINE_THREADS, 1, 1), shared_mem_bytes: 0 };
+            let cfg =
+                LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (COMBINE_THREADS, 1, 1), shared_mem_bytes: 0 };
             let (s, r) = (splits as i32, rows as i32);
             let mut b = kernels::launch(&stream, &combine);
             b.arg(&part_o).arg(&part_ml).arg(&out).arg(&s).arg(&r);
@@ -300,7 +308,11 @@ mod imp {
         ) -> Result<(CudaStorage, Shape)> {
             let x = dims(lq, lk, lv)?;
             if x.rows == 0 || x.rows > super::DECODE_MAX_GROUP {
-                candle_core::bail!("flash decode: {} query rows per KV head (at most {})", x.rows, super::DECODE_MAX_GROUP);
+                candle_core::bail!(
+                    "flash decode: {} query rows per KV head (at most {})",
+                    x.rows,
+                    super::DECODE_MAX_GROUP
+                );
             }
             let dev = sq.device();
             let name = dtype_name(&sq.slice)?;

@@ -22,12 +22,15 @@ pub fn masked_softmax(att: &Tensor, n_new: usize, causal: bool) -> Result<Option
     imp::masked_softmax(att, n_new, causal)
 }
 
+/// Longest row the fused norm kernel takes (1024 threads × 8 values each).
+const MAX_NORM_WIDTH: usize = 8192;
+
 /// `(x + r, rms_norm(x + r) · w)`: the residual sum and the next norm in one
 /// pass on the GPU (the sum rounded to the activation dtype first, as the
 /// separate ops do); candle's two ops elsewhere.
 pub fn add_rms_norm(x: &Tensor, r: &Tensor, w: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
     let h = x.dim(D::Minus1)?;
-    let fits = h <= imp::MAX_NORM_WIDTH && x.dims() == r.dims() && w.dims() == [h];
+    let fits = h <= MAX_NORM_WIDTH && x.dims() == r.dims() && w.dims() == [h];
     if x.device().is_cuda() && fits && x.is_contiguous() && r.is_contiguous() && w.is_contiguous() {
         let both = imp::add_rms_norm(x, r, w, eps)?;
         return Ok((both.get(0)?, both.get(1)?));
@@ -132,7 +135,6 @@ mod imp {
         Ok(Some(att.apply_op1_no_bwd(&MaskedSoftmax { n_new, causal })?))
     }
 
-
     fn suffix(slice: &CudaStorageSlice) -> Result<&'static str> {
         Ok(match slice {
             CudaStorageSlice::BF16(_) => "bf16",
@@ -141,9 +143,6 @@ mod imp {
             _ => candle_core::bail!("fused op: unsupported dtype"),
         })
     }
-
-    /// Longest row the kernel normalizes (1024 threads × 8 values each).
-    pub const MAX_NORM_WIDTH: usize = 8192;
 
     struct AddRmsNorm {
         eps: f32,
@@ -165,7 +164,7 @@ mod imp {
             let h = *lx.dims().last().unwrap_or(&1);
             let count = lx.shape().elem_count();
             let rows = count / h.max(1);
-            if lw.shape().elem_count() != h || h > MAX_NORM_WIDTH || rows == 0 || rows > u32::MAX as usize {
+            if lw.shape().elem_count() != h || h > super::MAX_NORM_WIDTH || rows == 0 || rows > u32::MAX as usize {
                 candle_core::bail!("add_rms_norm: {rows} rows of {h} with a weight of {}", lw.shape().elem_count());
             }
             // SAFETY: the kernel writes both halves of every row.
@@ -238,10 +237,16 @@ mod imp {
     }
 
     impl ActMul {
-        fn launch<T: DeviceRepr>(&self, dev: &CudaDevice, name: &str, gu: &CudaSlice<T>, l: &Layout) -> Result<CudaSlice<T>> {
+        fn launch<T: DeviceRepr>(
+            &self,
+            dev: &CudaDevice,
+            name: &str,
+            gu: &CudaSlice<T>,
+            l: &Layout,
+        ) -> Result<CudaSlice<T>> {
             let two_f = *l.dims().last().unwrap_or(&0);
             let count = l.shape().elem_count();
-            if two_f == 0 || two_f % 2 != 0 || two_f / 2 > i32::MAX as usize {
+            if two_f == 0 || !two_f.is_multiple_of(2) || two_f / 2 > i32::MAX as usize {
                 candle_core::bail!("act_mul: a last dimension of {two_f} is not a stacked gate/up pair");
             }
             let (f, rows) = (two_f / 2, count / two_f);
@@ -304,8 +309,6 @@ mod imp {
     pub fn masked_softmax(_: &Tensor, _: usize, _: bool) -> Result<Option<Tensor>> {
         Ok(None)
     }
-
-    pub const MAX_NORM_WIDTH: usize = 0;
 
     pub fn add_rms_norm(_: &Tensor, _: &Tensor, _: &Tensor, _: f32) -> Result<Tensor> {
         candle_core::bail!("add_rms_norm needs the `cuda` feature")

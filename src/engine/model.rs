@@ -518,7 +518,9 @@ impl Model {
         };
         let y = match flashed {
             Some(y) => y,
-            None => self.materialized_attention(&q, &k_all, &v_all, layer, n, pos, causal, window, hidden, bias, pass)?,
+            None => {
+                self.materialized_attention(&q, &k_all, &v_all, layer, n, pos, causal, window, hidden, bias, pass)?
+            }
         };
         let y = match n {
             1 => y.reshape((1, 1, hq * d))?,

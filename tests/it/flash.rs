@@ -19,8 +19,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Real text for the default model: the repository's own documentation.
-const TEXT: [&str; 3] =
-    [include_str!("../../docs/architecture.md"), include_str!("../../docs/performance.md"), include_str!("../../docs/results.md")];
+const TEXT: [&str; 3] = [
+    include_str!("../../docs/architecture.md"),
+    include_str!("../../docs/performance.md"),
+    include_str!("../../docs/results.md"),
+];
 
 /// The three engines compared: flash in bf16, materialized in bf16 and f32.
 struct Trio {
@@ -100,8 +103,7 @@ fn check(trio: &Trio, tokens: &[u32]) {
 
     let next: Vec<u32> = tokens[..40].to_vec();
     for (label, thin) in [("full cache", false), ("thinned cache", true)] {
-        let mut caches: Vec<KvCache> =
-            pre.iter().map(|p| if thin { thinned(&p.0) } else { p.0.clone() }).collect();
+        let mut caches: Vec<KvCache> = pre.iter().map(|p| if thin { thinned(&p.0) } else { p.0.clone() }).collect();
         // Eight steps judged together: single steps of bf16 noise vary by 2x.
         let mut steps: [Vec<f32>; 3] = Default::default();
         for &tok in &next[..8] {
