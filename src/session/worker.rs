@@ -199,8 +199,9 @@ impl Worker {
         let chat = chat && self.engine.codec.has_chat();
         let tokens = self.engine.encode(text, chat)?;
         let events = self.events.clone();
-        // Any pane may score with H2O later, so its sums are always recorded here.
-        let opts = PrefillOptions { accumulated: true, ..self.select.prefill_options() };
+        // H2O's sums cost a pass over every attention matrix (and keep the GPU
+        // off its flash kernels); they are recorded on the first run that needs them.
+        let opts = self.select.prefill_options();
         let pre = self.engine.prefill_with(&tokens, opts, &mut |done, total| {
             events.send(Event::Progress { job: Job::Prefill, done, total }).is_ok()
         })?;
@@ -212,6 +213,19 @@ impl Worker {
             kv_ceilings: pre.kv_ceilings.clone(),
         }));
         self.prompt = Some(PromptState { pre, done: HashMap::new(), full: HashMap::new() });
+        Ok(())
+    }
+
+    /// Adds H2O's statistic (attention received from every prompt query) to a
+    /// prefill made without it: one more pass over the prompt, reported as
+    /// prefill progress. The cache and the other statistics stay as they are.
+    fn record_h2o_sums(&mut self, pre: &mut Prefilled) -> anyhow::Result<()> {
+        let events = self.events.clone();
+        let opts = PrefillOptions { accumulated: true, ..self.select.prefill_options() };
+        let again = self.engine.prefill_with(&pre.tokens, opts, &mut |done, total| {
+            events.send(Event::Progress { job: Job::Prefill, done, total }).is_ok()
+        })?;
+        pre.stats.accumulated = again.stats.accumulated;
         Ok(())
     }
 
@@ -269,6 +283,9 @@ impl Worker {
         variants: &[Variant],
         params: &GenParams,
     ) -> anyhow::Result<Outcome> {
+        if variants.iter().any(|v| v.scorer == Scorer::H2o) && state.pre.stats.accumulated.is_empty() {
+            self.record_h2o_sums(&mut state.pre)?;
+        }
         // Group client ids by key: equal variants decode once.
         let mut groups: Vec<(VariantKey, Vec<VariantId>)> = Vec::new();
         for v in variants {

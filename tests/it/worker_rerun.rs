@@ -6,7 +6,7 @@ use crate::common;
 use depthkv::engine::PrefillOptions;
 use depthkv::prune::Scorer;
 use depthkv::prune::{apply, SelectConfig, Strategy, PYRAMID_BETA};
-use depthkv::session::protocol::{Command, Event, GenParams, Variant};
+use depthkv::session::protocol::{Command, Event, GenParams, Job, Variant};
 use depthkv::session::worker;
 
 const PROMPT: &str = "The lighthouse keeper on the island of Varn kept a log. On Monday the fog was thick, \
@@ -95,6 +95,64 @@ fn rerun_streams_under_newest_id_and_matches_headless() {
         }
     }
     assert_eq!(custom_tokens, expected, "re-run tokens differ from the direct headless run");
+    cmd_tx.send(Command::Shutdown).unwrap();
+    thread.join().unwrap();
+}
+
+/// A prompt prefills without H2O's sums (no pane needs them yet); the first
+/// run with an H2O pane records them with one more pass over the prompt,
+/// and its tokens equal a headless run on a prefill that recorded them.
+#[test]
+fn h2o_sums_are_recorded_when_a_pane_first_needs_them() {
+    let engine = common::owned_engine();
+    let select = SelectConfig::default();
+    assert_ne!(select.scorer, Scorer::H2o, "the session's own scorer does not ask for the sums");
+    let tokens = engine.encode(PROMPT, true).unwrap();
+    let (l, n) = (tokens.len(), engine.config().n_layers);
+    let budgets = apply::budgets_for(&Strategy::Uniform, 0.4, l, n, &select).unwrap();
+    let params = GenParams { max_new_tokens: 12, ..Default::default() };
+    let h2o = SelectConfig { scorer: Scorer::H2o, ..select.clone() };
+    let pre = engine.prefill(&tokens, h2o.prefill_options()).unwrap();
+    assert!(!pre.stats.accumulated.is_empty());
+    let (cache, _) = apply::prune(&pre, &budgets, &h2o, 13).unwrap();
+    let expected = engine.generate(cache, &pre.first_logits, &params, &mut |_| true).unwrap();
+
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let thread = std::thread::spawn(move || worker::serve(engine, select, cmd_rx, ev_tx));
+    cmd_tx.send(Command::SetPrompt { text: PROMPT.into(), chat: true }).unwrap();
+    let mut prefill_passes = 0;
+    let mut count_pass = |ev: &Event| {
+        if let Event::Progress { job: Job::Prefill, done, total } = ev {
+            if done == total {
+                prefill_passes += 1;
+            }
+        }
+    };
+    loop {
+        let ev = ev_rx.blocking_recv().expect("engine stopped");
+        count_pass(&ev);
+        match ev {
+            Event::Prefilled(_) => break,
+            Event::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    let variants = vec![Variant::full(0), Variant::layers(1, budgets.clone(), Scorer::H2o)];
+    cmd_tx.send(Command::Run { run_id: 1, variants, params }).unwrap();
+    let (mut got, mut done) = (Vec::new(), 0);
+    while done < 2 {
+        let ev = ev_rx.blocking_recv().expect("engine stopped");
+        count_pass(&ev);
+        match ev {
+            Event::Token { run_id: 1, variant: 1, token_id, .. } => got.push(token_id),
+            Event::VariantDone { run_id: 1, .. } => done += 1,
+            Event::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    assert_eq!(prefill_passes, 2, "the prompt, then the pass for H2O's sums");
+    assert_eq!(got, expected, "the H2O pane differs from a headless run with the sums recorded at prefill");
     cmd_tx.send(Command::Shutdown).unwrap();
     thread.join().unwrap();
 }
