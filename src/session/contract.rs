@@ -37,8 +37,8 @@ pub struct Client {
     handle: EngineHandle,
     pub info: Option<ModelInfo>,
     pub prompt_len: usize,
-    pub min_layer_tokens: usize,
-    /// Most tokens each layer can keep, from the snapshot.
+    /// Fewest and most tokens each layer can keep, from the snapshot.
+    pub layer_floors: Vec<usize>,
     pub kv_ceilings: Vec<usize>,
     next_run: RunId,
 }
@@ -69,7 +69,7 @@ impl Client {
                         handle,
                         info: Some(info),
                         prompt_len: 0,
-                        min_layer_tokens: 0,
+                        layer_floors: Vec::new(),
                         kv_ceilings: Vec::new(),
                         next_run: 1,
                     })
@@ -102,9 +102,6 @@ impl Client {
                     if s.window_attention.len() != n {
                         return Err(format!("window attention for {} layers, model has {n}", s.window_attention.len()));
                     }
-                    if s.min_layer_tokens == 0 || s.min_layer_tokens > s.pieces.len() {
-                        return Err(format!("min_layer_tokens {} outside 1..={}", s.min_layer_tokens, s.pieces.len()));
-                    }
                     if s.kv_ceilings.len() != n || s.kv_ceilings.iter().any(|&c| c == 0 || c > s.pieces.len()) {
                         return Err(format!(
                             "kv_ceilings {:?} for {n} layers and a {}-token prompt",
@@ -112,8 +109,12 @@ impl Client {
                             s.pieces.len()
                         ));
                     }
+                    let floors_fit = s.layer_floors.iter().zip(&s.kv_ceilings).all(|(&f, &c)| (1..=c).contains(&f));
+                    if s.layer_floors.len() != n || !floors_fit {
+                        return Err(format!("layer_floors {:?} for ceilings {:?}", s.layer_floors, s.kv_ceilings));
+                    }
                     self.prompt_len = s.pieces.len();
-                    self.min_layer_tokens = s.min_layer_tokens;
+                    self.layer_floors = s.layer_floors;
                     self.kv_ceilings = s.kv_ceilings;
                     return Ok(());
                 }
@@ -125,8 +126,8 @@ impl Client {
     /// Uniform budgets that keep `keep` of the prompt in every layer.
     /// (a sliding-window layer: `keep` of its window).
     pub fn uniform(&self, keep: f64) -> Vec<usize> {
-        let b = |c: usize| ((c as f64 * keep).round() as usize).clamp(self.min_layer_tokens.min(c), c);
-        self.kv_ceilings.iter().map(|&c| b(c)).collect()
+        let b = |f: usize, c: usize| ((c as f64 * keep).round() as usize).clamp(f, c);
+        self.layer_floors.iter().zip(&self.kv_ceilings).map(|(&f, &c)| b(f, c)).collect()
     }
 
     /// Sends a run and returns its id.
@@ -299,10 +300,9 @@ pub fn three_variants(c: &Client) -> Vec<Variant> {
     let n = uniform.len();
     let mut lopsided = uniform.clone();
     let mut spare = 0;
-    for (b, &ceiling) in lopsided.iter_mut().zip(&c.kv_ceilings).take(n / 2) {
-        let min = c.min_layer_tokens.min(ceiling);
-        spare += *b - min;
-        *b = min;
+    for (b, &floor) in lopsided.iter_mut().zip(&c.layer_floors).take(n / 2) {
+        spare += *b - floor;
+        *b = floor;
     }
     let upper = n - n / 2;
     for (i, (b, &ceiling)) in lopsided.iter_mut().zip(&c.kv_ceilings).skip(n / 2).enumerate() {
@@ -348,11 +348,11 @@ pub fn rerun_decodes_only_what_changed(c: &mut Client, params: &GenParams) -> Ve
     }
     let mut changed = variants;
     let Allocation::Layers(b) = &mut changed[1].allocation else { unreachable!("variant 1 has layer budgets") };
-    let (min, max) = (c.min_layer_tokens, c.prompt_len);
-    let from = b.iter().position(|&x| x > min);
+    let max = c.prompt_len;
+    let from = b.iter().enumerate().position(|(i, &x)| x > c.layer_floors[i]);
     let to = from.and_then(|f| b.iter().enumerate().position(|(i, &x)| i != f && x < c.kv_ceilings[i]));
     let (Some(from), Some(to)) = (from, to) else {
-        return Err(format!("no budget could move: prompt of {max} tokens, minimum {min} per layer"));
+        return Err(format!("no budget could move: prompt of {max} tokens, floors {:?}", c.layer_floors));
     };
     b[from] -= 1;
     b[to] += 1;

@@ -122,9 +122,10 @@ pub struct PromptSnapshot {
     /// paid to `pos`, summed over window queries and the head's query group.
     pub window_attention: Vec<Vec<Vec<f32>>>,
     pub prefill_seconds: f64,
-    /// Fewest tokens a layer can keep (attention sinks + observation window,
-    /// at most the prompt): the session's limit, so clients mirror nothing.
-    pub min_layer_tokens: usize,
+    /// Fewest tokens each layer can keep: attention sinks + observation window
+    /// (at most the prompt), a sliding-window layer its window. The session's
+    /// limits (`apply::floors`), so clients mirror nothing.
+    pub layer_floors: Vec<usize>,
     /// Most tokens each layer can keep: the prompt, or a sliding-window
     /// layer's window. The unpruned total is their sum.
     pub kv_ceilings: Vec<usize>,

@@ -209,7 +209,7 @@ impl Worker {
             pieces: self.engine.codec.pieces(&tokens),
             window_attention: pre.stats.window.clone(),
             prefill_seconds: pre.seconds,
-            min_layer_tokens: apply::limits(&self.select, tokens.len()).min,
+            layer_floors: apply::floors(&self.select, tokens.len(), &pre.kv_ceilings),
             kv_ceilings: pre.kv_ceilings.clone(),
         }));
         self.prompt = Some(PromptState { pre, done: HashMap::new(), full: HashMap::new() });

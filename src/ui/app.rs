@@ -460,14 +460,14 @@ impl App {
         let (Some(model), Some(prompt)) = (&self.model, &self.prompt) else {
             return;
         };
-        let (n, len, min) = (model.n_layers, prompt.pieces.len(), prompt.min_layer_tokens);
+        let (n, len) = (model.n_layers, prompt.pieces.len());
         if n == 0 || len == 0 {
             self.message(Level::Warn, "empty prompt: nothing to prune (press o to edit it)");
             return;
         }
         let mut failed = None;
         for p in &mut self.panes {
-            if let Err(e) = p.split.configure(n, len, min, &prompt.kv_ceilings) {
+            if let Err(e) = p.split.configure(n, len, &prompt.layer_floors, &prompt.kv_ceilings) {
                 failed = Some(e);
             }
         }

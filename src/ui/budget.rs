@@ -75,7 +75,10 @@ pub struct Budgets {
     pub edited: bool,
     pub n_layers: usize,
     pub prompt_len: usize,
+    /// The smallest floor and the prompt: the range any layer's budget lies in.
     pub limits: LayerLimits,
+    /// Fewest tokens each layer keeps (the session's, from its snapshot).
+    pub floors: Vec<usize>,
     /// Most tokens each layer can keep (the prompt, or a sliding window):
     /// the session's, from its snapshot. The unpruned total is their sum.
     pub ceilings: Vec<usize>,
@@ -95,6 +98,7 @@ impl Budgets {
             n_layers: 0,
             prompt_len: 0,
             limits: LayerLimits { min: 0, max: 0 },
+            floors: Vec::new(),
             ceilings: Vec::new(),
             layers: Vec::new(),
             uniform: Vec::new(),
@@ -113,10 +117,10 @@ impl Budgets {
         b.feasible(b.total_slots(self.global))
     }
 
-    /// Per-layer bounds: at least the session's minimum, at most the layer's ceiling.
+    /// Per-layer bounds: at least the session's floor, at most the layer's ceiling.
     pub fn bounds(&self) -> LayerBounds {
         if self.ceilings.len() == self.n_layers {
-            LayerBounds::with_ceilings(self.limits.min, &self.ceilings)
+            LayerBounds::with_floors(&self.floors, &self.ceilings)
         } else {
             LayerBounds::uniform(self.n_layers, self.limits)
         }
@@ -152,15 +156,15 @@ impl Budgets {
         }
     }
 
-    /// Sizes the splits for a (new) model/prompt; `min_layer_tokens` is the
-    /// session's per-layer minimum for this prompt and `ceilings` its layers'
-    /// ceilings (both from its snapshot; empty ceilings: the whole prompt
-    /// everywhere). Locks survive only if the geometry is unchanged.
+    /// Sizes the splits for a (new) model/prompt; `floors` and `ceilings` are
+    /// the session's per-layer limits for this prompt (from its snapshot;
+    /// empty ceilings: the whole prompt everywhere, a missing floor: none).
+    /// Locks survive only if the geometry is unchanged.
     pub fn configure(
         &mut self,
         n_layers: usize,
         prompt_len: usize,
-        min_layer_tokens: usize,
+        floors: &[usize],
         ceilings: &[usize],
     ) -> Result<(), PruneError> {
         let ceilings: Vec<usize> = if ceilings.len() == n_layers {
@@ -168,10 +172,16 @@ impl Budgets {
         } else {
             vec![prompt_len; n_layers]
         };
-        let same = n_layers == self.n_layers && prompt_len == self.prompt_len && ceilings == self.ceilings;
+        let floors: Vec<usize> =
+            ceilings.iter().enumerate().map(|(i, &c)| floors.get(i).copied().unwrap_or(0).min(c)).collect();
+        let same = n_layers == self.n_layers
+            && prompt_len == self.prompt_len
+            && ceilings == self.ceilings
+            && floors == self.floors;
         self.n_layers = n_layers;
         self.prompt_len = prompt_len;
-        self.limits = LayerLimits { min: min_layer_tokens.min(prompt_len), max: prompt_len };
+        self.limits = LayerLimits { min: floors.iter().copied().min().unwrap_or(0), max: prompt_len };
+        self.floors = floors;
         self.ceilings = ceilings;
         if !same {
             self.locked = vec![false; n_layers];
@@ -330,7 +340,7 @@ mod tests {
     #[test]
     fn locks_survive_global_change() {
         let mut b = Budgets::new(0.5, Shape::Uniform);
-        b.configure(8, 400, 36, &[]).unwrap();
+        b.configure(8, 400, &[36; 8], &[]).unwrap();
         assert_eq!(b.slots(), 1600);
         b.set_layer(2, 300).unwrap();
         b.toggle_lock(2);
@@ -345,7 +355,7 @@ mod tests {
     #[test]
     fn global_clamps_to_feasible() {
         let mut b = Budgets::new(0.5, Shape::Pyramid { beta: 20.0 });
-        b.configure(4, 100, 36, &[]).unwrap();
+        b.configure(4, 100, &[36; 4], &[]).unwrap();
         b.set_global(0.01).unwrap();
         assert!((b.global - 0.36).abs() < 1e-9);
         assert!(b.layers.iter().all(|&x| x == 36));
@@ -354,7 +364,7 @@ mod tests {
     #[test]
     fn full_split_keeps_everything_and_ignores_edits() {
         let mut b = Budgets::new(0.25, Shape::Full);
-        b.configure(4, 100, 36, &[]).unwrap();
+        b.configure(4, 100, &[36; 4], &[]).unwrap();
         assert_eq!(b.layers, vec![100; 4]);
         assert_eq!(b.uniform.iter().sum::<usize>(), b.total());
         assert_eq!(b.set_layer(1, 50), Ok(false));

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use std::collections::HashMap;
 
-use crate::prune::{self, LayerLimits, SelectConfig};
+use crate::prune::{self, SelectConfig};
 use crate::session::protocol::{
     Allocation, Command, EngineHandle, Event, GenParams, Job, LayerSensitivity, ModelInfo, Occupancy, PromptSnapshot,
     RunId, Variant, VariantId,
@@ -202,13 +202,13 @@ pub fn snapshot(pieces: Vec<String>, n_layers: usize, n_kv_heads: usize) -> Prom
         })
         .collect();
     let sel = SelectConfig::default();
-    let min_layer_tokens = LayerLimits::new(sel.sinks, sel.window, len).min;
+    let kv_ceilings = vec![len; n_layers];
     PromptSnapshot {
         pieces,
         window_attention,
         prefill_seconds: 0.042,
-        min_layer_tokens,
-        kv_ceilings: vec![len; n_layers],
+        layer_floors: prune::apply::floors(&sel, len, &kv_ceilings),
+        kv_ceilings,
     }
 }
 
@@ -539,7 +539,7 @@ fn demo_run(
     params: &GenParams,
     store: &mut DemoStore,
 ) -> Result<Vec<DemoVariant>, String> {
-    let bounds = prune::LayerBounds::with_ceilings(s.min_layer_tokens, &s.kv_ceilings);
+    let bounds = prune::LayerBounds::with_floors(&s.layer_floors, &s.kv_ceilings);
     variants
         .iter()
         .map(|v| {

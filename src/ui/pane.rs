@@ -158,7 +158,7 @@ pub fn free_colour(panes: &[PaneState]) -> usize {
 pub fn split_like(like: &Budgets, shape: Shape) -> Result<Budgets, crate::prune::PruneError> {
     let mut b = Budgets::new(like.global, shape);
     if like.n_layers > 0 && like.prompt_len > 0 {
-        b.configure(like.n_layers, like.prompt_len, like.limits.min, &like.ceilings)?;
+        b.configure(like.n_layers, like.prompt_len, &like.floors, &like.ceilings)?;
     }
     Ok(b)
 }

@@ -586,7 +586,7 @@ fn per_layer_minimum_follows_the_session_snapshot() {
     let mut h = Harness::new(&options(), (200, 50));
     let info = fake::model_info(LAYERS);
     let mut snap = fake::snapshot(fake::split_words(DEMO_PROMPT), LAYERS, info.n_kv_heads);
-    snap.min_layer_tokens = 72;
+    snap.layer_floors = vec![72; LAYERS];
     h.emit_all([Event::Loaded(info), Event::Prefilled(snap)]);
     assert!(h.app.panes.iter().all(|p| p.split.limits.min == 72));
     for _ in 0..20 {

@@ -11,6 +11,7 @@ use depthkv::prune::{apply, SelectConfig, Strategy, PYRAMID_BETA};
 use depthkv::session::contract::{self, Client};
 use depthkv::session::protocol::{EngineHandle, GenParams};
 use depthkv::session::worker;
+use depthkv::ui::budget::{Budgets, Shape};
 
 const WINDOW: usize = 16;
 
@@ -100,6 +101,15 @@ fn windowed_session_keeps_the_contract() {
     assert_eq!(client.kv_ceilings, vec![WINDOW, l, WINDOW, l]);
     let uniform = client.uniform(0.5);
     assert_eq!(uniform[0], WINDOW / 2);
+    // Floors: a local layer keeps its observation window without sinks it cannot
+    // see, a global one sinks + window; the workbench's splits use exactly these.
+    let sel = select();
+    assert_eq!(client.layer_floors, vec![sel.window, sel.sinks + sel.window, sel.window, sel.sinks + sel.window]);
+    let mut split = Budgets::new(0.0, Shape::Uniform);
+    split.configure(4, l, &client.layer_floors, &client.kv_ceilings).unwrap();
+    let engine_bounds = apply::bounds(&sel, l, &client.kv_ceilings);
+    assert_eq!(split.bounds(), engine_bounds);
+    assert_eq!(split.layers, engine_bounds.lo(), "at budget 0 the workbench asks for the engine's floors");
     client.shutdown();
 }
 

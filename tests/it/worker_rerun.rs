@@ -111,7 +111,7 @@ fn h2o_sums_are_recorded_when_a_pane_first_needs_them() {
     let (l, n) = (tokens.len(), engine.config().n_layers);
     let budgets = apply::budgets_for(&Strategy::Uniform, 0.4, l, n, &select).unwrap();
     let params = GenParams { max_new_tokens: 12, ..Default::default() };
-    let h2o = SelectConfig { scorer: Scorer::H2o, ..select.clone() };
+    let h2o = SelectConfig { scorer: Scorer::H2o, ..select };
     let pre = engine.prefill(&tokens, h2o.prefill_options()).unwrap();
     assert!(!pre.stats.accumulated.is_empty());
     let (cache, _) = apply::prune(&pre, &budgets, &h2o, 13).unwrap();
