@@ -71,7 +71,7 @@ fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX2.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+        *AVX2.get_or_init(|| std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -107,7 +107,6 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{quantize_row, Q8Block, Q4_1_BLOCK_BYTES, QK};
-    use half::f16;
     use std::arch::x86_64::*;
 
     /// A raw pointer the pool's workers may share: each writes disjoint columns.
@@ -153,7 +152,7 @@ mod avx2 {
 
     /// Four rows of Q4_1 blocks against one row of Q8_1 blocks; lane `c` of
     /// every vector belongs to row `c`.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     unsafe fn dot4(w: [&[u8]; 4], x: &[Q8Block]) -> [f32; 4] {
         let mut sumf = _mm_setzero_ps();
         let mask = _mm_set1_epi8(0x0F);
@@ -172,15 +171,20 @@ mod avx2 {
             // Horizontal sums of the four rows' eight partial sums, as lanes 0..4.
             let h = _mm256_hadd_epi32(_mm256_hadd_epi32(isum(0), isum(1)), _mm256_hadd_epi32(isum(2), isum(3)));
             let sumi = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-            let scale = |at: usize| {
-                std::array::from_fn::<f32, 4, _>(|c| {
-                    let wb = block(c);
-                    f16::from_le_bytes([wb[at], wb[at + 1]]).to_f32()
-                })
-            };
-            let (d, m) = (scale(0), scale(2));
-            let d = _mm_setr_ps(d[0], d[1], d[2], d[3]);
-            let m = _mm_setr_ps(m[0], m[1], m[2], m[3]);
+            // The four rows' f16 scales (d) and minimums (m), converted in one
+            // instruction (exact, as the scalar conversion is).
+            let half = |c: usize, at: usize| i16::from_le_bytes([block(c)[at], block(c)[at + 1]]);
+            let dm = _mm256_cvtph_ps(_mm_setr_epi16(
+                half(0, 0),
+                half(1, 0),
+                half(2, 0),
+                half(3, 0),
+                half(0, 2),
+                half(1, 2),
+                half(2, 2),
+                half(3, 2),
+            ));
+            let (d, m) = (_mm256_castps256_ps128(dm), _mm256_extractf128_ps(dm, 1));
             // candle: sumf += sumi as f32 * d4 * d8 + m4 * s8 (no fused multiply-add).
             let scaled = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(sumi), d), _mm_set1_ps(xb.d));
             sumf = _mm_add_ps(sumf, _mm_add_ps(scaled, _mm_mul_ps(m, _mm_set1_ps(xb.s))));
