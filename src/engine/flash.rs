@@ -142,14 +142,84 @@ mod imp {
         })
     }
 
+    /// What differs between the kernels: their checks and launches. The dtype
+    /// dispatch and candle's `CustomOp3` plumbing are shared ([`Op`]).
+    trait Launch {
+        const NAME: &'static str;
+        fn check(&self, x: &Dims) -> Result<()>;
+        fn launch<T: DeviceRepr>(
+            &self,
+            dev: &CudaDevice,
+            name: &str,
+            q: CudaView<T>,
+            k: CudaView<T>,
+            v: CudaView<T>,
+            x: &Dims,
+        ) -> Result<CudaSlice<T>>;
+    }
+
+    /// A kernel as a candle op on q, k and v.
+    struct Op<L>(L);
+
+    impl<L: Launch> CustomOp3 for Op<L> {
+        fn name(&self) -> &'static str {
+            L::NAME
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            candle_core::bail!("flash attention runs on CUDA only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            sq: &CudaStorage,
+            lq: &Layout,
+            sk: &CudaStorage,
+            lk: &Layout,
+            sv: &CudaStorage,
+            lv: &Layout,
+        ) -> Result<(CudaStorage, Shape)> {
+            let x = dims(lq, lk, lv)?;
+            self.0.check(&x)?;
+            let dev = sq.device();
+            let name = dtype_name(&sq.slice)?;
+            let slice = match (&sq.slice, &sk.slice, &sv.slice) {
+                (CudaStorageSlice::BF16(q), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(v)) => {
+                    CudaStorageSlice::BF16(self.0.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
+                }
+                (CudaStorageSlice::F16(q), CudaStorageSlice::F16(k), CudaStorageSlice::F16(v)) => {
+                    CudaStorageSlice::F16(self.0.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
+                }
+                _ => candle_core::bail!("{}: q, k and v must share a bf16 or f16 dtype", L::NAME),
+            };
+            Ok((CudaStorage { slice, device: dev.clone() }, lq.shape().clone()))
+        }
+    }
+
     struct Prefill {
         n_new: usize,
         causal: bool,
         scale: f32,
     }
 
-    impl Prefill {
-        #[allow(clippy::too_many_arguments)]
+    impl Launch for Prefill {
+        const NAME: &'static str = "flash prefill";
+
+        fn check(&self, x: &Dims) -> Result<()> {
+            if self.n_new == 0 || !x.rows.is_multiple_of(self.n_new) {
+                candle_core::bail!("flash prefill: {} rows for {} new tokens", x.rows, self.n_new);
+            }
+            Ok(())
+        }
+
         fn launch<T: DeviceRepr>(
             &self,
             dev: &CudaDevice,
@@ -185,56 +255,24 @@ mod imp {
         }
     }
 
-    impl CustomOp3 for Prefill {
-        fn name(&self) -> &'static str {
-            "flash-prefill"
-        }
-
-        fn cpu_fwd(
-            &self,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            candle_core::bail!("flash attention runs on CUDA only")
-        }
-
-        fn cuda_fwd(
-            &self,
-            sq: &CudaStorage,
-            lq: &Layout,
-            sk: &CudaStorage,
-            lk: &Layout,
-            sv: &CudaStorage,
-            lv: &Layout,
-        ) -> Result<(CudaStorage, Shape)> {
-            let x = dims(lq, lk, lv)?;
-            if self.n_new == 0 || !x.rows.is_multiple_of(self.n_new) {
-                candle_core::bail!("flash prefill: {} rows for {} new tokens", x.rows, self.n_new);
-            }
-            let dev = sq.device();
-            let name = dtype_name(&sq.slice)?;
-            let slice = match (&sq.slice, &sk.slice, &sv.slice) {
-                (CudaStorageSlice::BF16(q), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(v)) => {
-                    CudaStorageSlice::BF16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
-                }
-                (CudaStorageSlice::F16(q), CudaStorageSlice::F16(k), CudaStorageSlice::F16(v)) => {
-                    CudaStorageSlice::F16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
-                }
-                _ => candle_core::bail!("flash prefill: q, k and v must share a bf16 or f16 dtype"),
-            };
-            Ok((CudaStorage { slice, device: dev.clone() }, lq.shape().clone()))
-        }
-    }
-
     struct Decode {
         scale: f32,
     }
 
-    impl Decode {
+    impl Launch for Decode {
+        const NAME: &'static str = "flash decode";
+
+        fn check(&self, x: &Dims) -> Result<()> {
+            if x.rows == 0 || x.rows > super::DECODE_MAX_GROUP {
+                candle_core::bail!(
+                    "flash decode: {} query rows per KV head (at most {})",
+                    x.rows,
+                    super::DECODE_MAX_GROUP
+                );
+            }
+            Ok(())
+        }
+
         fn launch<T: DeviceRepr>(
             &self,
             dev: &CudaDevice,
@@ -280,61 +318,12 @@ mod imp {
         }
     }
 
-    impl CustomOp3 for Decode {
-        fn name(&self) -> &'static str {
-            "flash-decode"
-        }
-
-        fn cpu_fwd(
-            &self,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            candle_core::bail!("flash attention runs on CUDA only")
-        }
-
-        fn cuda_fwd(
-            &self,
-            sq: &CudaStorage,
-            lq: &Layout,
-            sk: &CudaStorage,
-            lk: &Layout,
-            sv: &CudaStorage,
-            lv: &Layout,
-        ) -> Result<(CudaStorage, Shape)> {
-            let x = dims(lq, lk, lv)?;
-            if x.rows == 0 || x.rows > super::DECODE_MAX_GROUP {
-                candle_core::bail!(
-                    "flash decode: {} query rows per KV head (at most {})",
-                    x.rows,
-                    super::DECODE_MAX_GROUP
-                );
-            }
-            let dev = sq.device();
-            let name = dtype_name(&sq.slice)?;
-            let slice = match (&sq.slice, &sk.slice, &sv.slice) {
-                (CudaStorageSlice::BF16(q), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(v)) => {
-                    CudaStorageSlice::BF16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
-                }
-                (CudaStorageSlice::F16(q), CudaStorageSlice::F16(k), CudaStorageSlice::F16(v)) => {
-                    CudaStorageSlice::F16(self.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
-                }
-                _ => candle_core::bail!("flash decode: q, k and v must share a bf16 or f16 dtype"),
-            };
-            Ok((CudaStorage { slice, device: dev.clone() }, lq.shape().clone()))
-        }
-    }
-
     pub fn prefill(q: &Tensor, k: &Tensor, v: &Tensor, n_new: usize, causal: bool, scale: f32) -> Result<Tensor> {
-        q.apply_op3_no_bwd(k, v, &Prefill { n_new, causal, scale })
+        q.apply_op3_no_bwd(k, v, &Op(Prefill { n_new, causal, scale }))
     }
 
     pub fn decode(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tensor> {
-        q.apply_op3_no_bwd(k, v, &Decode { scale })
+        q.apply_op3_no_bwd(k, v, &Op(Decode { scale }))
     }
 }
 

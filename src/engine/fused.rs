@@ -69,18 +69,59 @@ mod imp {
     /// Threads per row: enough to stream a 128K-slot row in a few loads per thread.
     const THREADS: u32 = 512;
 
+    /// What differs between the one-input kernels: their launch and output
+    /// shape. The dtype dispatch and candle's `CustomOp1` plumbing are shared.
+    trait Launch1 {
+        const NAME: &'static str;
+        /// `suffix` names the dtype in the kernel's name (`f32`, `bf16`, `f16`).
+        fn launch<T: DeviceRepr>(
+            &self,
+            dev: &CudaDevice,
+            suffix: &str,
+            src: &CudaSlice<T>,
+            layout: &Layout,
+        ) -> Result<CudaSlice<T>>;
+        fn out_shape(&self, layout: &Layout) -> Shape;
+    }
+
+    /// A one-input kernel as a candle op.
+    struct Op1<L>(L);
+
+    impl<L: Launch1> CustomOp1 for Op1<L> {
+        fn name(&self) -> &'static str {
+            L::NAME
+        }
+
+        fn cpu_fwd(&self, _: &candle_core::CpuStorage, _: &Layout) -> Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("{} runs on CUDA only; the CPU uses candle's ops", L::NAME)
+        }
+
+        fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
+            let dev = storage.device();
+            let slice = match &storage.slice {
+                CudaStorageSlice::BF16(s) => CudaStorageSlice::BF16(self.0.launch(dev, "bf16", s, layout)?),
+                CudaStorageSlice::F16(s) => CudaStorageSlice::F16(self.0.launch(dev, "f16", s, layout)?),
+                CudaStorageSlice::F32(s) => CudaStorageSlice::F32(self.0.launch(dev, "f32", s, layout)?),
+                _ => candle_core::bail!("{}: unsupported dtype {:?}", L::NAME, storage.dtype()),
+            };
+            Ok((CudaStorage { slice, device: dev.clone() }, self.0.out_shape(layout)))
+        }
+    }
+
     struct MaskedSoftmax {
         n_new: usize,
         causal: bool,
     }
 
-    impl MaskedSoftmax {
+    impl Launch1 for MaskedSoftmax {
+        const NAME: &'static str = "masked softmax";
+
         fn launch<T: DeviceRepr>(
             &self,
-            kernel: &str,
+            dev: &CudaDevice,
+            suffix: &str,
             src: &CudaSlice<T>,
             layout: &Layout,
-            dev: &CudaDevice,
         ) -> Result<CudaSlice<T>> {
             let dims = layout.shape().dims();
             let t = *dims.last().unwrap_or(&1);
@@ -92,7 +133,7 @@ mod imp {
             let src = src.slice(layout.start_offset()..layout.start_offset() + count);
             // SAFETY: every element is written by the kernel.
             let out = unsafe { dev.alloc::<T>(count)? };
-            let func = kernels::function(dev, &SOFTMAX, kernel)?;
+            let func = kernels::function(dev, &SOFTMAX, &format!("masked_softmax_{suffix}"))?;
             let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
             let (t, n, causal) = (t as i32, self.n_new as i32, i32::from(self.causal));
             let stream = kernels::stream(dev);
@@ -106,33 +147,14 @@ mod imp {
             unsafe { builder.launch(cfg) }.w()?;
             Ok(out)
         }
-    }
 
-    impl CustomOp1 for MaskedSoftmax {
-        fn name(&self) -> &'static str {
-            "masked-softmax"
-        }
-
-        fn cpu_fwd(&self, _: &candle_core::CpuStorage, _: &Layout) -> Result<(candle_core::CpuStorage, Shape)> {
-            candle_core::bail!("masked softmax runs on CUDA only; the CPU uses candle's ops")
-        }
-
-        fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
-            let dev = storage.device();
-            let slice = match &storage.slice {
-                CudaStorageSlice::BF16(s) => {
-                    CudaStorageSlice::BF16(self.launch("masked_softmax_bf16", s, layout, dev)?)
-                }
-                CudaStorageSlice::F16(s) => CudaStorageSlice::F16(self.launch("masked_softmax_f16", s, layout, dev)?),
-                CudaStorageSlice::F32(s) => CudaStorageSlice::F32(self.launch("masked_softmax_f32", s, layout, dev)?),
-                _ => candle_core::bail!("masked softmax: unsupported dtype {:?}", storage.dtype()),
-            };
-            Ok((CudaStorage { slice, device: dev.clone() }, layout.shape().clone()))
+        fn out_shape(&self, layout: &Layout) -> Shape {
+            layout.shape().clone()
         }
     }
 
     pub fn masked_softmax(att: &Tensor, n_new: usize, causal: bool) -> Result<Option<Tensor>> {
-        Ok(Some(att.apply_op1_no_bwd(&MaskedSoftmax { n_new, causal })?))
+        Ok(Some(att.apply_op1_no_bwd(&Op1(MaskedSoftmax { n_new, causal }))?))
     }
 
     fn suffix(slice: &CudaStorageSlice) -> Result<&'static str> {
@@ -236,7 +258,9 @@ mod imp {
         act: i32,
     }
 
-    impl ActMul {
+    impl Launch1 for ActMul {
+        const NAME: &'static str = "act_mul";
+
         fn launch<T: DeviceRepr>(
             &self,
             dev: &CudaDevice,
@@ -264,31 +288,13 @@ mod imp {
             unsafe { b.launch(cfg) }.w()?;
             Ok(out)
         }
-    }
 
-    impl CustomOp1 for ActMul {
-        fn name(&self) -> &'static str {
-            "act-mul"
-        }
-
-        fn cpu_fwd(&self, _: &candle_core::CpuStorage, _: &Layout) -> Result<(candle_core::CpuStorage, Shape)> {
-            candle_core::bail!("act_mul runs on CUDA only; the CPU uses candle's ops")
-        }
-
-        fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
-            let dev = storage.device();
-            let name = suffix(&storage.slice)?;
-            let slice = match &storage.slice {
-                CudaStorageSlice::BF16(s) => CudaStorageSlice::BF16(self.launch(dev, name, s, layout)?),
-                CudaStorageSlice::F16(s) => CudaStorageSlice::F16(self.launch(dev, name, s, layout)?),
-                CudaStorageSlice::F32(s) => CudaStorageSlice::F32(self.launch(dev, name, s, layout)?),
-                _ => candle_core::bail!("act_mul: unsupported dtype {:?}", storage.dtype()),
-            };
+        fn out_shape(&self, layout: &Layout) -> Shape {
             let mut dims = layout.dims().to_vec();
             if let Some(last) = dims.last_mut() {
                 *last /= 2;
             }
-            Ok((CudaStorage { slice, device: dev.clone() }, Shape::from(dims)))
+            Shape::from(dims)
         }
     }
 
@@ -298,7 +304,7 @@ mod imp {
             super::Activation::GeluTanh => 1,
             super::Activation::Gelu => 2,
         };
-        gu.apply_op1_no_bwd(&ActMul { act })
+        gu.apply_op1_no_bwd(&Op1(ActMul { act }))
     }
 }
 
