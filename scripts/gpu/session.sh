@@ -8,6 +8,8 @@
 #   scripts/gpu/session.sh peer-build # start llama.cpp's build (~8 min) once our GPU timings are done
 #   scripts/gpu/session.sh large CTXS # 8B-shaped model: ours vs transformers at CTXS (e.g. 8192,32768)
 #   scripts/gpu/session.sh small      # default model on the GPU: ours vs llama.cpp
+#   scripts/gpu/session.sh first-answer # default model, fresh driver cache: time to a first answer
+#   scripts/gpu/session.sh jit        # candle's PTX modules: driver compile time each and together
 #   scripts/gpu/session.sh cpu        # default model on two CPU cores: ours vs llama.cpp
 #   scripts/gpu/session.sh parity     # family fixtures against transformers on the GPU, f32 and bf16
 #   scripts/gpu/session.sh calibration # 8B-shaped: calibrate 32 layers on 8 prompts of 8K tokens
@@ -73,13 +75,28 @@ small)
   tail -3 "$W/llamacpp-build.log" >> "$OUT/session.log"
   timeout 240 bash scripts/gpu/llamacpp.sh gpu "$W/lc" "$GGUF" "$OUT/llamacpp_gpu.json" > "$OUT/llamacpp_gpu.log" 2>&1
   log "llama.cpp GPU done (rc $?)"
-  for cache in fresh warm; do
+  bash "$0" first-answer
+  ;;
+first-answer)
+  # A fresh machine: an empty driver compute cache (candle's PTX is compiled on first use), with
+  # our parallel warm-up and without it; then the same cache again (a machine that ran it before).
+  model_ready || { log "default model not staged"; exit 1; }
+  cache=$(mktemp -d)
+  for run in fresh:1 fresh-no-warmup:0 warm:1; do
+    name=${run%%:*}
+    [ "$name" = warm ] || cache=$(mktemp -d)
     t0=$(date +%s.%N)
-    if [ $cache = fresh ]; then export CUDA_CACHE_DISABLE=1; else unset CUDA_CACHE_DISABLE; fi
-    "$BIN" generate --model "$GGUF" --device cuda --max-new 16 -p "What is the capital of France?" > "$OUT/first_answer_$cache.txt" 2>&1
-    log "first answer, $cache JIT cache: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s (rc $?)"
+    CUDA_CACHE_PATH=$cache DEPTHKV_JIT_WARMUP=${run##*:} "$BIN" generate --model "$GGUF" --device cuda --max-new 16 \
+      -p "What is the capital of France?" > "$OUT/first_answer_$name.txt" 2>&1
+    log "first answer, $name: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s (rc $?)"
   done
-  unset CUDA_CACHE_DISABLE
+  ;;
+jit)
+  # How long the driver takes to compile each of candle's PTX modules (staged from the CUDA build's
+  # candle-kernels OUT_DIR as .stage-gpu/candle_ptx.tar.xz).
+  mkdir -p "$W/ptx" && tar -xJf .stage-gpu/candle_ptx.tar.xz -C "$W/ptx"
+  timeout 300 python3 scripts/gpu/jit_times.py "$W/ptx" "$OUT/jit_times.json" > "$OUT/jit_times.log" 2>&1
+  log "jit times (rc $?)"
   ;;
 cpu)
   model_ready || { log "default model not staged"; exit 1; }
@@ -108,5 +125,5 @@ flash)
   DEPTHKV_HOME=$W/home timeout 300 "$W/it" flash --test-threads 1 --nocapture > "$OUT/flash_tests.log" 2>&1
   log "flash tests (rc $?)"
   ;;
-*) echo "usage: $0 start|peer-build|large CTXS|small|cpu|parity|calibration|flash" >&2; exit 2 ;;
+*) echo "usage: $0 start|peer-build|large CTXS|small|first-answer|jit|cpu|parity|calibration|flash" >&2; exit 2 ;;
 esac

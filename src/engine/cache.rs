@@ -125,18 +125,48 @@ impl LayerCache {
     /// Appends `n` new slots (`k`, `v`: `[1, kv_heads, n, head_dim]`) for the
     /// positions `first_pos..first_pos + n`, growing the buffer if needed.
     pub fn append(&mut self, k: &Tensor, v: &Tensor, first_pos: usize) -> Result<()> {
-        let n = k.dim(2)?;
+        let encoded = self.precision.encode(k, v)?;
+        self.extend(k.dim(2)?, first_pos, |bufs, slot| {
+            for (buf, new) in bufs.iter().zip(encoded) {
+                buf.slice_set(&new, 2, slot)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Appends `n` slots written by `write(k_buf, v_buf, first_slot)` straight
+    /// into the whole `[1, kv_heads, capacity, head_dim]` buffers (a fused
+    /// kernel instead of `append`'s copies). `None`, nothing done, when this
+    /// layer does not store K and V as they are computed (quantized KV).
+    pub fn append_with<T>(
+        &mut self,
+        n: usize,
+        first_pos: usize,
+        write: impl FnOnce(&Tensor, &Tensor, usize) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if self.precision != KvPrecision::Native {
+            return Ok(None);
+        }
+        self.extend(n, first_pos, |bufs, slot| write(&bufs[0], &bufs[1], slot)).map(Some)
+    }
+
+    /// Grows the buffers for `n` more slots, lets `write` fill them (given the
+    /// buffers and the first new slot) and records their positions.
+    fn extend<T>(
+        &mut self,
+        n: usize,
+        first_pos: usize,
+        write: impl FnOnce(&[Tensor], usize) -> Result<T>,
+    ) -> Result<T> {
         if self.len + n > self.capacity() {
             self.reallocate(self.len + n + GROW_SLOTS)?;
         }
-        for (buf, new) in self.bufs.iter().zip(self.precision.encode(k, v)?) {
-            buf.slice_set(&new, 2, self.len)?;
-        }
+        let out = write(&self.bufs, self.len)?;
         self.len += n;
         for p in &mut self.positions {
             p.extend((first_pos..first_pos + n).map(|x| x as u32));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Makes room for `slots` more tokens without further reallocation.

@@ -90,11 +90,9 @@ mod imp {
     /// Query rows and slots per prefill tile (BM, BN in the kernel).
     const ROWS_PER_BLOCK: usize = 64;
     const SLOTS_PER_TILE: usize = 64;
-    /// Decode: fewest slots worth a block, and how many blocks fill the GPU.
-    const MIN_SLOTS_PER_SPLIT: usize = 256;
-    const TARGET_BLOCKS: usize = 528;
-    /// Slots one block's four warps take per round (32 each).
-    const DECODE_TILE: usize = 128;
+    /// Decode: fewest slots worth a block; splits are whole 32-slot warp chunks.
+    const MIN_SLOTS_PER_SPLIT: usize = 128;
+    const WARP_SLOTS: usize = 32;
     /// Threads of the merge kernel and most splits it merges (its shared memory).
     const COMBINE_THREADS: u32 = 256;
     const MAX_SPLITS: usize = 1024;
@@ -283,17 +281,22 @@ mod imp {
             x: &Dims,
         ) -> Result<CudaSlice<T>> {
             let group = x.rows;
-            let max_splits = (TARGET_BLOCKS / x.heads).clamp(1, MAX_SPLITS);
-            let per_split = x.t.div_ceil(max_splits).max(MIN_SLOTS_PER_SPLIT).next_multiple_of(DECODE_TILE);
+            // Kernels exist for 1, 2, 4 and 8 rows; the padding rows are zero.
+            let rows_compiled = group.next_power_of_two();
+            let fname = format!("flash_decode_{name}_d{}_g{rows_compiled}", x.d);
+            let func = kernels::function(dev, &ATTENTION, &fname)?;
+            // One wave: as many splits as the GPU holds blocks at once (at the
+            // kernel's register use). More leave a partial second wave; fewer
+            // leave bandwidth unused.
+            let resident = kernels::resident_blocks(dev, &func, &fname, THREADS)?;
+            let max_splits = (resident / x.heads).clamp(1, MAX_SPLITS);
+            let per_split = x.t.div_ceil(max_splits).max(MIN_SLOTS_PER_SPLIT).next_multiple_of(WARP_SLOTS);
             let splits = x.t.div_ceil(per_split);
             let rows = x.heads * group;
             // SAFETY: every split writes its partial rows; the combine writes every output row.
             let part_o = unsafe { dev.alloc::<f32>(splits * rows * x.d)? };
             let part_ml = unsafe { dev.alloc::<f32>(splits * rows * 2)? };
             let out = unsafe { dev.alloc::<T>(rows * x.d)? };
-            // Kernels exist for 1, 2, 4 and 8 rows; the padding rows are zero.
-            let rows_compiled = group.next_power_of_two();
-            let func = kernels::function(dev, &ATTENTION, &format!("flash_decode_{name}_d{}_g{rows_compiled}", x.d))?;
             let cfg = LaunchConfig {
                 grid_dim: (splits as u32, x.heads as u32, 1),
                 block_dim: (THREADS, 1, 1),

@@ -22,6 +22,7 @@ pub mod model;
 pub mod params;
 pub mod parity;
 pub mod q4cpu;
+pub mod qkv_rope;
 pub mod rope;
 pub mod sampler;
 pub mod source;

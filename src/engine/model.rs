@@ -11,6 +11,7 @@ use super::core::PrefillOptions;
 use super::error::{EngineError, Result};
 use super::flash::{self, AttentionKernel, FlashSupport};
 use super::fused;
+use super::qkv_rope;
 use super::rope::{Frequencies, Rope, Scaling};
 use super::weights::{Linear, Weights};
 use candle_core::{DType, Device, Tensor, D};
@@ -185,6 +186,8 @@ pub struct Model {
     q_prescaled: bool,
     /// Where our flash kernels replace materialized attention.
     flash: FlashSupport,
+    /// Whether projections are split, rotated and appended by one kernel.
+    fuse_rope: bool,
 }
 
 impl Model {
@@ -220,13 +223,15 @@ impl Model {
             .collect::<Result<_>>()?;
         let ropes = config.ropes.iter().map(|r| RopeTables::new(r, device)).collect::<Result<_>>()?;
         let flash = FlashSupport::new(AttentionKernel::Auto, device, dtype, config.head_dim, config.group_size());
-        Ok(Self { config, weights, fused, ropes, device: device.clone(), dtype, q_prescaled, flash })
+        let fuse_rope = qkv_rope::available(device);
+        Ok(Self { config, weights, fused, ropes, device: device.clone(), dtype, q_prescaled, flash, fuse_rope })
     }
 
     /// Chooses the attention kernels (the flash ones by default where they apply).
     pub fn with_attention(mut self, kind: AttentionKernel) -> Self {
         let c = &self.config;
         self.flash = FlashSupport::new(kind, &self.device, self.dtype, c.head_dim, c.group_size());
+        self.fuse_rope = kind == AttentionKernel::Auto && qkv_rope::available(&self.device);
         self
     }
 
@@ -454,44 +459,11 @@ impl Model {
         pass: &mut Pass<'_, '_>,
     ) -> Result<Tensor> {
         let c = &self.config;
-        let lw = &self.weights.layers[layer];
         let n = x.dim(1)?;
         let (hq, hkv, d, g) = (c.n_heads, c.n_kv_heads, c.head_dim, c.group_size());
-        let eps = c.rms_eps as f32;
-        // [1, n, heads*d] -> [1, heads, n, d]; a single token needs no copy.
-        let heads = |t: Tensor, h: usize, norm: &Option<Tensor>| -> Result<Tensor> {
-            let t = match norm {
-                Some(w) => candle_nn::ops::rms_norm(&t.reshape((1, n, h, d))?, w, eps)?,
-                None => t,
-            };
-            Ok(match n {
-                1 => t.reshape((1, h, 1, d))?,
-                _ => t.reshape((1, n, h, d))?.transpose(1, 2)?.contiguous()?,
-            })
-        };
-        let (q, k, v) = match &self.fused[layer].qkv {
-            Some(f) => {
-                let qkv = f.forward(x)?;
-                let (qd, kd) = (hq * d, hkv * d);
-                (qkv.narrow(D::Minus1, 0, qd)?, qkv.narrow(D::Minus1, qd, kd)?, qkv.narrow(D::Minus1, qd + kd, kd)?)
-            }
-            None => (lw.q.forward(x)?, lw.k.forward(x)?, lw.v.forward(x)?),
-        };
-        let q = heads(q, hq, &lw.q_norm)?;
-        let k = heads(k, hkv, &lw.k_norm)?;
-        let v = heads(v, hkv, &None)?;
-        let (q, k) = match c.rope_style {
-            RopeStyle::Interleaved => {
-                (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?)
-            }
-            RopeStyle::Halves => {
-                (candle_nn::rotary_emb::rope(&q, cos, sin)?, candle_nn::rotary_emb::rope(&k, cos, sin)?)
-            }
-        };
+        let q = self.project(cache, layer, x, cos, sin, pos)?;
         let lc = cache.layer_mut(layer);
-        let old = lc.len();
-        lc.append(&k, &v, pos)?;
-        let t = old + n;
+        let t = lc.len();
         let window = match c.window(layer) {
             Some(w) => self.window_mask(lc, pos, n, w)?,
             None => None,
@@ -526,7 +498,69 @@ impl Model {
             1 => y.reshape((1, 1, hq * d))?,
             _ => y.reshape((1, hq, n, d))?.transpose(1, 2)?.reshape((1, n, hq * d))?,
         };
-        Ok(lw.o.forward(&y)?)
+        Ok(self.weights.layers[layer].o.forward(&y)?)
+    }
+
+    /// The layer's queries `[1, heads, n, d]`, with RoPE; its keys and values
+    /// (rotated keys) appended to the cache. One fused kernel where it
+    /// applies (stacked projection, no q/k norm, K and V stored as computed).
+    fn project(
+        &self,
+        cache: &mut KvCache,
+        layer: usize,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        pos: usize,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let lw = &self.weights.layers[layer];
+        let n = x.dim(1)?;
+        let (hq, hkv, d) = (c.n_heads, c.n_kv_heads, c.head_dim);
+        let interleaved = c.rope_style == RopeStyle::Interleaved;
+        let qkv = match &self.fused[layer].qkv {
+            Some(f) => Some(f.forward(x)?),
+            None => None,
+        };
+        if let Some(qkv) = qkv.as_ref().filter(|t| self.fuse_rope && t.is_contiguous()) {
+            if lw.q_norm.is_none() && lw.k_norm.is_none() {
+                let heads = qkv_rope::Heads { query: hq, kv: hkv, dim: d };
+                let fused = cache.layer_mut(layer).append_with(n, pos, |kb, vb, slot| {
+                    Ok(qkv_rope::rope_append(qkv, cos, sin, heads, interleaved, kb, vb, slot)?)
+                })?;
+                if let Some(q) = fused {
+                    return Ok(q);
+                }
+            }
+        }
+        let eps = c.rms_eps as f32;
+        // [1, n, heads*d] -> [1, heads, n, d]; a single token needs no copy.
+        let heads = |t: Tensor, h: usize, norm: &Option<Tensor>| -> Result<Tensor> {
+            let t = match norm {
+                Some(w) => candle_nn::ops::rms_norm(&t.reshape((1, n, h, d))?, w, eps)?,
+                None => t,
+            };
+            Ok(match n {
+                1 => t.reshape((1, h, 1, d))?,
+                _ => t.reshape((1, n, h, d))?.transpose(1, 2)?.contiguous()?,
+            })
+        };
+        let (q, k, v) = match qkv {
+            Some(qkv) => {
+                let (qd, kd) = (hq * d, hkv * d);
+                (qkv.narrow(D::Minus1, 0, qd)?, qkv.narrow(D::Minus1, qd, kd)?, qkv.narrow(D::Minus1, qd + kd, kd)?)
+            }
+            None => (lw.q.forward(x)?, lw.k.forward(x)?, lw.v.forward(x)?),
+        };
+        let q = heads(q, hq, &lw.q_norm)?;
+        let k = heads(k, hkv, &lw.k_norm)?;
+        let v = heads(v, hkv, &None)?;
+        let (q, k) = match interleaved {
+            true => (candle_nn::rotary_emb::rope_i(&q, cos, sin)?, candle_nn::rotary_emb::rope_i(&k, cos, sin)?),
+            false => (candle_nn::rotary_emb::rope(&q, cos, sin)?, candle_nn::rotary_emb::rope(&k, cos, sin)?),
+        };
+        cache.layer_mut(layer).append(&k, &v, pos)?;
+        Ok(q)
     }
 
     /// Attention through the flash kernels, recording SnapKV's window

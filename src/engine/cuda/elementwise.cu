@@ -6,6 +6,10 @@
 //   per row of at most 8192, writes both into out = [2][rows][h].
 // act_mul_*: out = act(gu[:, :f]) * gu[:, f:] for the stacked gate/up
 //   projection; act 0 = SiLU, 1 = GELU (tanh), 2 = GELU (erf).
+// rope_append_*: the stacked q/k/v projection of n tokens split by head, q
+//   and k rotated, q written as [hq][n][d] and k, v appended to the layer's
+//   cache buffers in place: seven candle launches (three copies, two RoPEs,
+//   two appends) become one.
 //
 // Compiled by build.rs (nvcc, with the `cuda` feature).
 
@@ -82,6 +86,34 @@ __device__ void act_mul(const T* gu, T* out, size_t rows, int f, int act) {
     }
 }
 
+// One block per (token, head): heads below hq are query heads, the rest KV
+// heads (key rotated, value copied). RoPE in T arithmetic, the expression of
+// candle's rope kernels, so the fused path rounds as the separate ops do.
+template <typename T>
+__device__ void rope_append(const T* __restrict__ qkv, const T* __restrict__ cos, const T* __restrict__ sin,
+                            T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache, int n, int hq,
+                            int hkv, int d, long long head_stride, long long slot, int interleaved) {
+    const int tok = blockIdx.x, head = blockIdx.y, half = d / 2;
+    const T* row = qkv + (size_t)tok * (hq + 2 * hkv) * d;
+    const T* cs = cos + (size_t)tok * half;
+    const T* sn = sin + (size_t)tok * half;
+    const bool query = head < hq;
+    const int kv = head - hq;
+    const T* src = row + (size_t)head * d;
+    T* dst = query ? q + ((size_t)head * n + tok) * d : k_cache + kv * head_stride + (slot + tok) * d;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const int i1 = interleaved ? 2 * i : i, i2 = interleaved ? 2 * i + 1 : i + half;
+        const T c = cs[i], s = sn[i], x1 = src[i1], x2 = src[i2];
+        dst[i1] = x1 * c - x2 * s;
+        dst[i2] = x1 * s + x2 * c;
+    }
+    if (!query) {
+        const T* vs = row + (size_t)(hq + hkv + kv) * d;
+        T* vd = v_cache + kv * head_stride + (slot + tok) * d;
+        for (int i = threadIdx.x; i < d; i += blockDim.x) vd[i] = vs[i];
+    }
+}
+
 #define KERNELS(SUFFIX, T)                                                                                     \
     extern "C" __global__ void __launch_bounds__(NORM_THREADS) add_rms_norm_##SUFFIX(const T* x, const T* r, const T* w, T* out, int rows,     \
                                                      int h, float eps) {                                       \
@@ -89,6 +121,11 @@ __device__ void act_mul(const T* gu, T* out, size_t rows, int f, int act) {
     }                                                                                                          \
     extern "C" __global__ void act_mul_##SUFFIX(const T* gu, T* out, unsigned long long rows, int f, int act) { \
         act_mul<T>(gu, out, rows, f, act);                                                                     \
+    }                                                                                                          \
+    extern "C" __global__ void rope_append_##SUFFIX(const T* qkv, const T* cos, const T* sin, T* q, T* k_cache, \
+                                                    T* v_cache, int n, int hq, int hkv, int d,                 \
+                                                    long long head_stride, long long slot, int interleaved) {  \
+        rope_append<T>(qkv, cos, sin, q, k_cache, v_cache, n, hq, hkv, d, head_stride, slot, interleaved);    \
     }
 KERNELS(f32, float)
 KERNELS(bf16, __nv_bfloat16)
