@@ -26,8 +26,9 @@ pub struct ModelArgs {
     /// when the dense model fits in 4 GiB.
     #[arg(long, value_enum, default_value_t = WeightMode::Auto)]
     pub weights: WeightMode,
-    /// Attention kernels on the GPU: `auto` runs ours (no score matrix) where a layer
-    /// allows it, `materialized` always writes the scores out (the reference path).
+    /// Attention kernels on the GPU: `auto` runs ours (no score matrix, RoPE fused with
+    /// the cache append) where a layer allows it, `materialized` uses candle's ops and
+    /// always writes the scores out (the reference path).
     #[arg(long, value_enum, default_value_t = AttentionKernel::Auto)]
     pub attention: AttentionKernel,
 }

@@ -19,7 +19,8 @@ pub enum AttentionKernel {
     /// the materialized path elsewhere.
     #[default]
     Auto,
-    /// Always materialize the scores (the reference path; also the CPU's).
+    /// candle's ops throughout: RoPE and the cache append separately, the
+    /// scores always materialized (the reference path; also the CPU's).
     Materialized,
 }
 
