@@ -80,13 +80,12 @@ pub fn decode(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tensor> 
 
 #[cfg(feature = "cuda")]
 mod imp {
-    use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::sys::CUfunction_attribute_enum;
     use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
-    use candle_core::{CpuStorage, CudaDevice, CudaStorage, CustomOp3, Layout, Result, Shape, Tensor};
+    use candle_core::cuda_backend::{CudaDType, WrapErr};
+    use candle_core::{CudaDevice, Layout, Result, Shape, Tensor};
 
-    use crate::engine::kernels::{self, ATTENTION};
+    use crate::engine::kernels::{self, Input, Launch3, Op3, ATTENTION};
     const THREADS: u32 = 128;
     /// Query rows and slots per prefill tile (BM, BN in the kernel).
     const ROWS_PER_BLOCK: usize = 64;
@@ -129,20 +128,9 @@ mod imp {
         Ok(Dims { heads: q[1], rows: q[2], d: q[3], t: k[2], kv_stride })
     }
 
-    fn views<'a, T>(s: &'a CudaSlice<T>, l: &Layout) -> CudaView<'a, T> {
-        s.slice(l.start_offset()..)
-    }
-
-    fn dtype_name(slice: &CudaStorageSlice) -> Result<&'static str> {
-        Ok(match slice {
-            CudaStorageSlice::BF16(_) => "bf16",
-            CudaStorageSlice::F16(_) => "f16",
-            _ => candle_core::bail!("flash attention runs on bf16 or f16 only"),
-        })
-    }
-
-    /// What differs between the kernels: their checks and launches. The dtype
-    /// dispatch and candle's `CustomOp3` plumbing are shared ([`Op`]).
+    /// What differs between the two kernels: their checks and launches, on
+    /// the shapes [`dims`] checked once and views of q, k and v. [`Flash`]
+    /// makes either a [`Launch3`] op.
     trait Launch {
         const NAME: &'static str;
         fn check(&self, x: &Dims) -> Result<()>;
@@ -157,49 +145,29 @@ mod imp {
         ) -> Result<CudaSlice<T>>;
     }
 
-    /// A kernel as a candle op on q, k and v.
-    struct Op<L>(L);
+    /// A flash kernel as a [`Launch3`] op on q, k and v (bf16 or f16).
+    struct Flash<L>(L);
 
-    impl<L: Launch> CustomOp3 for Op<L> {
-        fn name(&self) -> &'static str {
-            L::NAME
-        }
+    impl<L: Launch> Launch3 for Flash<L> {
+        const NAME: &'static str = L::NAME;
 
-        fn cpu_fwd(
+        fn launch<T: DeviceRepr + CudaDType>(
             &self,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            candle_core::bail!("flash attention runs on CUDA only")
-        }
-
-        fn cuda_fwd(
-            &self,
-            sq: &CudaStorage,
-            lq: &Layout,
-            sk: &CudaStorage,
-            lk: &Layout,
-            sv: &CudaStorage,
-            lv: &Layout,
-        ) -> Result<(CudaStorage, Shape)> {
+            dev: &CudaDevice,
+            suffix: &str,
+            [(q, lq), (k, lk), (v, lv)]: [Input<'_, T>; 3],
+        ) -> Result<CudaSlice<T>> {
+            if !matches!(suffix, "bf16" | "f16") {
+                candle_core::bail!("flash attention runs on bf16 or f16 only");
+            }
             let x = dims(lq, lk, lv)?;
             self.0.check(&x)?;
-            let dev = sq.device();
-            let name = dtype_name(&sq.slice)?;
-            let slice = match (&sq.slice, &sk.slice, &sv.slice) {
-                (CudaStorageSlice::BF16(q), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(v)) => {
-                    CudaStorageSlice::BF16(self.0.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
-                }
-                (CudaStorageSlice::F16(q), CudaStorageSlice::F16(k), CudaStorageSlice::F16(v)) => {
-                    CudaStorageSlice::F16(self.0.launch(dev, name, views(q, lq), views(k, lk), views(v, lv), &x)?)
-                }
-                _ => candle_core::bail!("{}: q, k and v must share a bf16 or f16 dtype", L::NAME),
-            };
-            Ok((CudaStorage { slice, device: dev.clone() }, lq.shape().clone()))
+            let (q, k, v) = (q.slice(lq.start_offset()..), k.slice(lk.start_offset()..), v.slice(lv.start_offset()..));
+            self.0.launch(dev, suffix, q, k, v, &x)
+        }
+
+        fn out_shape(&self, [lq, _, _]: [&Layout; 3]) -> Shape {
+            lq.shape().clone()
         }
     }
 
@@ -323,11 +291,11 @@ mod imp {
     }
 
     pub fn prefill(q: &Tensor, k: &Tensor, v: &Tensor, n_new: usize, causal: bool, scale: f32) -> Result<Tensor> {
-        q.apply_op3_no_bwd(k, v, &Op(Prefill { n_new, causal, scale }))
+        q.apply_op3_no_bwd(k, v, &Op3(Flash(Prefill { n_new, causal, scale })))
     }
 
     pub fn decode(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tensor> {
-        q.apply_op3_no_bwd(k, v, &Op(Decode { scale }))
+        q.apply_op3_no_bwd(k, v, &Op3(Flash(Decode { scale })))
     }
 }
 

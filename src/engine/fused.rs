@@ -62,10 +62,10 @@ pub fn act_of(g: &Tensor, act: Activation) -> Result<Tensor> {
 mod imp {
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
+    use candle_core::cuda_backend::{CudaDType, CudaStorageSlice, WrapErr};
     use candle_core::{CudaDevice, CudaStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-    use crate::engine::kernels::{self, ELEMENTWISE, SOFTMAX};
+    use crate::engine::kernels::{self, Input, Launch3, Op3, ELEMENTWISE, SOFTMAX};
     /// Threads per row: enough to stream a 128K-slot row in a few loads per thread.
     const THREADS: u32 = 512;
 
@@ -157,31 +157,18 @@ mod imp {
         Ok(Some(att.apply_op1_no_bwd(&Op1(MaskedSoftmax { n_new, causal }))?))
     }
 
-    fn suffix(slice: &CudaStorageSlice) -> Result<&'static str> {
-        Ok(match slice {
-            CudaStorageSlice::BF16(_) => "bf16",
-            CudaStorageSlice::F16(_) => "f16",
-            CudaStorageSlice::F32(_) => "f32",
-            _ => candle_core::bail!("fused op: unsupported dtype"),
-        })
-    }
-
     struct AddRmsNorm {
         eps: f32,
     }
 
-    impl AddRmsNorm {
-        #[allow(clippy::too_many_arguments)]
-        fn launch<T: DeviceRepr>(
+    impl Launch3 for AddRmsNorm {
+        const NAME: &'static str = "add_rms_norm";
+
+        fn launch<T: DeviceRepr + CudaDType>(
             &self,
             dev: &CudaDevice,
             name: &str,
-            x: &CudaSlice<T>,
-            lx: &Layout,
-            r: &CudaSlice<T>,
-            lr: &Layout,
-            w: &CudaSlice<T>,
-            lw: &Layout,
+            [(x, lx), (r, lr), (w, lw)]: [Input<'_, T>; 3],
         ) -> Result<CudaSlice<T>> {
             let h = *lx.dims().last().unwrap_or(&1);
             let count = lx.shape().elem_count();
@@ -202,56 +189,16 @@ mod imp {
             unsafe { b.launch(cfg) }.w()?;
             Ok(out)
         }
-    }
 
-    impl candle_core::CustomOp3 for AddRmsNorm {
-        fn name(&self) -> &'static str {
-            "add-rms-norm"
-        }
-
-        fn cpu_fwd(
-            &self,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-        ) -> Result<(candle_core::CpuStorage, Shape)> {
-            candle_core::bail!("add_rms_norm runs on CUDA only; the CPU uses candle's ops")
-        }
-
-        fn cuda_fwd(
-            &self,
-            sx: &CudaStorage,
-            lx: &Layout,
-            sr: &CudaStorage,
-            lr: &Layout,
-            sw: &CudaStorage,
-            lw: &Layout,
-        ) -> Result<(CudaStorage, Shape)> {
-            let dev = sx.device();
-            let name = suffix(&sx.slice)?;
-            let slice = match (&sx.slice, &sr.slice, &sw.slice) {
-                (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(r), CudaStorageSlice::BF16(w)) => {
-                    CudaStorageSlice::BF16(self.launch(dev, name, x, lx, r, lr, w, lw)?)
-                }
-                (CudaStorageSlice::F16(x), CudaStorageSlice::F16(r), CudaStorageSlice::F16(w)) => {
-                    CudaStorageSlice::F16(self.launch(dev, name, x, lx, r, lr, w, lw)?)
-                }
-                (CudaStorageSlice::F32(x), CudaStorageSlice::F32(r), CudaStorageSlice::F32(w)) => {
-                    CudaStorageSlice::F32(self.launch(dev, name, x, lx, r, lr, w, lw)?)
-                }
-                _ => candle_core::bail!("add_rms_norm: x, r and w must share a dtype"),
-            };
+        fn out_shape(&self, [lx, _, _]: [&Layout; 3]) -> Shape {
             let mut dims = vec![2];
             dims.extend_from_slice(lx.dims());
-            Ok((CudaStorage { slice, device: dev.clone() }, Shape::from(dims)))
+            Shape::from(dims)
         }
     }
 
     pub fn add_rms_norm(x: &Tensor, r: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
-        x.apply_op3_no_bwd(r, w, &AddRmsNorm { eps })
+        x.apply_op3_no_bwd(r, w, &Op3(AddRmsNorm { eps }))
     }
 
     struct ActMul {

@@ -518,19 +518,15 @@ impl Model {
         let n = x.dim(1)?;
         let (hq, hkv, d) = (c.n_heads, c.n_kv_heads, c.head_dim);
         let interleaved = c.rope_style == RopeStyle::Interleaved;
-        let qkv = match &self.fused[layer].qkv {
-            Some(f) => Some(f.forward(x)?),
-            None => None,
-        };
-        if let Some(qkv) = qkv.as_ref().filter(|t| self.fuse_rope && t.is_contiguous()) {
-            if lw.q_norm.is_none() && lw.k_norm.is_none() {
-                let heads = qkv_rope::Heads { query: hq, kv: hkv, dim: d };
-                let fused = cache.layer_mut(layer).append_with(n, pos, |kb, vb, slot| {
-                    Ok(qkv_rope::rope_append(qkv, cos, sin, heads, interleaved, kb, vb, slot)?)
-                })?;
-                if let Some(q) = fused {
-                    return Ok(q);
-                }
+        let qkv = self.fused[layer].qkv.as_ref().map(|f| f.forward(x)).transpose()?;
+        let fusable = self.fuse_rope && lw.q_norm.is_none() && lw.k_norm.is_none();
+        if let Some(qkv) = qkv.as_ref().filter(|t| fusable && t.is_contiguous()) {
+            let heads = qkv_rope::Heads { query: hq, kv: hkv, dim: d };
+            let fused = cache.layer_mut(layer).append_with(n, pos, |kb, vb, slot| {
+                Ok(qkv_rope::rope_append(qkv, cos, sin, heads, interleaved, kb, vb, slot)?)
+            })?;
+            if let Some(q) = fused {
+                return Ok(q);
             }
         }
         let eps = c.rms_eps as f32;

@@ -44,12 +44,11 @@ pub fn available(device: &candle_core::Device) -> bool {
 #[cfg(feature = "cuda")]
 mod imp {
     use super::Heads;
-    use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
-    use candle_core::{CpuStorage, CudaDevice, CudaStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+    use candle_core::cuda_backend::{CudaDType, WrapErr};
+    use candle_core::{CudaDevice, Layout, Result, Shape, Storage, Tensor};
 
-    use crate::engine::kernels::{self, ELEMENTWISE};
+    use crate::engine::kernels::{self, Input, Launch3, Op3, ELEMENTWISE};
 
     struct RopeAppend {
         heads: Heads,
@@ -60,7 +59,7 @@ mod imp {
     }
 
     /// The cache buffers' slices, of the op's dtype.
-    fn buffer<T: candle_core::cuda_backend::CudaDType>(s: &Storage) -> Result<&CudaSlice<T>> {
+    fn buffer<T: CudaDType>(s: &Storage) -> Result<&CudaSlice<T>> {
         match s {
             Storage::Cuda(c) => c.as_cuda_slice::<T>(),
             _ => candle_core::bail!("rope_append: the cache is not on CUDA"),
@@ -102,20 +101,18 @@ mod imp {
             }
             Ok(n)
         }
+    }
 
-        #[allow(clippy::too_many_arguments)]
-        fn launch<T: DeviceRepr + candle_core::cuda_backend::CudaDType>(
+    impl Launch3 for RopeAppend {
+        const NAME: &'static str = "rope_append";
+
+        fn launch<T: DeviceRepr + CudaDType>(
             &self,
             dev: &CudaDevice,
             name: &str,
-            n: usize,
-            qkv: &CudaSlice<T>,
-            lqkv: &Layout,
-            cos: &CudaSlice<T>,
-            lcos: &Layout,
-            sin: &CudaSlice<T>,
-            lsin: &Layout,
+            [(qkv, lqkv), (cos, lcos), (sin, lsin)]: [Input<'_, T>; 3],
         ) -> Result<CudaSlice<T>> {
+            let n = self.check(lqkv, lcos, lsin)?;
             let Heads { query, kv, dim } = self.heads;
             let (k_store, lk) = self.k_buf.storage_and_layout();
             let (v_store, lv) = self.v_buf.storage_and_layout();
@@ -144,50 +141,9 @@ mod imp {
             unsafe { b.launch(cfg) }.w()?;
             Ok(q)
         }
-    }
 
-    impl CustomOp3 for RopeAppend {
-        fn name(&self) -> &'static str {
-            "rope-append"
-        }
-
-        fn cpu_fwd(
-            &self,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-            _: &CpuStorage,
-            _: &Layout,
-        ) -> Result<(CpuStorage, Shape)> {
-            candle_core::bail!("rope_append runs on CUDA only; the CPU uses candle's ops")
-        }
-
-        fn cuda_fwd(
-            &self,
-            sq: &CudaStorage,
-            lq: &Layout,
-            sc: &CudaStorage,
-            lc: &Layout,
-            ss: &CudaStorage,
-            ls: &Layout,
-        ) -> Result<(CudaStorage, Shape)> {
-            let n = self.check(lq, lc, ls)?;
-            let dev = sq.device();
-            let slice = match (&sq.slice, &sc.slice, &ss.slice) {
-                (CudaStorageSlice::BF16(q), CudaStorageSlice::BF16(c), CudaStorageSlice::BF16(s)) => {
-                    CudaStorageSlice::BF16(self.launch(dev, "bf16", n, q, lq, c, lc, s, ls)?)
-                }
-                (CudaStorageSlice::F16(q), CudaStorageSlice::F16(c), CudaStorageSlice::F16(s)) => {
-                    CudaStorageSlice::F16(self.launch(dev, "f16", n, q, lq, c, lc, s, ls)?)
-                }
-                (CudaStorageSlice::F32(q), CudaStorageSlice::F32(c), CudaStorageSlice::F32(s)) => {
-                    CudaStorageSlice::F32(self.launch(dev, "f32", n, q, lq, c, lc, s, ls)?)
-                }
-                _ => candle_core::bail!("rope_append: qkv, cos and sin must share an f32, bf16 or f16 dtype"),
-            };
-            let shape = Shape::from((1, self.heads.query, n, self.heads.dim));
-            Ok((CudaStorage { slice, device: dev.clone() }, shape))
+        fn out_shape(&self, [lqkv, _, _]: [&Layout; 3]) -> Shape {
+            Shape::from((1, self.heads.query, lqkv.dims()[1], self.heads.dim))
         }
     }
 
@@ -206,7 +162,7 @@ mod imp {
             candle_core::bail!("rope_append: the cache holds {:?}, the projection {:?}", k_buf.dtype(), qkv.dtype());
         }
         let op = RopeAppend { heads, interleaved, k_buf: k_buf.clone(), v_buf: v_buf.clone(), slot };
-        qkv.apply_op3_no_bwd(cos, sin, &op)
+        qkv.apply_op3_no_bwd(cos, sin, &Op3(op))
     }
 }
 
